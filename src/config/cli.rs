@@ -1,0 +1,288 @@
+//! Command-line interface (`clap` derive).
+//!
+//! Every option also reads a `TERND_*` environment variable; clap resolves
+//! command line over environment. No option has a clap default, so an
+//! option that was not given stays `None` / empty and the configuration
+//! file's value or the built-in default applies. Values are kept as raw
+//! strings and validated by [`Config::load`](super::Config::load) /
+//! [`Config::apply_cli`](super::Config::apply_cli), whose errors name the
+//! flag and whether the value came from the command line or the
+//! environment.
+//!
+//! Repeatable options also accept a comma-separated list, which is how they
+//! are given in the environment (e.g. `TERND_LISTEN=0.0.0.0:3478,[::]:3478`).
+//! A list given on the command line or in the environment replaces the
+//! file's list; an empty environment variable (e.g. `TERND_DENY_PEER=`)
+//! replaces it with an empty list.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser};
+
+use super::{Origin, Redacted};
+
+const LONG_ABOUT: &str = "\
+ternd — a STUN/TURN relay server.
+
+Settings come from, highest precedence first: command-line flags, TERND_* \
+environment variables, the TOML file given with -c/--config, and built-in \
+defaults. Every flag below names its environment variable; repeatable flags \
+take a comma-separated list there (TERND_LISTEN=0.0.0.0:3478,[::]:3478). A list \
+given on the command line or in the environment replaces the file's list.
+
+Durations are written like 30s, 10m, 1h30m, or as a number of seconds.
+
+The documented default configuration file is config/ternd.toml.";
+
+/// Command-line options of `ternd`. See the module documentation.
+#[derive(Parser, Clone, Default, PartialEq, Eq)]
+#[command(
+    name = "ternd",
+    version,
+    about = "ternd — a STUN/TURN relay server",
+    long_about = LONG_ABOUT
+)]
+pub struct Cli {
+    /// TOML configuration file [default: none, built-in defaults]
+    #[arg(short = 'c', long, value_name = "FILE", env = "TERND_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the configuration, print any error and exit
+    #[arg(
+        long,
+        env = "TERND_CHECK_CONFIG",
+        action = ArgAction::SetTrue,
+        value_parser = BoolishValueParser::new()
+    )]
+    pub check_config: bool,
+
+    /// Address to listen on for STUN/TURN over UDP and TCP; repeatable
+    /// (default: `0.0.0.0:3478` and `[::]:3478`).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "TERND_LISTEN",
+        value_delimiter = ',',
+        help = "Address to listen on for STUN/TURN over UDP and TCP; repeatable \
+                [default: 0.0.0.0:3478 and [::]:3478]"
+    )]
+    pub listen: Vec<String>,
+
+    /// Authentication realm [default: ternd]
+    #[arg(long, value_name = "REALM", env = "TERND_REALM")]
+    pub realm: Option<String>,
+
+    /// Local address to allocate relayed addresses on; repeatable, at most
+    /// one per address family [default: derived from the listeners]
+    #[arg(long, value_name = "IP", env = "TERND_RELAY_IP", value_delimiter = ',')]
+    pub relay_ip: Vec<String>,
+
+    /// Public address to advertise for relayed addresses (behind NAT):
+    /// IP or PUBLIC/PRIVATE; repeatable, one per family [default: none]
+    #[arg(
+        long,
+        value_name = "IP|PUBLIC/PRIVATE",
+        env = "TERND_EXTERNAL_IP",
+        value_delimiter = ','
+    )]
+    pub external_ip: Vec<String>,
+
+    /// Relay port range [default: 49152-65535]
+    #[arg(long, value_name = "LO-HI", env = "TERND_RELAY_PORTS")]
+    pub relay_ports: Option<String>,
+
+    /// Shared secret for REST (time-limited) credentials; repeatable, the
+    /// first is current, the others still verify [default: none]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TERND_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub secret: Vec<String>,
+
+    /// File with one REST secret per line, appended after --secret ones
+    /// [default: none]
+    #[arg(long, value_name = "FILE", env = "TERND_SECRET_FILE")]
+    pub secret_file: Option<String>,
+
+    /// Static long-term-credential user; repeatable [default: none]
+    #[arg(
+        long,
+        value_name = "NAME:PASSWORD",
+        env = "TERND_USER",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub user: Vec<String>,
+
+    /// Peer network to allow even if denied by default; repeatable
+    /// [default: none]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "TERND_ALLOW_PEER",
+        value_delimiter = ','
+    )]
+    pub allow_peer: Vec<String>,
+
+    /// Peer network to deny; beats --allow-peer; repeatable [default: none]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "TERND_DENY_PEER",
+        value_delimiter = ','
+    )]
+    pub deny_peer: Vec<String>,
+
+    /// Use the RFC 5766 channel number range 0x4000-0x7FFF [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "TERND_RFC5766_CHANNEL_NUMBERS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub rfc5766_channel_numbers: Option<bool>,
+
+    /// Allocation lifetime when the client requests none [default: 10m]
+    #[arg(long, value_name = "DUR", env = "TERND_DEFAULT_ALLOCATION_LIFETIME")]
+    pub default_allocation_lifetime: Option<String>,
+
+    /// Longest allocation lifetime granted [default: 1h]
+    #[arg(long, value_name = "DUR", env = "TERND_MAX_ALLOCATION_LIFETIME")]
+    pub max_allocation_lifetime: Option<String>,
+
+    /// Maximum concurrent allocations per user, 0 = unlimited [default: 100]
+    #[arg(long, value_name = "N", env = "TERND_USER_QUOTA")]
+    pub user_quota: Option<String>,
+
+    /// How long a NONCE stays valid [default: 10m]
+    #[arg(long, value_name = "DUR", env = "TERND_NONCE_LIFETIME")]
+    pub nonce_lifetime: Option<String>,
+
+    /// Address of the HTTP endpoint (not supported yet) [default: off]
+    #[arg(long, value_name = "ADDR", env = "TERND_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+
+    /// Worker threads, 0 = one per CPU [default: 0]
+    #[arg(long, value_name = "N", env = "TERND_WORKERS")]
+    pub workers: Option<String>,
+
+    /// Log level (trace, debug, info, warn, error) or a directive such as
+    /// "info,ternd=debug" [default: info]
+    #[arg(long, value_name = "LEVEL", env = "TERND_LOG_LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT", env = "TERND_LOG_FORMAT")]
+    pub log_format: Option<String>,
+
+    /// SOFTWARE attribute text; empty = off. Leaks versions [default: off]
+    #[arg(long, value_name = "TEXT", env = "TERND_SOFTWARE")]
+    pub software: Option<String>,
+
+    /// Answer RFC 3489 clients that send no magic cookie (amplification
+    /// risk) [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "TERND_STUN_BACKWARD_COMPATIBILITY",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub stun_backward_compatibility: Option<bool>,
+
+    /// Largest STUN/ChannelData frame accepted on TCP, 548..=65540
+    /// [default: 65540]
+    #[arg(long, value_name = "BYTES", env = "TERND_MAX_FRAME_SIZE")]
+    pub max_frame_size: Option<String>,
+
+    /// Close TCP connections idle for this long [default: 5m]
+    #[arg(long, value_name = "DUR", env = "TERND_TCP_IDLE_TIMEOUT")]
+    pub tcp_idle_timeout: Option<String>,
+
+    /// Maximum concurrent TCP connections [default: 10000]
+    #[arg(long, value_name = "N", env = "TERND_MAX_TCP_CONNECTIONS")]
+    pub max_tcp_connections: Option<String>,
+}
+
+impl fmt::Debug for Cli {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cli")
+            .field("config", &self.config)
+            .field("check_config", &self.check_config)
+            .field("listen", &self.listen)
+            .field("realm", &self.realm)
+            .field("relay_ip", &self.relay_ip)
+            .field("external_ip", &self.external_ip)
+            .field("relay_ports", &self.relay_ports)
+            .field("secret", &Redacted(self.secret.len()))
+            .field("secret_file", &self.secret_file)
+            .field("user", &Redacted(self.user.len()))
+            .field("allow_peer", &self.allow_peer)
+            .field("deny_peer", &self.deny_peer)
+            .field("rfc5766_channel_numbers", &self.rfc5766_channel_numbers)
+            .field(
+                "default_allocation_lifetime",
+                &self.default_allocation_lifetime,
+            )
+            .field("max_allocation_lifetime", &self.max_allocation_lifetime)
+            .field("user_quota", &self.user_quota)
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("http_listen", &self.http_listen)
+            .field("workers", &self.workers)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("software", &self.software)
+            .field(
+                "stun_backward_compatibility",
+                &self.stun_backward_compatibility,
+            )
+            .field("max_frame_size", &self.max_frame_size)
+            .field("tcp_idle_timeout", &self.tcp_idle_timeout)
+            .field("max_tcp_connections", &self.max_tcp_connections)
+            .finish()
+    }
+}
+
+// The parsed `Cli` does not record whether clap took a value from the
+// command line or from the environment. Since the command line wins, a
+// value equal to the environment variable's came from the environment
+// (or was given identically in both places, where either answer is right).
+
+/// Origin of a single-valued option.
+pub(crate) fn origin_one(env: &str, value: &str) -> Origin {
+    origin_os(env, OsStr::new(value))
+}
+
+/// Origin of a single-valued option whose value is a path.
+pub(crate) fn origin_os(env: &str, value: &OsStr) -> Origin {
+    match std::env::var_os(env) {
+        Some(v) if v == value => Origin::Env(env.to_owned()),
+        _ => Origin::CommandLine,
+    }
+}
+
+/// Origin of a repeatable (comma-delimited) option.
+pub(crate) fn origin_list(env: &str, values: &[String]) -> Origin {
+    match std::env::var(env) {
+        Ok(v) if v.split(',').eq(values.iter().map(String::as_str)) => Origin::Env(env.to_owned()),
+        _ => Origin::CommandLine,
+    }
+}
+
+/// Origin of a boolean option (its value never appears in an error).
+pub(crate) fn origin_flag(env: &str) -> Origin {
+    if std::env::var_os(env).is_some_and(|v| !v.is_empty()) {
+        Origin::Env(env.to_owned())
+    } else {
+        Origin::CommandLine
+    }
+}

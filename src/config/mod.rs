@@ -1,0 +1,466 @@
+//! Server configuration: one validated [`Config`] merged from a TOML file,
+//! `TERND_*` environment variables and command-line flags.
+//!
+//! Precedence, highest first: command line, environment, file, built-in
+//! defaults. clap resolves command line over environment (every flag has an
+//! `env = "TERND_..."` attribute and no clap default), then
+//! [`Config::load`] lays the result over the file. A list given on the
+//! command line or in the environment *replaces* the file's list.
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use ternd::config::{Cli, Config};
+//!
+//! let cli = Cli::parse();
+//! let config = Config::load(&cli)?;
+//! # Ok::<(), ternd::config::ConfigError>(())
+//! ```
+//!
+//! The documented default file is `config/ternd.toml`; it loads to exactly
+//! [`Config::default()`].
+#![warn(missing_docs)]
+
+pub mod cli;
+mod error;
+mod layer;
+mod toml_file;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use cli::Cli;
+pub use error::{ConfigError, Origin};
+
+/// The complete, validated server configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Addresses the STUN/TURN listeners bind to (UDP and TCP).
+    /// Default `["0.0.0.0:3478", "[::]:3478"]`; never empty.
+    pub listen: Vec<SocketAddr>,
+    /// REALM for long-term credentials. Default `"ternd"`; non-empty, fewer
+    /// than 128 characters and at most 763 bytes (RFC 8489).
+    pub realm: String,
+    /// Number of worker threads, already resolved: 0 in the file / on the
+    /// command line means `std::thread::available_parallelism()`. Always in
+    /// `1..=1024`.
+    pub workers: usize,
+    /// SOFTWARE attribute text. Default `None` (off: it leaks versions).
+    pub software: Option<String>,
+    /// Answer RFC 3489 clients that send no magic cookie. Default `false`.
+    pub stun_backward_compatibility: bool,
+    /// Largest STUN message or ChannelData frame accepted on a TCP stream,
+    /// in bytes. Default 65 540; range `548..=65_540`.
+    pub max_frame_size: usize,
+    /// TCP connections idle for this long are closed. Default 5 minutes.
+    pub tcp_idle_timeout: Duration,
+    /// Maximum number of concurrent TCP connections. Default 10 000; at least 1.
+    pub max_tcp_connections: usize,
+    /// TURN relay settings.
+    pub relay: RelayConfig,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// HTTP endpoint settings.
+    pub http: HttpConfig,
+    /// Logging settings.
+    pub log: LogConfig,
+    /// Keys that were explicitly set (file, env or CLI) for features this
+    /// build does not implement yet (dotted TOML names, e.g. `http.listen`).
+    pub not_yet_supported: Vec<&'static str>,
+}
+
+/// TURN relay settings (`[relay]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    /// Local addresses relayed transport addresses are allocated on; at most
+    /// one per address family. Default: none (derived from the listeners).
+    pub relay_ips: Vec<IpAddr>,
+    /// Public addresses advertised instead of the relay addresses (behind
+    /// NAT); at most one per address family.
+    pub external_ips: Vec<ExternalIp>,
+    /// Relay port range. Default `49152-65535`.
+    pub ports: PortRange,
+    /// Peer networks explicitly allowed (overrides the built-in deny list).
+    pub allow_peer: Vec<ipnet::IpNet>,
+    /// Peer networks explicitly denied (overrides everything).
+    pub deny_peer: Vec<ipnet::IpNet>,
+    /// Use the RFC 5766 channel number range (0x4000-0x7FFF) instead of
+    /// RFC 8656's (0x4000-0x4FFF). Default `false`.
+    pub rfc5766_channel_numbers: bool,
+    /// Allocation lifetime when the client asks for none. Default 600 s.
+    pub default_allocation_lifetime: Duration,
+    /// Longest allocation lifetime granted. Default 3600 s; never shorter than
+    /// [`default_allocation_lifetime`](Self::default_allocation_lifetime).
+    pub max_allocation_lifetime: Duration,
+    /// Maximum concurrent allocations per user; 0 means unlimited. Default 100.
+    pub user_quota: u32,
+}
+
+/// A public address advertised for a relay address family.
+///
+/// Written `IP` or, coturn-style, `PUBLIC/PRIVATE` (both of the same family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalIp {
+    /// The address clients and peers see.
+    pub public: IpAddr,
+    /// The local address it maps to, if given.
+    pub private: Option<IpAddr>,
+}
+
+/// An inclusive range of UDP/TCP ports, written `LO-HI` (e.g. `49152-65535`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// First port of the range (at least 1).
+    pub lo: u16,
+    /// Last port of the range (not below `lo`).
+    pub hi: u16,
+}
+
+/// Authentication settings (`[auth]`).
+#[derive(Clone, PartialEq)]
+pub struct AuthConfig {
+    /// Shared secrets for REST (time-limited) credentials. The first is the
+    /// current one; the others still verify (rotation). Secrets read from
+    /// [`secret_file`](Self::secret_file) are appended after inline ones.
+    pub secrets: Vec<String>,
+    /// File with one secret per line (`#` comments and blank lines
+    /// ignored), read at load time.
+    pub secret_file: Option<PathBuf>,
+    /// Static long-term-credential users.
+    pub users: Vec<StaticUser>,
+    /// Separator between expiry and user in REST usernames. Default `':'`.
+    pub rest_separator: char,
+    /// How long a NONCE stays valid. Default 10 minutes.
+    pub nonce_lifetime: Duration,
+}
+
+/// A static long-term-credential user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticUser {
+    /// User name (USERNAME attribute).
+    pub name: String,
+    /// The credential.
+    pub credential: UserCredential,
+}
+
+/// How a static user's credential is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UserCredential {
+    /// Plain-text password.
+    Password(String),
+    /// `MD5(name ":" realm ":" password)`, RFC 8489's long-term key.
+    Md5Key([u8; 16]),
+}
+
+/// HTTP endpoint settings (`[http]`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpConfig {
+    /// Address of the HTTP endpoint. Default `None` (off).
+    pub listen: Option<SocketAddr>,
+}
+
+/// Logging settings (`[log]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// A level (`trace`, `debug`, `info`, `warn`, `error`, `off`) or an
+    /// `EnvFilter` directive string containing `=`. Default `"info"`.
+    pub level: String,
+    /// Output format. Default [`LogFormat::Text`].
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+// ---------------------------------------------------------------------------
+// Defaults
+
+/// The number of workers used when the configuration says 0 (or nothing):
+/// `available_parallelism()`, at least 1 and at most 1024.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(1)
+        .clamp(1, values::MAX_WORKERS)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![
+                SocketAddr::from(([0, 0, 0, 0], 3478)),
+                SocketAddr::from(([0u16; 8], 3478)),
+            ],
+            realm: "ternd".to_owned(),
+            workers: default_workers(),
+            software: None,
+            stun_backward_compatibility: false,
+            max_frame_size: values::MAX_FRAME_SIZE,
+            tcp_idle_timeout: Duration::from_secs(5 * 60),
+            max_tcp_connections: 10_000,
+            relay: RelayConfig::default(),
+            auth: AuthConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            not_yet_supported: Vec::new(),
+        }
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            relay_ips: Vec::new(),
+            external_ips: Vec::new(),
+            ports: PortRange::default(),
+            allow_peer: Vec::new(),
+            deny_peer: Vec::new(),
+            rfc5766_channel_numbers: false,
+            default_allocation_lifetime: Duration::from_secs(600),
+            max_allocation_lifetime: Duration::from_secs(3600),
+            user_quota: 100,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secrets: Vec::new(),
+            secret_file: None,
+            users: Vec::new(),
+            rest_separator: ':',
+            nonce_lifetime: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for PortRange {
+    /// The IANA dynamic range, `49152-65535`.
+    fn default() -> Self {
+        PortRange {
+            lo: 49152,
+            hi: 65535,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+
+impl Config {
+    /// Loads the file named by `cli.config` (if any), lays the command-line /
+    /// environment values of the already-parsed `cli` over it, reads the
+    /// secret file and validates the result.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut base = layer::Layer::default();
+        if let Some(path) = &cli.config {
+            let origin = cli::origin_os("TERND_CONFIG", path.as_os_str());
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                origin,
+                key: "--config".to_owned(),
+                path: path.clone(),
+                source,
+            })?;
+            base = toml_file::parse(&text, &path.display().to_string())?;
+        }
+        let over = layer::Layer::from_cli(cli)?;
+        base.merge(over).build()
+    }
+
+    /// Parses and validates TOML text; `origin` is the file name used in
+    /// error messages. A `secret_file` it names is read (relative paths are
+    /// relative to the current directory).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml_file::parse(text, origin)?.build()
+    }
+
+    /// Lays the command-line / environment values of an already-parsed `cli`
+    /// over `self` and re-validates. `cli.config` is ignored here (use
+    /// [`Config::load`] to read a file).
+    ///
+    /// If `--secret` or `--secret-file` is given, secrets that came from
+    /// `self.auth.secret_file` are re-derived: the old file's secrets are
+    /// dropped and the (new) secret file is read again.
+    pub fn apply_cli(self, cli: &Cli) -> Result<Config, ConfigError> {
+        let base = layer::Layer::from_config(self, cli);
+        let over = layer::Layer::from_cli(cli)?;
+        base.merge(over).build()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Small value types
+
+/// Error returned when parsing a [`PortRange`] fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParsePortRangeError {
+    /// Not of the form `LO-HI` with two port numbers.
+    #[error("invalid port range `{0}` (expected LO-HI, e.g. 49152-65535)")]
+    Syntax(String),
+    /// One of the ports is 0.
+    #[error("port 0 is not allowed in a port range ({0})")]
+    ZeroPort(String),
+    /// `lo` is greater than `hi`.
+    #[error("port range inverted ({lo}-{hi})")]
+    Inverted {
+        /// The first number given.
+        lo: u16,
+        /// The second number given.
+        hi: u16,
+    },
+}
+
+impl PortRange {
+    /// Number of ports in the range.
+    pub fn len(&self) -> usize {
+        if self.hi < self.lo {
+            0
+        } else {
+            usize::from(self.hi) - usize::from(self.lo) + 1
+        }
+    }
+
+    /// Whether the range holds no port (never true for a parsed range).
+    pub fn is_empty(&self) -> bool {
+        self.hi < self.lo
+    }
+
+    /// Whether `port` lies in the range.
+    pub fn contains(&self, port: u16) -> bool {
+        (self.lo..=self.hi).contains(&port)
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = ParsePortRangeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let syntax = || ParsePortRangeError::Syntax(s.to_owned());
+        let (lo, hi) = t.split_once('-').ok_or_else(syntax)?;
+        let lo: u16 = lo.trim().parse().map_err(|_| syntax())?;
+        let hi: u16 = hi.trim().parse().map_err(|_| syntax())?;
+        if lo == 0 || hi == 0 {
+            return Err(ParsePortRangeError::ZeroPort(t.to_owned()));
+        }
+        if lo > hi {
+            return Err(ParsePortRangeError::Inverted { lo, hi });
+        }
+        Ok(PortRange { lo, hi })
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.lo, self.hi)
+    }
+}
+
+impl FromStr for ExternalIp {
+    type Err = String;
+
+    /// Parses `IP` or `PUBLIC/PRIVATE`; the error is a human-readable message.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        values::external_ip(s)
+    }
+}
+
+impl fmt::Display for ExternalIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.private {
+            Some(private) => write!(f, "{}/{private}", self.public),
+            None => write!(f, "{}", self.public),
+        }
+    }
+}
+
+/// Error returned when parsing a [`LogFormat`] fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid log format `{0}` (expected text or json)")]
+pub struct ParseLogFormatError(pub String);
+
+impl FromStr for LogFormat {
+    type Err = ParseLogFormatError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(ParseLogFormatError(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+// Secrets never appear in Debug output (logs, panics, test failures).
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("secrets", &Redacted(self.secrets.len()))
+            .field("secret_file", &self.secret_file)
+            .field("users", &self.users)
+            .field("rest_separator", &self.rest_separator)
+            .field("nonce_lifetime", &self.nonce_lifetime)
+            .finish()
+    }
+}
+
+impl fmt::Debug for StaticUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticUser")
+            .field("name", &self.name)
+            .field("credential", &self.credential)
+            .finish()
+    }
+}
+
+impl fmt::Debug for UserCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserCredential::Password(_) => f.write_str("Password(<redacted>)"),
+            UserCredential::Md5Key(_) => f.write_str("Md5Key(<redacted>)"),
+        }
+    }
+}
+
+/// Debug stand-in for a list of `n` secret values.
+pub(crate) struct Redacted(pub(crate) usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} redacted>", self.0)
+    }
+}

@@ -1,0 +1,944 @@
+//! Unit tests for `ternd::config`. None of them touches the process
+//! environment (see `tests/config_env.rs` for that).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::*;
+
+const FILE: &str = "test.toml";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, FILE)
+}
+
+fn err(text: &str) -> String {
+    match parse(text) {
+        Ok(c) => panic!("expected an error for {text:?}, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn cli(args: &[&str]) -> Cli {
+    let mut v = vec!["ternd"];
+    v.extend_from_slice(args);
+    match Cli::try_parse_from(v) {
+        Ok(c) => c,
+        Err(e) => panic!("clap rejected {args:?}: {e}"),
+    }
+}
+
+fn cli_err(args: &[&str]) -> String {
+    match Config::default().apply_cli(&cli(args)) {
+        Ok(c) => panic!("expected an error for {args:?}, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts that `msg` names `key` (in backticks) and `origin`.
+#[track_caller]
+fn names(msg: &str, key: &str, origin: &str) {
+    assert!(
+        msg.contains(&format!("`{key}`")),
+        "message does not name key `{key}`: {msg}"
+    );
+    assert!(
+        msg.starts_with(&format!("{origin}: ")),
+        "message does not start with origin `{origin}`: {msg}"
+    );
+}
+
+/// A file in the temp directory, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("ternd-config-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("write temp file");
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+// ---------------------------------------------------------------------------
+// Defaults
+
+#[test]
+fn defaults() {
+    let c = Config::default();
+    assert_eq!(c.listen, vec![sa("0.0.0.0:3478"), sa("[::]:3478")]);
+    assert_eq!(c.realm, "ternd");
+    assert_eq!(c.workers, default_workers());
+    assert!((1..=1024).contains(&c.workers));
+    assert_eq!(c.software, None);
+    assert!(!c.stun_backward_compatibility);
+    assert_eq!(c.max_frame_size, 65_540);
+    assert_eq!(c.tcp_idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.max_tcp_connections, 10_000);
+    assert_eq!(c.relay.relay_ips, Vec::<IpAddr>::new());
+    assert!(c.relay.external_ips.is_empty());
+    assert_eq!(
+        c.relay.ports,
+        PortRange {
+            lo: 49152,
+            hi: 65535
+        }
+    );
+    assert!(c.relay.allow_peer.is_empty() && c.relay.deny_peer.is_empty());
+    assert!(!c.relay.rfc5766_channel_numbers);
+    assert_eq!(
+        c.relay.default_allocation_lifetime,
+        Duration::from_secs(600)
+    );
+    assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(3600));
+    assert_eq!(c.relay.user_quota, 100);
+    assert!(c.auth.secrets.is_empty() && c.auth.users.is_empty());
+    assert_eq!(c.auth.secret_file, None);
+    assert_eq!(c.auth.rest_separator, ':');
+    assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(600));
+    assert_eq!(c.http.listen, None);
+    assert_eq!(c.log.level, "info");
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert!(c.not_yet_supported.is_empty());
+}
+
+#[test]
+fn empty_file_and_empty_cli_are_defaults() {
+    assert_eq!(parse("").expect("empty file"), Config::default());
+    let c = Config::load(&cli(&[])).expect("no file, no flags");
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn shipped_file_is_defaults() {
+    let text = include_str!("../../config/ternd.toml");
+    let c = Config::from_toml_str(text, "config/ternd.toml").expect("shipped file loads");
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn shipped_file_mentions_every_flag() {
+    let text = include_str!("../../config/ternd.toml");
+    use clap::CommandFactory;
+    for arg in Cli::command().get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if ["config", "check-config"].contains(&long) {
+            continue;
+        }
+        assert!(
+            text.contains(&format!("--{long}")),
+            "config/ternd.toml does not mention --{long}"
+        );
+        let env = arg
+            .get_env()
+            .and_then(|e| e.to_str())
+            .expect("every flag has an env var");
+        assert!(
+            text.contains(env),
+            "config/ternd.toml does not mention {env}"
+        );
+    }
+}
+
+#[test]
+fn cli_definition_is_valid() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
+
+// ---------------------------------------------------------------------------
+// Values from the file
+
+#[test]
+fn full_file() {
+    let c = parse(
+        r#"
+listen = ["127.0.0.1:3478"]
+realm = "example.org"
+workers = 4
+software = "ternd"
+stun_backward_compatibility = true
+max_frame_size = 1500
+tcp_idle_timeout = 30
+max_tcp_connections = 5
+[relay]
+relay_ips = ["192.0.2.1", "2001:db8::1"]
+external_ips = ["203.0.113.7/10.0.0.7", "2001:db8::7"]
+ports = "10000-30000"
+allow_peer = ["10.0.0.0/8", "10.1.2.3"]
+deny_peer = ["fd00::/8", "::1"]
+rfc5766_channel_numbers = true
+default_allocation_lifetime = "5m"
+max_allocation_lifetime = "1h30m"
+user_quota = 0
+[auth]
+secrets = ["s1", "s2"]
+rest_separator = "|"
+nonce_lifetime = "1h"
+[[auth.users]]
+name = "alice"
+password = "pw"
+[[auth.users]]
+name = "bob"
+key = "0123456789ABCDEF0123456789abcdef"
+[log]
+level = "info,ternd=debug"
+format = "json"
+"#,
+    )
+    .expect("valid file");
+    assert_eq!(c.listen, vec![sa("127.0.0.1:3478")]);
+    assert_eq!(c.realm, "example.org");
+    assert_eq!(c.workers, 4);
+    assert_eq!(c.software.as_deref(), Some("ternd"));
+    assert!(c.stun_backward_compatibility);
+    assert_eq!(c.max_frame_size, 1500);
+    assert_eq!(c.tcp_idle_timeout, Duration::from_secs(30));
+    assert_eq!(c.max_tcp_connections, 5);
+    assert_eq!(c.relay.relay_ips, vec![ip("192.0.2.1"), ip("2001:db8::1")]);
+    assert_eq!(
+        c.relay.external_ips,
+        vec![
+            ExternalIp {
+                public: ip("203.0.113.7"),
+                private: Some(ip("10.0.0.7"))
+            },
+            ExternalIp {
+                public: ip("2001:db8::7"),
+                private: None
+            },
+        ]
+    );
+    assert_eq!(
+        c.relay.ports,
+        PortRange {
+            lo: 10000,
+            hi: 30000
+        }
+    );
+    let nets =
+        |v: &[&str]| -> Vec<ipnet::IpNet> { v.iter().map(|s| s.parse().expect("net")).collect() };
+    assert_eq!(c.relay.allow_peer, nets(&["10.0.0.0/8", "10.1.2.3/32"]));
+    assert_eq!(c.relay.deny_peer, nets(&["fd00::/8", "::1/128"]));
+    assert!(c.relay.rfc5766_channel_numbers);
+    assert_eq!(
+        c.relay.default_allocation_lifetime,
+        Duration::from_secs(300)
+    );
+    assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(5400));
+    assert_eq!(c.relay.user_quota, 0);
+    assert_eq!(c.auth.secrets, vec!["s1", "s2"]);
+    assert_eq!(c.auth.rest_separator, '|');
+    assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(3600));
+    assert_eq!(
+        c.auth.users,
+        vec![
+            StaticUser {
+                name: "alice".into(),
+                credential: UserCredential::Password("pw".into())
+            },
+            StaticUser {
+                name: "bob".into(),
+                credential: UserCredential::Md5Key([
+                    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89,
+                    0xab, 0xcd, 0xef
+                ])
+            },
+        ]
+    );
+    assert_eq!(c.log.level, "info,ternd=debug");
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert!(c.not_yet_supported.is_empty());
+}
+
+#[test]
+fn durations() {
+    for (text, secs) in [
+        ("\"600s\"", 600),
+        ("\"10m\"", 600),
+        ("\"1h\"", 3600),
+        ("600", 600),
+        ("\"1h30m\"", 5400),
+        ("\"90\"", 90),
+    ] {
+        let c = parse(&format!("[auth]\nnonce_lifetime = {text}\n")).expect(text);
+        assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(secs), "{text}");
+    }
+    for flag in ["600s", "10m", "1h", "600"] {
+        let c = Config::default()
+            .apply_cli(&cli(&["--tcp-idle-timeout", flag]))
+            .expect(flag);
+        assert_eq!(c.tcp_idle_timeout.as_secs() % 600, 0, "{flag}");
+    }
+    let c = Config::default()
+        .apply_cli(&cli(&["--tcp-idle-timeout", "45"]))
+        .expect("45");
+    assert_eq!(c.tcp_idle_timeout, Duration::from_secs(45));
+}
+
+#[test]
+fn zero_and_bad_durations_are_errors() {
+    names(&err("tcp_idle_timeout = 0"), "tcp_idle_timeout", FILE);
+    names(
+        &err("[auth]\nnonce_lifetime = \"0s\""),
+        "auth.nonce_lifetime",
+        FILE,
+    );
+    names(
+        &err("[relay]\ndefault_allocation_lifetime = -5"),
+        "relay.default_allocation_lifetime",
+        FILE,
+    );
+    names(
+        &err("[relay]\nmax_allocation_lifetime = \"forever\""),
+        "relay.max_allocation_lifetime",
+        FILE,
+    );
+    names(
+        &err("[relay]\nmax_allocation_lifetime = 1.5"),
+        "relay.max_allocation_lifetime",
+        FILE,
+    );
+    names(
+        &cli_err(&["--nonce-lifetime", "0"]),
+        "--nonce-lifetime",
+        "command line",
+    );
+    names(
+        &cli_err(&["--tcp-idle-timeout", "soon"]),
+        "--tcp-idle-timeout",
+        "command line",
+    );
+}
+
+#[test]
+fn workers_zero_resolves_to_available_parallelism() {
+    let expected = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(1024);
+    assert_eq!(parse("workers = 0").expect("workers 0").workers, expected);
+    assert_eq!(parse("").expect("unset").workers, expected);
+    assert_eq!(parse("workers = 3").expect("workers 3").workers, 3);
+    let c = parse("workers = 3")
+        .expect("workers 3")
+        .apply_cli(&cli(&["--workers", "0"]));
+    assert_eq!(c.expect("--workers 0").workers, expected);
+    names(&err("workers = 1025"), "workers", FILE);
+    names(&err("workers = -1"), "workers", FILE);
+    names(
+        &cli_err(&["--workers", "many"]),
+        "--workers",
+        "command line",
+    );
+}
+
+#[test]
+fn empty_strings_mean_off() {
+    let c =
+        parse("software = \"\"\n[http]\nlisten = \"\"\n[auth]\nsecret_file = \"\"").expect("off");
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn not_yet_supported_http_listen() {
+    let c = parse("[http]\nlisten = \"127.0.0.1:8080\"").expect("http listen");
+    assert_eq!(c.http.listen, Some(sa("127.0.0.1:8080")));
+    assert_eq!(c.not_yet_supported, vec!["http.listen"]);
+
+    let c = Config::default()
+        .apply_cli(&cli(&["--http-listen", "[::1]:8080"]))
+        .expect("--http-listen");
+    assert_eq!(c.not_yet_supported, vec!["http.listen"]);
+
+    // Turning it off again on the command line clears it.
+    let c = parse("[http]\nlisten = \"127.0.0.1:8080\"")
+        .expect("http listen")
+        .apply_cli(&cli(&["--http-listen", ""]))
+        .expect("off");
+    assert_eq!(c.http.listen, None);
+    assert!(c.not_yet_supported.is_empty());
+
+    // Relay and auth keys are accepted.
+    let c =
+        parse("[relay]\nports = \"10000-30000\"\n[auth]\nsecrets = [\"x\"]").expect("relay/auth");
+    assert!(c.not_yet_supported.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// File errors name the key and the file
+
+#[test]
+fn unknown_keys() {
+    let m = err("[relay]\nportz = \"1-2\"");
+    assert_eq!(m, "test.toml: unknown key `relay.portz`");
+    names(&err("bogus = 1"), "bogus", FILE);
+    names(&err("[logging]\nlevel = \"info\""), "logging", FILE);
+    names(&err("[log]\nlevl = \"info\""), "log.levl", FILE);
+    names(&err("[http]\nport = 1"), "http.port", FILE);
+    names(&err("[auth]\nsecret = [\"x\"]"), "auth.secret", FILE);
+    names(
+        &err("[[auth.users]]\nname = \"a\"\npassword = \"b\"\nrole = \"admin\""),
+        "auth.users[0].role",
+        FILE,
+    );
+}
+
+#[test]
+fn wrong_types() {
+    let m = err("realm = 5");
+    names(&m, "realm", FILE);
+    assert!(m.contains("expected a string, found an integer"), "{m}");
+    names(&err("listen = \"0.0.0.0:3478\""), "listen", FILE);
+    names(&err("listen = [3478]"), "listen[0]", FILE);
+    names(&err("workers = \"4\""), "workers", FILE);
+    names(
+        &err("stun_backward_compatibility = \"yes\""),
+        "stun_backward_compatibility",
+        FILE,
+    );
+    names(&err("relay = 1"), "relay", FILE);
+    names(&err("[relay]\nports = 49152"), "relay.ports", FILE);
+    names(&err("[relay]\nuser_quota = -1"), "relay.user_quota", FILE);
+    names(&err("[auth]\nusers = [\"alice\"]"), "auth.users[0]", FILE);
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let m = err("realm = \"x\"\nlisten = [\n");
+    assert!(m.starts_with("test.toml: invalid TOML at line "), "{m}");
+    let m = err("realm = \"a\"\nrealm = \"b\"\n");
+    assert!(m.starts_with("test.toml: invalid TOML at line 2"), "{m}");
+    assert!(m.contains("realm"), "{m}");
+}
+
+#[test]
+fn bad_addresses() {
+    let m = err("listen = [\"foo\"]");
+    names(&m, "listen", FILE);
+    assert!(m.contains("invalid socket address `foo`"), "{m}");
+    names(&err("listen = []"), "listen", FILE);
+    names(
+        &err("listen = [\"127.0.0.1:1\", \"127.0.0.1:1\"]"),
+        "listen",
+        FILE,
+    );
+    names(
+        &err("[http]\nlisten = \"localhost:80\""),
+        "http.listen",
+        FILE,
+    );
+    names(
+        &err("[relay]\nrelay_ips = [\"1.2.3\"]"),
+        "relay.relay_ips",
+        FILE,
+    );
+    names(
+        &err("[relay]\nrelay_ips = [\"0.0.0.0\"]"),
+        "relay.relay_ips",
+        FILE,
+    );
+
+    let m = cli_err(&["--listen", "foo"]);
+    assert_eq!(
+        m,
+        "command line: `--listen`: invalid socket address `foo` (expected IP:PORT, e.g. 0.0.0.0:3478 or [::]:3478)"
+    );
+    names(
+        &cli_err(&["--http-listen", "8080"]),
+        "--http-listen",
+        "command line",
+    );
+    names(&cli_err(&["--relay-ip", "x"]), "--relay-ip", "command line");
+}
+
+#[test]
+fn port_ranges() {
+    let m = err("[relay]\nports = \"60000-50000\"");
+    assert_eq!(
+        m,
+        "test.toml: `relay.ports`: port range inverted (60000-50000)"
+    );
+    names(&err("[relay]\nports = \"0-100\""), "relay.ports", FILE);
+    names(&err("[relay]\nports = \"100-0\""), "relay.ports", FILE);
+    names(&err("[relay]\nports = \"1000\""), "relay.ports", FILE);
+    names(&err("[relay]\nports = \"1000-70000\""), "relay.ports", FILE);
+    assert!(err("[relay]\nports = \"0-100\"").contains("port 0"));
+
+    let m = cli_err(&["--relay-ports", "60000-50000"]);
+    assert_eq!(
+        m,
+        "command line: `--relay-ports`: port range inverted (60000-50000)"
+    );
+    names(
+        &cli_err(&["--relay-ports", "0-10"]),
+        "--relay-ports",
+        "command line",
+    );
+
+    let r: PortRange = "1-1".parse().expect("single port");
+    assert_eq!(
+        (r.len(), r.is_empty(), r.contains(1), r.contains(2)),
+        (1, false, true, false)
+    );
+    let r: PortRange = " 10000-30000 ".parse().expect("range");
+    assert_eq!(r.to_string(), "10000-30000");
+    assert_eq!(r.len(), 20001);
+    assert_eq!(PortRange::default().to_string(), "49152-65535");
+}
+
+#[test]
+fn lifetimes_max_below_default() {
+    let m = err("[relay]\ndefault_allocation_lifetime = \"1h\"\nmax_allocation_lifetime = \"30m\"");
+    names(&m, "relay.max_allocation_lifetime", FILE);
+    assert!(m.contains("relay.default_allocation_lifetime"), "{m}");
+
+    // Only the default given, above the built-in maximum: the default is blamed.
+    names(
+        &err("[relay]\ndefault_allocation_lifetime = \"2h\""),
+        "relay.default_allocation_lifetime",
+        FILE,
+    );
+
+    // The command line value is blamed when it breaks a valid file.
+    let m = parse("[relay]\ndefault_allocation_lifetime = \"20m\"")
+        .expect("valid")
+        .apply_cli(&cli(&["--max-allocation-lifetime", "15m"]))
+        .expect_err("max < default");
+    let m = m.to_string();
+    names(&m, "--max-allocation-lifetime", "command line");
+
+    // Equal is fine.
+    let c = parse("[relay]\ndefault_allocation_lifetime = 600\nmax_allocation_lifetime = \"10m\"")
+        .expect("equal");
+    assert_eq!(
+        c.relay.max_allocation_lifetime,
+        c.relay.default_allocation_lifetime
+    );
+}
+
+#[test]
+fn bad_cidrs() {
+    let m = err("[relay]\nallow_peer = [\"10.0.0.0/33\"]");
+    names(&m, "relay.allow_peer", FILE);
+    assert!(m.contains("10.0.0.0/33"), "{m}");
+    names(
+        &err("[relay]\ndeny_peer = [\"not-a-net\"]"),
+        "relay.deny_peer",
+        FILE,
+    );
+    names(
+        &cli_err(&["--deny-peer", "10.0.0.0/8,bad"]),
+        "--deny-peer",
+        "command line",
+    );
+    names(
+        &cli_err(&["--allow-peer", "::/129"]),
+        "--allow-peer",
+        "command line",
+    );
+}
+
+#[test]
+fn relay_ips_one_per_family() {
+    let m = err("[relay]\nrelay_ips = [\"192.0.2.1\", \"192.0.2.2\"]");
+    names(&m, "relay.relay_ips", FILE);
+    assert!(m.contains("IPv4"), "{m}");
+    names(
+        &err("[relay]\nrelay_ips = [\"2001:db8::1\", \"::2\"]"),
+        "relay.relay_ips",
+        FILE,
+    );
+    names(
+        &cli_err(&["--relay-ip", "192.0.2.1", "--relay-ip", "192.0.2.2"]),
+        "--relay-ip",
+        "command line",
+    );
+    let c = Config::default()
+        .apply_cli(&cli(&["--relay-ip", "192.0.2.1,2001:db8::1"]))
+        .expect("one per family");
+    assert_eq!(c.relay.relay_ips.len(), 2);
+}
+
+#[test]
+fn external_ips() {
+    let m = err("[relay]\nexternal_ips = [\"203.0.113.1/fd00::1\"]");
+    names(&m, "relay.external_ips", FILE);
+    assert!(m.contains("same family"), "{m}");
+    names(
+        &err("[relay]\nexternal_ips = [\"203.0.113.1\", \"203.0.113.2\"]"),
+        "relay.external_ips",
+        FILE,
+    );
+    names(
+        &err("[relay]\nexternal_ips = [\"203.0.113.1/\"]"),
+        "relay.external_ips",
+        FILE,
+    );
+    names(
+        &cli_err(&["--external-ip", "2001:db8::1/10.0.0.1"]),
+        "--external-ip",
+        "command line",
+    );
+
+    let e: ExternalIp = "203.0.113.1/10.0.0.1".parse().expect("pair");
+    assert_eq!(e.to_string(), "203.0.113.1/10.0.0.1");
+    let e: ExternalIp = "2001:db8::1".parse().expect("single");
+    assert_eq!(e.to_string(), "2001:db8::1");
+}
+
+#[test]
+fn users_in_file() {
+    let m = err(
+        "[[auth.users]]\nname = \"a\"\npassword = \"p\"\nkey = \"0123456789abcdef0123456789abcdef\"",
+    );
+    names(&m, "auth.users[0]", FILE);
+    assert!(m.contains("not both"), "{m}");
+    names(&err("[[auth.users]]\nname = \"a\""), "auth.users[0]", FILE);
+    let m = err("[[auth.users]]\nname = \"a\"\nkey = \"0123456789abcdef0123456789abcdeg\"");
+    names(&m, "auth.users[0].key", FILE);
+    assert!(m.contains("hexadecimal"), "{m}");
+    names(
+        &err("[[auth.users]]\nname = \"a\"\nkey = \"0123\""),
+        "auth.users[0].key",
+        FILE,
+    );
+    names(
+        &err("[[auth.users]]\npassword = \"p\""),
+        "auth.users[0].name",
+        FILE,
+    );
+    names(
+        &err("[[auth.users]]\nname = \"\"\npassword = \"p\""),
+        "auth.users[0].name",
+        FILE,
+    );
+    names(
+        &err("[[auth.users]]\nname = \"a\"\npassword = \"\""),
+        "auth.users[0].password",
+        FILE,
+    );
+    names(
+        &err(
+            "[[auth.users]]\nname = \"a\"\npassword = \"p\"\n[[auth.users]]\nname = \"a\"\npassword = \"q\"",
+        ),
+        "auth.users",
+        FILE,
+    );
+    // The second user is reported with its own index.
+    names(
+        &err(
+            "[[auth.users]]\nname = \"a\"\npassword = \"p\"\n[[auth.users]]\nname = \"b\"\nkey = \"zz\"",
+        ),
+        "auth.users[1].key",
+        FILE,
+    );
+}
+
+#[test]
+fn users_on_cli() {
+    let c = Config::default()
+        .apply_cli(&cli(&["--user", "alice:pa:ss", "--user", "bob:x"]))
+        .expect("users");
+    assert_eq!(c.auth.users.len(), 2);
+    assert_eq!(c.auth.users[0].name, "alice");
+    assert_eq!(
+        c.auth.users[0].credential,
+        UserCredential::Password("pa:ss".into())
+    );
+
+    let m = cli_err(&["--user", "alice"]);
+    names(&m, "--user", "command line");
+    assert!(m.contains("NAME:PASSWORD"), "{m}");
+    names(&cli_err(&["--user", ":pw"]), "--user", "command line");
+    names(&cli_err(&["--user", "alice:"]), "--user", "command line");
+    names(
+        &cli_err(&["--user", "a:1", "--user", "a:2"]),
+        "--user",
+        "command line",
+    );
+
+    // Passwords never appear in messages or Debug output.
+    let m = cli_err(&["--user", "secretpw"]);
+    assert!(!m.contains("secretpw"), "{m}");
+    let dbg = format!(
+        "{c:?} {:?}",
+        cli(&["--user", "alice:hunter2", "--secret", "s3cr3t"])
+    );
+    assert!(!dbg.contains("hunter2") && !dbg.contains("s3cr3t"), "{dbg}");
+}
+
+#[test]
+fn secrets_and_secret_file() {
+    let f = TempFile::new(
+        "secrets",
+        "# current first\n  file-one  \n\n# old\nfile-two\n",
+    );
+    let text = format!(
+        "[auth]\nsecrets = [\"inline\"]\nsecret_file = \"{}\"\n",
+        f.path()
+    );
+    let c = parse(&text).expect("secret file");
+    assert_eq!(c.auth.secrets, vec!["inline", "file-one", "file-two"]);
+    assert_eq!(c.auth.secret_file.as_deref(), Some(f.0.as_path()));
+
+    // --secret replaces the inline secrets; the file's are still appended once.
+    let c2 = c
+        .clone()
+        .apply_cli(&cli(&["--secret", "cli1,cli2"]))
+        .expect("--secret");
+    assert_eq!(
+        c2.auth.secrets,
+        vec!["cli1", "cli2", "file-one", "file-two"]
+    );
+
+    // --secret-file replaces the file.
+    let g = TempFile::new("secrets2", "other\n");
+    let c3 = c
+        .clone()
+        .apply_cli(&cli(&["--secret-file", g.path()]))
+        .expect("--secret-file");
+    assert_eq!(c3.auth.secrets, vec!["inline", "other"]);
+
+    // Untouched secrets are not re-read.
+    let c4 = c.clone().apply_cli(&cli(&["--realm", "x"])).expect("realm");
+    assert_eq!(c4.auth.secrets, c.auth.secrets);
+
+    // Missing file: names key and path.
+    let missing = std::env::temp_dir().join("ternd-config-definitely-missing-secrets");
+    let m = err(&format!("[auth]\nsecret_file = \"{}\"", missing.display()));
+    names(&m, "auth.secret_file", FILE);
+    assert!(m.contains(&missing.display().to_string()), "{m}");
+    let m = cli_err(&["--secret-file", &missing.display().to_string()]);
+    names(&m, "--secret-file", "command line");
+
+    // A file without secrets is an error.
+    let empty = TempFile::new("secrets-empty", "# nothing\n\n");
+    names(
+        &err(&format!("[auth]\nsecret_file = \"{}\"", empty.path())),
+        "auth.secret_file",
+        FILE,
+    );
+
+    // Empty secret strings are errors.
+    names(
+        &err("[auth]\nsecrets = [\"a\", \"\"]"),
+        "auth.secrets",
+        FILE,
+    );
+    names(&cli_err(&["--secret", "a,,b"]), "--secret", "command line");
+}
+
+#[test]
+fn realm_and_software_limits() {
+    names(&err("realm = \"\""), "realm", FILE);
+    names(
+        &err(&format!("realm = \"{}\"", "x".repeat(128))),
+        "realm",
+        FILE,
+    );
+    assert!(parse(&format!("realm = \"{}\"", "x".repeat(127))).is_ok());
+    // 127 four-byte characters = 508 bytes: fine by bytes, fine by chars.
+    assert!(parse(&format!("realm = \"{}\"", "𝄞".repeat(127))).is_ok());
+    names(
+        &err(&format!("software = \"{}\"", "y".repeat(200))),
+        "software",
+        FILE,
+    );
+    names(&cli_err(&["--realm", ""]), "--realm", "command line");
+    let c = Config::default()
+        .apply_cli(&cli(&["--software", "ternd 0.1"]))
+        .expect("software");
+    assert_eq!(c.software.as_deref(), Some("ternd 0.1"));
+}
+
+#[test]
+fn other_ranges() {
+    names(&err("max_frame_size = 547"), "max_frame_size", FILE);
+    names(&err("max_frame_size = 65541"), "max_frame_size", FILE);
+    assert!(parse("max_frame_size = 548").is_ok());
+    names(&err("max_tcp_connections = 0"), "max_tcp_connections", FILE);
+    names(
+        &err("[relay]\nuser_quota = 4294967296"),
+        "relay.user_quota",
+        FILE,
+    );
+    names(
+        &err("[auth]\nrest_separator = \"::\""),
+        "auth.rest_separator",
+        FILE,
+    );
+    names(
+        &err("[auth]\nrest_separator = \"a\""),
+        "auth.rest_separator",
+        FILE,
+    );
+    names(&err("[log]\nlevel = \"loud\""), "log.level", FILE);
+    names(&err("[log]\nlevel = \"ternd=loud\""), "log.level", FILE);
+    names(&err("[log]\nformat = \"xml\""), "log.format", FILE);
+    names(
+        &cli_err(&["--max-frame-size", "70000"]),
+        "--max-frame-size",
+        "command line",
+    );
+    names(
+        &cli_err(&["--max-tcp-connections", "0"]),
+        "--max-tcp-connections",
+        "command line",
+    );
+    names(
+        &cli_err(&["--user-quota=-1"]),
+        "--user-quota",
+        "command line",
+    );
+    names(
+        &cli_err(&["--log-level", "verbose"]),
+        "--log-level",
+        "command line",
+    );
+    names(
+        &cli_err(&["--log-format", "yaml"]),
+        "--log-format",
+        "command line",
+    );
+    for level in [
+        "trace",
+        "debug",
+        "info",
+        "warn",
+        "error",
+        "WARN",
+        "off",
+        "ternd=trace,info",
+    ] {
+        let c = Config::default()
+            .apply_cli(&cli(&["--log-level", level]))
+            .expect(level);
+        assert_eq!(c.log.level, level);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Precedence
+
+#[test]
+fn cli_overrides_file_and_lists_replace() {
+    let file = parse(
+        "listen = [\"127.0.0.1:3478\", \"127.0.0.1:3479\"]\nrealm = \"file\"\nworkers = 2\n[relay]\ndeny_peer = [\"10.0.0.0/8\"]\nports = \"10000-20000\"",
+    )
+    .expect("file");
+    let c = file
+        .clone()
+        .apply_cli(&cli(&["--realm", "cli", "--listen", "127.0.0.2:3478"]))
+        .expect("cli");
+    assert_eq!(c.realm, "cli");
+    assert_eq!(
+        c.listen,
+        vec![sa("127.0.0.2:3478")],
+        "CLI list replaces the file's"
+    );
+    assert_eq!(c.workers, 2, "file value kept");
+    assert_eq!(
+        c.relay.ports,
+        PortRange {
+            lo: 10000,
+            hi: 20000
+        }
+    );
+    assert_eq!(c.relay.deny_peer.len(), 1);
+
+    // An explicitly empty list clears the file's list.
+    let c = file.apply_cli(&cli(&["--deny-peer", ""])).expect("clear");
+    assert!(c.relay.deny_peer.is_empty());
+}
+
+#[test]
+fn bool_flags() {
+    let c = Config::default()
+        .apply_cli(&cli(&[
+            "--stun-backward-compatibility",
+            "--rfc5766-channel-numbers",
+        ]))
+        .expect("flags");
+    assert!(c.stun_backward_compatibility && c.relay.rfc5766_channel_numbers);
+
+    let file = parse("stun_backward_compatibility = true\n[relay]\nrfc5766_channel_numbers = true")
+        .expect("file");
+    // Absent flags keep the file's value...
+    assert_eq!(file.clone().apply_cli(&cli(&[])).expect("none"), file);
+    // ...and explicit false overrides it.
+    let c = file
+        .apply_cli(&cli(&[
+            "--stun-backward-compatibility=false",
+            "--rfc5766-channel-numbers",
+            "no",
+        ]))
+        .expect("false");
+    assert!(!c.stun_backward_compatibility && !c.relay.rfc5766_channel_numbers);
+
+    assert!(!cli(&[]).check_config);
+    assert!(cli(&["--check-config"]).check_config);
+}
+
+#[test]
+fn load_reads_file_then_cli() {
+    let f = TempFile::new("load.toml", "realm = \"from-file\"\nworkers = 3\n");
+    let c = Config::load(&cli(&["-c", f.path(), "--workers", "5"])).expect("load");
+    assert_eq!(c.realm, "from-file");
+    assert_eq!(c.workers, 5);
+
+    // Errors in the file name the file path.
+    let bad = TempFile::new("bad.toml", "[relay]\nportz = 1\n");
+    let m = Config::load(&cli(&["--config", bad.path()]))
+        .expect_err("unknown key")
+        .to_string();
+    assert_eq!(m, format!("{}: unknown key `relay.portz`", bad.path()));
+
+    // A missing config file names --config and the path.
+    let m = Config::load(&cli(&["-c", "/nonexistent/ternd.toml"]))
+        .expect_err("missing")
+        .to_string();
+    names(&m, "--config", "command line");
+    assert!(m.contains("/nonexistent/ternd.toml"), "{m}");
+
+    // The CLI overrides a secret_file in the file before it is read.
+    let g = TempFile::new("load-secrets", "cli-file-secret\n");
+    let f = TempFile::new(
+        "load2.toml",
+        "[auth]\nsecret_file = \"/nonexistent/secrets\"\n",
+    );
+    let c = Config::load(&cli(&["-c", f.path(), "--secret-file", g.path()])).expect("override");
+    assert_eq!(c.auth.secrets, vec!["cli-file-secret"]);
+}
+
+#[test]
+fn error_accessors() {
+    let e = parse("[relay]\nports = \"2-1\"").expect_err("inverted");
+    assert_eq!(e.key(), Some("relay.ports"));
+    assert_eq!(e.origin(), &Origin::File(FILE.into()));
+    let e = Config::default()
+        .apply_cli(&cli(&["--realm", ""]))
+        .expect_err("empty realm");
+    assert_eq!(e.key(), Some("--realm"));
+    assert_eq!(e.origin(), &Origin::CommandLine);
+}

@@ -1,0 +1,394 @@
+//! Parsers and validators for individual configuration values.
+//!
+//! Everything here returns a plain message (`Err(String)`); callers wrap it
+//! in a [`ConfigError`](super::ConfigError) naming the key and the origin.
+//! Messages never echo secrets or passwords.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::{ExternalIp, LogFormat, PortRange, StaticUser, UserCredential};
+
+/// RFC 8489 §14.9/§14.14: REALM and SOFTWARE hold fewer than 128 characters,
+/// which can be as long as 763 bytes.
+pub(crate) const MAX_TEXT_BYTES: usize = 763;
+/// Characters limit for REALM and SOFTWARE (exclusive upper bound is 128).
+pub(crate) const MAX_TEXT_CHARS: usize = 127;
+/// RFC 8489 §14.3: USERNAME is fewer than 509 bytes.
+pub(crate) const MAX_USERNAME_BYTES: usize = 508;
+/// Smallest accepted `max_frame_size` (the IPv4 minimum MTU-ish STUN size).
+pub(crate) const MIN_FRAME_SIZE: usize = 548;
+/// Largest accepted `max_frame_size`: a 65 535-byte payload plus the 4-byte
+/// ChannelData header.
+pub(crate) const MAX_FRAME_SIZE: usize = 65_540;
+/// Upper bound for `workers`.
+pub(crate) const MAX_WORKERS: usize = 1024;
+
+pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!("invalid socket address `{s}` (expected IP:PORT, e.g. 0.0.0.0:3478 or [::]:3478)")
+    })
+}
+
+pub(crate) fn ip_addr(s: &str) -> Result<IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("invalid IP address `{s}`"))
+}
+
+/// A concrete unicast address usable as a relay or public address.
+fn concrete_ip(s: &str) -> Result<IpAddr, String> {
+    let ip = ip_addr(s)?;
+    if ip.is_unspecified() {
+        return Err(format!(
+            "`{ip}` is the unspecified address; give a concrete address"
+        ));
+    }
+    if ip.is_multicast() {
+        return Err(format!("`{ip}` is a multicast address"));
+    }
+    Ok(ip)
+}
+
+fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+pub(crate) fn relay_ips<S: AsRef<str>>(items: &[S]) -> Result<Vec<IpAddr>, String> {
+    let mut out: Vec<IpAddr> = Vec::with_capacity(items.len());
+    for item in items {
+        let ip = concrete_ip(item.as_ref())?;
+        if let Some(prev) = out.iter().find(|p| p.is_ipv4() == ip.is_ipv4()) {
+            return Err(format!(
+                "at most one relay address per address family, got two {} addresses ({prev} and {ip})",
+                family(&ip)
+            ));
+        }
+        out.push(ip);
+    }
+    Ok(out)
+}
+
+pub(crate) fn external_ip(s: &str) -> Result<ExternalIp, String> {
+    match s.split_once('/') {
+        None => Ok(ExternalIp {
+            public: concrete_ip(s)?,
+            private: None,
+        }),
+        Some((public, private)) => {
+            let public = concrete_ip(public)?;
+            let private = concrete_ip(private)?;
+            if public.is_ipv4() != private.is_ipv4() {
+                return Err(format!(
+                    "public and private addresses must be of the same family, got {} `{public}` and {} `{private}`",
+                    family(&public),
+                    family(&private)
+                ));
+            }
+            Ok(ExternalIp {
+                public,
+                private: Some(private),
+            })
+        }
+    }
+}
+
+pub(crate) fn external_ips<S: AsRef<str>>(items: &[S]) -> Result<Vec<ExternalIp>, String> {
+    let mut out: Vec<ExternalIp> = Vec::with_capacity(items.len());
+    for item in items {
+        let ext = external_ip(item.as_ref())?;
+        if let Some(prev) = out
+            .iter()
+            .find(|p| p.public.is_ipv4() == ext.public.is_ipv4())
+        {
+            return Err(format!(
+                "at most one external address per address family, got two {} addresses ({prev} and {ext})",
+                family(&ext.public)
+            ));
+        }
+        out.push(ext);
+    }
+    Ok(out)
+}
+
+pub(crate) fn cidr(s: &str) -> Result<IpNet, String> {
+    let t = s.trim();
+    if let Ok(net) = t.parse::<IpNet>() {
+        return Ok(net);
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    Err(format!(
+        "invalid CIDR `{s}` (expected e.g. 10.0.0.0/8, fd00::/8 or a bare IP address)"
+    ))
+}
+
+pub(crate) fn cidrs<S: AsRef<str>>(items: &[S]) -> Result<Vec<IpNet>, String> {
+    items.iter().map(|s| cidr(s.as_ref())).collect()
+}
+
+pub(crate) fn listen<S: AsRef<str>>(items: &[S]) -> Result<Vec<SocketAddr>, String> {
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(items.len());
+    for item in items {
+        let addr = socket_addr(item.as_ref())?;
+        if out.contains(&addr) {
+            return Err(format!("address `{addr}` listed twice"));
+        }
+        out.push(addr);
+    }
+    if out.is_empty() {
+        return Err("at least one listening address is required".to_owned());
+    }
+    Ok(out)
+}
+
+/// A duration: a humantime string (`"600s"`, `"10m"`, `"1h30m"`) or a bare
+/// integer number of seconds. Zero is rejected.
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = t
+            .parse()
+            .map_err(|_| format!("duration `{s}` is too large"))?;
+        Duration::from_secs(secs)
+    } else {
+        humantime::parse_duration(t).map_err(|e| {
+            format!(
+                "invalid duration `{s}`: {e} (expected e.g. \"30s\", \"10m\", \"1h30m\" or a number of seconds)"
+            )
+        })?
+    };
+    nonzero_duration(d)
+}
+
+pub(crate) fn duration_secs(secs: i64) -> Result<Duration, String> {
+    let secs =
+        u64::try_from(secs).map_err(|_| format!("duration must not be negative, got {secs}"))?;
+    nonzero_duration(Duration::from_secs(secs))
+}
+
+fn nonzero_duration(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err("duration must be greater than zero".to_owned())
+    } else {
+        Ok(d)
+    }
+}
+
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+pub(crate) fn realm(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("realm must not be empty".to_owned());
+    }
+    text_limit(s)?;
+    Ok(s.to_owned())
+}
+
+/// SOFTWARE text; empty means "off".
+pub(crate) fn software(s: &str) -> Result<Option<String>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    text_limit(s)?;
+    Ok(Some(s.to_owned()))
+}
+
+fn text_limit(s: &str) -> Result<(), String> {
+    if s.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "too long: {} bytes (at most {MAX_TEXT_BYTES} bytes, RFC 8489)",
+            s.len()
+        ));
+    }
+    let chars = s.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(format!(
+            "too long: {chars} characters (fewer than 128 allowed, RFC 8489)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an unsigned integer given as text (CLI / environment).
+pub(crate) fn uint<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("invalid number `{s}` (expected a non-negative integer)"))
+}
+
+pub(crate) fn workers(n: usize) -> Result<usize, String> {
+    if n > MAX_WORKERS {
+        Err(format!(
+            "{n} workers is too many (0 = one per CPU, otherwise 1..={MAX_WORKERS})"
+        ))
+    } else {
+        Ok(n)
+    }
+}
+
+pub(crate) fn max_frame_size(n: usize) -> Result<usize, String> {
+    if (MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range ({MIN_FRAME_SIZE}..={MAX_FRAME_SIZE} bytes)"
+        ))
+    }
+}
+
+pub(crate) fn max_tcp_connections(n: usize) -> Result<usize, String> {
+    if n == 0 {
+        Err("must be at least 1".to_owned())
+    } else {
+        Ok(n)
+    }
+}
+
+pub(crate) fn secrets<S: AsRef<str>>(items: &[S]) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, s) in items.iter().enumerate() {
+        let s = s.as_ref();
+        if s.is_empty() {
+            return Err(format!("secret #{} is empty", i + 1));
+        }
+        out.push(s.to_owned());
+    }
+    Ok(out)
+}
+
+/// Parses the contents of a secret file: one secret per line, `#` comments
+/// and blank lines ignored, surrounding whitespace trimmed.
+pub(crate) fn secret_file_contents(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) fn user_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("user name must not be empty".to_owned());
+    }
+    if name.len() > MAX_USERNAME_BYTES {
+        return Err(format!(
+            "user name is too long: {} bytes (at most {MAX_USERNAME_BYTES}, RFC 8489)",
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "user name `{}` contains control characters",
+            name.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+/// `NAME:PASSWORD` as given to `--user`; splits at the first `:`.
+pub(crate) fn user_spec(s: &str) -> Result<StaticUser, String> {
+    let Some((name, password)) = s.split_once(':') else {
+        return Err("expected NAME:PASSWORD (no `:` found)".to_owned());
+    };
+    user_name(name)?;
+    if password.is_empty() {
+        return Err(format!("user `{name}` has an empty password"));
+    }
+    Ok(StaticUser {
+        name: name.to_owned(),
+        credential: UserCredential::Password(password.to_owned()),
+    })
+}
+
+pub(crate) fn md5_key(hex: &str) -> Result<[u8; 16], String> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 32 {
+        return Err(format!(
+            "key must be 32 hexadecimal digits (MD5 of \"user:realm:password\"), got {} characters",
+            hex.chars().count()
+        ));
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = hex_digit(pair[0]);
+        let lo = hex_digit(pair[1]);
+        match (hi, lo) {
+            (Some(hi), Some(lo)) => out[i] = (hi << 4) | lo,
+            _ => return Err("key must contain only hexadecimal digits 0-9, a-f".to_owned()),
+        }
+    }
+    Ok(out)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+pub(crate) fn unique_users(users: &[StaticUser]) -> Result<(), String> {
+    let mut seen = HashSet::new();
+    for u in users {
+        if !seen.insert(u.name.as_str()) {
+            return Err(format!("user `{}` is defined twice", u.name));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn rest_separator(s: &str) -> Result<char, String> {
+    let mut chars = s.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control() => Ok(c),
+        (Some(_), None) => Err(format!(
+            "separator `{}` must not be a letter, digit, whitespace or control character",
+            s.escape_default()
+        )),
+        _ => Err(format!(
+            "expected exactly one character, got `{}`",
+            s.escape_default()
+        )),
+    }
+}
+
+pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
+    s.parse::<PortRange>().map_err(|e| e.to_string())
+}
+
+/// Empty means "off".
+pub(crate) fn http_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.trim().is_empty() {
+        Ok(None)
+    } else {
+        socket_addr(s).map(Some)
+    }
+}
+
+pub(crate) fn log_level(s: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let t = s.trim();
+    let is_level = LEVELS.iter().any(|l| l.eq_ignore_ascii_case(t));
+    if !is_level && !t.contains('=') {
+        return Err(format!(
+            "invalid log level `{s}` (expected trace, debug, info, warn, error, off or a directive such as \"info,ternd=debug\")"
+        ));
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(t) {
+        return Err(format!("invalid log directive `{s}`: {e}"));
+    }
+    Ok(t.to_owned())
+}
+
+pub(crate) fn log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse::<LogFormat>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,164 @@
+//! The `ternd` binary: parse the command line, load the configuration, start the server.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use clap::Parser as _;
+use ternd::config::{Cli, Config, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ternd: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        println!("ternd: configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    if !config.not_yet_supported.is_empty() {
+        eprintln!(
+            "ternd: not yet supported in this build: {} (remove it from the configuration)",
+            config.not_yet_supported.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let mut config = config;
+    let generated = if config.auth.secrets.is_empty() && config.auth.users.is_empty() {
+        let mut raw = [0u8; 24];
+        if getrandom::fill(&mut raw).is_err() {
+            eprintln!("ternd: cannot read the OS random number generator");
+            return ExitCode::FAILURE;
+        }
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        config.auth.secrets.push(secret.clone());
+        Some(secret)
+    } else {
+        None
+    };
+
+    let handle = match ternd::net::start(&config) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ternd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        udp = ?handle.udp_addrs(),
+        tcp = ?handle.tcp_addrs(),
+        workers = config.workers,
+        realm = %config.realm,
+        "ternd {} listening",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(secret) = generated {
+        print_quick_start(&config, &handle, &secret);
+    }
+
+    wait_for_signal();
+    tracing::info!("shutting down");
+    let stats = handle.stats();
+    handle.shutdown();
+    tracing::info!(?stats, "stopped");
+    ExitCode::SUCCESS
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// The host clients should use: the advertised external address, else the first specific
+/// listen address, else loopback (for trying it on this machine).
+fn public_host(config: &Config, handle: &ternd::net::Handle) -> (String, u16) {
+    let port = handle.udp_addrs().first().map(|a| a.port()).unwrap_or(3478);
+    if let Some(e) = config.relay.external_ips.first() {
+        return (e.public.to_string(), port);
+    }
+    match handle.udp_addrs().iter().find(|a| !a.ip().is_unspecified()) {
+        Some(a) => (a.ip().to_string(), port),
+        None => ("127.0.0.1".to_string(), port),
+    }
+}
+
+fn print_quick_start(config: &Config, handle: &ternd::net::Handle, secret: &str) {
+    let ttl = Duration::from_secs(24 * 3600);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let expiry = (now + ttl).as_secs();
+    let (username, password) =
+        ternd::auth::rest::credentials(secret, "demo", expiry, config.auth.rest_separator);
+    let (host, port) = public_host(config, handle);
+    let servers = ternd::ice::ice_servers(&host, port, &username, &password);
+    let h = ternd::ice::url_host(&host);
+    println!(
+        "\
+ternd is running. No secret or user was configured, so one was generated for this run only:
+
+  secret    {secret}
+
+Try STUN:   turnutils_stunclient -p {port} {host}
+TURN REST credentials for user \"demo\", valid 24 h (username = EXPIRY:USER,
+password = base64(HMAC-SHA1(secret, username))):
+
+  username  {username}
+  password  {password}
+
+WebRTC configuration:
+  {json}
+
+(This build answers STUN Binding on stun:{h}:{port}; TURN relaying is the next milestone.)
+For real use, set a secret of your own (--secret, TERND_SECRET or [auth] secrets in
+config/ternd.toml) and mint credentials in your backend the same way.",
+        json = ternd::ice::ice_servers_json(&servers),
+    );
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ternd: cannot wait for signals: {e}");
+            return;
+        }
+    };
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    });
+}

@@ -1,0 +1,143 @@
+//! Binding the listeners: one `SO_REUSEPORT` socket per worker and address.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Why the listeners could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// A socket could not be created or bound.
+    #[error("cannot listen on {proto} {addr}: {source}")]
+    Listen {
+        /// "UDP" or "TCP".
+        proto: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// No listen address could be bound.
+    #[error("no listen address could be bound")]
+    NothingBound,
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(io::Error),
+}
+
+/// The sockets of one worker.
+#[derive(Debug, Default)]
+pub(super) struct WorkerSockets {
+    pub udp: Vec<(SocketAddr, UdpSocket)>,
+    pub tcp: Vec<(SocketAddr, TcpListener)>,
+}
+
+/// Everything bound.
+#[derive(Debug)]
+pub(super) struct Bound {
+    pub udp_addrs: Vec<SocketAddr>,
+    pub tcp_addrs: Vec<SocketAddr>,
+    pub per_worker: Vec<WorkerSockets>,
+}
+
+fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        // `[::]:3478` next to `0.0.0.0:3478` must not collide.
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // Room for bursts; the kernel caps it at net.core.rmem_max.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = socket(addr, Type::STREAM, Protocol::TCP)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+/// The UDP and TCP sockets of `workers` workers on `addr`. Port 0 picks one port free for
+/// both UDP and TCP.
+fn bind_addr(
+    addr: SocketAddr,
+    workers: usize,
+) -> io::Result<(SocketAddr, Vec<(UdpSocket, TcpListener)>)> {
+    let mut last_err = None;
+    for _ in 0..16 {
+        let first_udp = udp(addr)?;
+        let actual = first_udp.local_addr()?;
+        let first_tcp = match tcp(actual) {
+            Ok(t) => t,
+            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => {
+                last_err = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = vec![(first_udp, first_tcp)];
+        for _ in 1..workers {
+            out.push((udp(actual)?, tcp(actual)?));
+        }
+        return Ok((actual, out));
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
+}
+
+/// True when `e` says this host has no IPv6 (so a default `[::]` listener is skipped).
+fn no_ipv6(addr: SocketAddr, e: &io::Error) -> bool {
+    addr.is_ipv6()
+        && addr.ip().is_unspecified()
+        && (e.kind() == io::ErrorKind::AddrNotAvailable
+            || matches!(
+                e.raw_os_error(),
+                Some(97 /* EAFNOSUPPORT */) | Some(99 /* EADDRNOTAVAIL */)
+            ))
+}
+
+pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, BindError> {
+    let mut bound = Bound {
+        udp_addrs: Vec::new(),
+        tcp_addrs: Vec::new(),
+        per_worker: (0..workers).map(|_| WorkerSockets::default()).collect(),
+    };
+    for &addr in addrs {
+        match bind_addr(addr, workers) {
+            Ok((actual, sockets)) => {
+                bound.udp_addrs.push(actual);
+                bound.tcp_addrs.push(actual);
+                for (w, (u, t)) in bound.per_worker.iter_mut().zip(sockets) {
+                    w.udp.push((actual, u));
+                    w.tcp.push((actual, t));
+                }
+            }
+            Err(e) if no_ipv6(addr, &e) => {
+                tracing::warn!(%addr, error = %e, "IPv6 unavailable on this host; not listening on it");
+            }
+            Err(source) => {
+                return Err(BindError::Listen {
+                    proto: "UDP/TCP",
+                    addr,
+                    source,
+                });
+            }
+        }
+    }
+    if bound.udp_addrs.is_empty() {
+        return Err(BindError::NothingBound);
+    }
+    Ok(bound)
+}

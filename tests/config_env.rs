@@ -1,0 +1,187 @@
+//! Environment-variable handling of `ternd::config`.
+//!
+//! This file holds exactly ONE test: it mutates the process environment, and
+//! a separate test binary is a separate process, so no other test can
+//! observe these variables.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use ternd::config::{Cli, Config, Origin, PortRange};
+
+fn set(name: &str, value: &str) {
+    // SAFETY: this binary runs a single test, so no other thread reads or
+    // writes the environment concurrently.
+    unsafe { std::env::set_var(name, value) }
+}
+
+fn unset(name: &str) {
+    // SAFETY: as for `set`.
+    unsafe { std::env::remove_var(name) }
+}
+
+fn clear_all() {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("TERND_"))
+        .collect();
+    for name in names {
+        unset(&name);
+    }
+}
+
+fn parse(args: &[&str]) -> Cli {
+    let mut v = vec!["ternd"];
+    v.extend_from_slice(args);
+    Cli::try_parse_from(v).unwrap_or_else(|e| panic!("clap rejected {args:?}: {e}"))
+}
+
+#[test]
+fn environment_precedence_and_errors() {
+    clear_all();
+
+    let dir = std::env::temp_dir();
+    let file_path = dir.join(format!("ternd-config-env-{}.toml", std::process::id()));
+    let mut f = std::fs::File::create(&file_path).expect("create config");
+    writeln!(
+        f,
+        "realm = \"file\"\nlisten = [\"127.0.0.1:1000\"]\nworkers = 2\nmax_tcp_connections = 7\n\
+         [relay]\nports = \"10000-20000\"\ndeny_peer = [\"10.0.0.0/8\"]\nrfc5766_channel_numbers = true"
+    )
+    .expect("write config");
+    drop(f);
+    let file = file_path.to_str().expect("utf-8 path");
+
+    // 1. File only (named through TERND_CONFIG).
+    set("TERND_CONFIG", file);
+    let c = Config::load(&parse(&[])).expect("file via TERND_CONFIG");
+    assert_eq!(c.realm, "file");
+    assert_eq!(c.workers, 2);
+
+    // 2. Environment beats the file; lists replace; bools and durations parse.
+    set("TERND_REALM", "env");
+    set("TERND_LISTEN", "127.0.0.1:2000,[::1]:2000");
+    set("TERND_RELAY_PORTS", "30000-31000");
+    set("TERND_STUN_BACKWARD_COMPATIBILITY", "true");
+    set("TERND_RFC5766_CHANNEL_NUMBERS", "false");
+    set("TERND_NONCE_LIFETIME", "90");
+    set("TERND_SECRET", "current,previous");
+    set("TERND_DENY_PEER", "");
+    let c = Config::load(&parse(&[])).expect("env over file");
+    assert_eq!(c.realm, "env");
+    let sa = |s: &str| s.parse::<SocketAddr>().expect("addr");
+    assert_eq!(c.listen, vec![sa("127.0.0.1:2000"), sa("[::1]:2000")]);
+    assert_eq!(
+        c.relay.ports,
+        PortRange {
+            lo: 30000,
+            hi: 31000
+        }
+    );
+    assert!(c.stun_backward_compatibility);
+    assert!(
+        !c.relay.rfc5766_channel_numbers,
+        "env false overrides file true"
+    );
+    assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(90));
+    assert_eq!(c.auth.secrets, vec!["current", "previous"]);
+    assert!(
+        c.relay.deny_peer.is_empty(),
+        "empty env var clears the file's list"
+    );
+    assert_eq!(c.workers, 2, "file value kept where env is silent");
+    assert_eq!(c.max_tcp_connections, 7);
+
+    // 3. The command line beats the environment.
+    let c = Config::load(&parse(&[
+        "--realm",
+        "cli",
+        "--listen",
+        "127.0.0.1:3000",
+        "--stun-backward-compatibility=false",
+    ]))
+    .expect("cli over env");
+    assert_eq!(c.realm, "cli");
+    assert_eq!(c.listen, vec![sa("127.0.0.1:3000")]);
+    assert!(!c.stun_backward_compatibility);
+    assert_eq!(
+        c.relay.ports,
+        PortRange {
+            lo: 30000,
+            hi: 31000
+        },
+        "env kept"
+    );
+
+    // 4. Errors in environment values name the variable and the flag...
+    set("TERND_RELAY_PORTS", "60000-50000");
+    let e = Config::load(&parse(&[])).expect_err("inverted env range");
+    assert_eq!(
+        e.to_string(),
+        "environment (TERND_RELAY_PORTS): `--relay-ports`: port range inverted (60000-50000)"
+    );
+    assert_eq!(e.origin(), &Origin::Env("TERND_RELAY_PORTS".into()));
+    // ...unless the command line overrode them with the bad value.
+    let e = Config::load(&parse(&["--relay-ports", "5-1"])).expect_err("inverted cli range");
+    assert_eq!(
+        e.to_string(),
+        "command line: `--relay-ports`: port range inverted (5-1)"
+    );
+    set("TERND_RELAY_PORTS", "30000-31000");
+
+    set("TERND_LISTEN", "127.0.0.1:1,foo");
+    let e = Config::load(&parse(&[])).expect_err("bad env address");
+    let m = e.to_string();
+    assert!(
+        m.starts_with("environment (TERND_LISTEN): `--listen`: invalid socket address `foo`"),
+        "{m}"
+    );
+    unset("TERND_LISTEN");
+
+    set("TERND_USER", "nocolon");
+    let m = Config::load(&parse(&[]))
+        .expect_err("bad env user")
+        .to_string();
+    assert!(m.starts_with("environment (TERND_USER): `--user`: "), "{m}");
+    assert!(!m.contains("nocolon"), "user specs may hold passwords: {m}");
+    unset("TERND_USER");
+
+    // A bad boolean in the environment is rejected by clap, naming the flag.
+    set("TERND_STUN_BACKWARD_COMPATIBILITY", "perhaps");
+    let e = Cli::try_parse_from(["ternd"]).expect_err("bad env bool");
+    assert!(
+        e.to_string().contains("--stun-backward-compatibility"),
+        "{e}"
+    );
+    set("TERND_STUN_BACKWARD_COMPATIBILITY", "1");
+    assert_eq!(parse(&[]).stun_backward_compatibility, Some(true));
+
+    // 5. A missing config file named in the environment.
+    set("TERND_CONFIG", "/nonexistent/ternd.toml");
+    let m = Config::load(&parse(&[]))
+        .expect_err("missing file")
+        .to_string();
+    assert!(
+        m.starts_with("environment (TERND_CONFIG): `--config`: cannot read configuration file `/nonexistent/ternd.toml`"),
+        "{m}"
+    );
+
+    // 6. http.listen from the environment is reported as not yet supported.
+    unset("TERND_CONFIG");
+    set("TERND_HTTP_LISTEN", "127.0.0.1:8080");
+    let c = Config::load(&parse(&[])).expect("http listen");
+    assert_eq!(c.not_yet_supported, vec!["http.listen"]);
+
+    // 7. --check-config from the environment.
+    set("TERND_CHECK_CONFIG", "true");
+    assert!(parse(&[]).check_config);
+
+    clear_all();
+    let _ = std::fs::remove_file(&file_path);
+    assert_eq!(
+        Config::load(&parse(&[])).expect("defaults"),
+        Config::default()
+    );
+}
