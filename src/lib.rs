@@ -9,6 +9,8 @@
 
 pub mod auth;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ice;
 pub mod net;
 pub mod stun;

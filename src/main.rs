@@ -57,6 +57,10 @@ fn main() -> ExitCode {
         "ternd {} listening",
         env!("CARGO_PKG_VERSION")
     );
+    tracing::warn!(
+        "this build serves STUN Binding only: TURN relaying is not implemented yet, so relay \
+         and credential settings are validated but not used"
+    );
     if let Some(secret) = generated {
         print_quick_start(&config, &handle, &secret);
     }
