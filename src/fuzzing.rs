@@ -8,14 +8,19 @@ use std::time::Instant;
 use crate::stun::channel::{ChannelData, ChannelRange};
 use crate::stun::stream::{self, StreamBuffer};
 use crate::stun::{Attribute, Message, MessageBuilder, ParseOptions};
-use crate::turn::{CoreConfig, FiveTuple, Server, Stats, Transport};
+use crate::turn::{FiveTuple, Server, Stats, Transport, testing};
 
 /// Parses `data` as a STUN message (with and without RFC 3489 leniency), decodes every
 /// attribute, runs every verification, re-encodes what decoded, and feeds the core.
 pub fn message(data: &[u8]) {
     for allow_rfc3489 in [false, true] {
-        let opts = ParseOptions { allow_rfc3489, ..ParseOptions::default() };
-        let Ok(msg) = Message::parse_with(data, opts) else { continue };
+        let opts = ParseOptions {
+            allow_rfc3489,
+            ..ParseOptions::default()
+        };
+        let Ok(msg) = Message::parse_with(data, opts) else {
+            continue;
+        };
         let tid = msg.transaction_id();
         let mut out = [0u8; 2048];
         if let Ok(mut b) = MessageBuilder::new(&mut out, msg.message_type(), tid) {
@@ -25,7 +30,11 @@ pub fn message(data: &[u8]) {
                     // Typed attributes re-encode to what was decoded.
                     let mut v = [0u8; 2048];
                     if let Ok(n) = attr.encode_value(&tid, &mut v) {
-                        let again = crate::stun::RawAttribute { typ: raw.typ, value: &v[..n], offset: 0 };
+                        let again = crate::stun::RawAttribute {
+                            typ: raw.typ,
+                            value: &v[..n],
+                            offset: 0,
+                        };
                         assert_eq!(Attribute::decode(again, &tid).ok(), Some(attr));
                     }
                 }
@@ -37,17 +46,18 @@ pub fn message(data: &[u8]) {
         let mut unknown = [0u16; 8];
         let _ = msg.unknown_comprehension_required(crate::stun::attr_type::is_known, &mut unknown);
     }
-    let mut core = Server::new(
-        Arc::new(CoreConfig { stun_backward_compatibility: true, ..CoreConfig::default() }),
-        Arc::new(Stats::default()),
-    );
+    let anchor = Instant::now();
+    let allow = vec!["192.0.2.0/24".parse().unwrap_or_else(|_| unreachable!())];
+    let shared = testing::shared(anchor, allow, |c| c.stun_backward_compatibility = true);
+    let mut core = Server::new(Arc::new(shared), Arc::new(Stats::default()), 1);
+    let mut relays = testing::FakeRelays::default();
     let tuple = FiveTuple {
         client: SocketAddr::from(([192, 0, 2, 1], 4000)),
         server: SocketAddr::from(([192, 0, 2, 2], 3478)),
         transport: Transport::Udp,
     };
     let mut out = [0u8; 1500];
-    let _ = core.handle_client(data, tuple, Instant::now(), &mut out);
+    let _ = core.handle_client(data, tuple, anchor, &mut out, &mut relays);
 }
 
 /// Parses `data` as ChannelData under both channel ranges.
@@ -66,7 +76,9 @@ pub fn channel_data(data: &[u8]) {
 /// Splits `data` as a TCP stream: the first byte picks a chunk size for the reads, the rest
 /// is the stream. Every frame yielded is at most the limit and parses as what it claims.
 pub fn stream(data: &[u8]) {
-    let Some((&chunk, rest)) = data.split_first() else { return };
+    let Some((&chunk, rest)) = data.split_first() else {
+        return;
+    };
     let chunk = usize::from(chunk % 64) + 1;
     let max = 1024;
     let range = ChannelRange::RFC5766;

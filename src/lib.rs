@@ -9,9 +9,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod credentials_cmd;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ice;
 pub mod net;
+pub mod policy;
 pub mod stun;
 pub mod turn;

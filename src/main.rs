@@ -9,6 +9,21 @@ use ternd::config::{Cli, Config, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(ternd::config::Command::Credentials(args)) = &cli.command {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        return match ternd::credentials_cmd::run(args, now) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ternd credentials: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -42,6 +57,13 @@ fn main() -> ExitCode {
         None
     };
 
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ternd: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let handle = match ternd::net::start(&config) {
         Ok(h) => h,
         Err(e) => {
@@ -57,15 +79,19 @@ fn main() -> ExitCode {
         "ternd {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    tracing::warn!(
-        "this build serves STUN Binding only: TURN relaying is not implemented yet, so relay \
-         and credential settings are validated but not used"
-    );
+    if let Some(r) = handle.relay_v4() {
+        tracing::info!(
+            bind = %r.bind,
+            advertise = %r.advertise,
+            ports = %config.relay.ports,
+            "relaying over UDP"
+        );
+    }
     if let Some(secret) = generated {
         print_quick_start(&config, &handle, &secret);
     }
 
-    wait_for_signal();
+    signals.wait();
     tracing::info!("shutting down");
     let stats = handle.stats();
     handle.shutdown();
@@ -108,14 +134,12 @@ fn print_quick_start(config: &Config, handle: &ternd::net::Handle, secret: &str)
         ternd::auth::rest::credentials(secret, "demo", expiry, config.auth.rest_separator);
     let (host, port) = public_host(config, handle);
     let servers = ternd::ice::ice_servers(&host, port, &username, &password);
-    let h = ternd::ice::url_host(&host);
     println!(
         "\
 ternd is running. No secret or user was configured, so one was generated for this run only:
 
   secret    {secret}
 
-Try STUN:   turnutils_stunclient -p {port} {host}
 TURN REST credentials for user \"demo\", valid 24 h (username = EXPIRY:USER,
 password = base64(HMAC-SHA1(secret, username))):
 
@@ -125,44 +149,64 @@ password = base64(HMAC-SHA1(secret, username))):
 WebRTC configuration:
   {json}
 
-(This build answers STUN Binding on stun:{h}:{port}; TURN relaying is the next milestone.)
+Try it:
+  turnutils_stunclient -p {port} {host}
+  turnutils_uclient -p {port} -u '{username}' -w '{password}' -y {host}
+  ternd credentials --secret '{secret}' --user-id alice     # more credentials
+
+Peers on private and loopback addresses are refused by default; to relay to a
+turnutils_peer on this machine add --allow-peer 127.0.0.1/32.
 For real use, set a secret of your own (--secret, TERND_SECRET or [auth] secrets in
 config/ternd.toml) and mint credentials in your backend the same way.",
         json = ternd::ice::ice_servers_json(&servers),
     );
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ternd: cannot wait for signals: {e}");
-            return;
-        }
-    };
-    rt.block_on(async {
+/// SIGINT and SIGTERM handlers, installed before the server starts so that a signal
+/// arriving during start-up still means a clean stop.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    streams: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        #[cfg(unix)]
+        let streams = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _guard = rt.enter();
+            vec![
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ]
+        };
+        Ok(Signals {
+            rt,
+            #[cfg(unix)]
+            streams,
+        })
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    fn wait(self) {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
+            let Signals { rt, mut streams } = self;
+            rt.block_on(async move {
+                let (a, b) = streams.split_at_mut(1);
+                tokio::select! {
+                    _ = a[0].recv() => {}
+                    _ = b[0].recv() => {}
                 }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
+            });
         }
         #[cfg(not(unix))]
         {
-            let _ = tokio::signal::ctrl_c().await;
+            let _ = self.rt.block_on(tokio::signal::ctrl_c());
         }
-    });
+    }
 }

@@ -1,7 +1,9 @@
 //! Credentials: long-term key derivation (RFC 8489 §9.2) and TURN REST API style
 //! ephemeral credentials. Pure code: time is passed in.
 
+pub mod nonce;
 pub mod rest;
+pub mod store;
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;

@@ -18,11 +18,12 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
-use super::{Origin, Redacted};
+use super::{Origin, Redacted, values};
 
 const LONG_ABOUT: &str = "\
 ternd — a STUN/TURN relay server.
@@ -211,6 +212,87 @@ pub struct Cli {
     /// Maximum concurrent TCP connections [default: 10000]
     #[arg(long, value_name = "N", env = "TERND_MAX_TCP_CONNECTIONS")]
     pub max_tcp_connections: Option<String>,
+
+    /// A subcommand; without one, `ternd` runs the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands of `ternd` (without one, it runs the server).
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Print TURN REST credentials (a time-limited username and password) for a shared secret
+    #[command(long_about = CREDENTIALS_ABOUT)]
+    Credentials(CredentialsArgs),
+}
+
+const CREDENTIALS_ABOUT: &str = "\
+Print TURN REST credentials (a time-limited username and password) for a shared secret.
+
+The username is EXPIRY:USER (EXPIRY = now + --ttl, in UNIX seconds) and the password is \
+base64(HMAC-SHA1(secret, username)), as coturn's use-auth-secret and the TURN REST API \
+draft define them; a ternd started with the same --secret accepts them until EXPIRY.";
+
+/// Options of `ternd credentials`.
+#[derive(Args, Clone, PartialEq, Eq)]
+pub struct CredentialsArgs {
+    /// Shared secret, as given to the server; of a comma-separated list (the server's
+    /// rotation list) the first, current one is used
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TERND_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true,
+        required = true
+    )]
+    pub secret: Vec<String>,
+
+    /// User id: the USER part of the username EXPIRY:USER (the server's quota key)
+    #[arg(long, value_name = "USER")]
+    pub user_id: String,
+
+    /// How long the credentials stay valid (e.g. 30m, 1h, 86400)
+    #[arg(long, value_name = "DUR", default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+
+    /// Print a JSON object {"username", "password", "ttl", "uris"}
+    #[arg(long)]
+    pub json: bool,
+
+    /// TURN URI listed in the JSON output; repeatable
+    /// [default: turn:127.0.0.1:3478?transport=udp and ?transport=tcp]
+    #[arg(long, value_name = "URI")]
+    pub uri: Vec<String>,
+
+    /// Separator between expiry and user, as the server's auth.rest_separator
+    #[arg(long, value_name = "CHAR", default_value = ":", value_parser = parse_rest_separator)]
+    pub rest_separator: char,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = values::duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("the TTL must be at least one second".to_owned());
+    }
+    Ok(d)
+}
+
+fn parse_rest_separator(s: &str) -> Result<char, String> {
+    values::rest_separator(s)
+}
+
+impl fmt::Debug for CredentialsArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialsArgs")
+            .field("secret", &Redacted(self.secret.len()))
+            .field("user_id", &self.user_id)
+            .field("ttl", &self.ttl)
+            .field("json", &self.json)
+            .field("uri", &self.uri)
+            .field("rest_separator", &self.rest_separator)
+            .finish()
+    }
 }
 
 impl fmt::Debug for Cli {
@@ -248,6 +330,7 @@ impl fmt::Debug for Cli {
             .field("max_frame_size", &self.max_frame_size)
             .field("tcp_idle_timeout", &self.tcp_idle_timeout)
             .field("max_tcp_connections", &self.max_tcp_connections)
+            .field("command", &self.command)
             .finish()
     }
 }

@@ -35,7 +35,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use cli::Cli;
+pub use cli::{Cli, Command, CredentialsArgs};
 pub use error::{ConfigError, Origin};
 
 /// The complete, validated server configuration.

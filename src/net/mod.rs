@@ -1,41 +1,55 @@
-//! The I/O shell: listeners, worker threads, and the loops that feed packets to the
-//! sans-IO core ([`crate::turn::Server`]).
+//! The I/O shell: listeners, relay sockets, worker threads, and the loops that feed packets
+//! to the sans-IO core ([`crate::turn::Server`]).
 //!
 //! `workers` threads each run a single-threaded tokio runtime and own one `SO_REUSEPORT`
-//! UDP socket and one TCP listener per `--listen` address, plus their own core. The kernel
-//! spreads clients across the workers and keeps a client's 5-tuple on one of them; workers
-//! share nothing on the per-packet path.
+//! UDP socket and one TCP listener per `--listen` address, their own core (allocation
+//! table) and the relay sockets of their allocations. The kernel spreads clients across
+//! the workers and keeps a client's 5-tuple on one of them; workers share nothing on the
+//! per-packet path. All `unsafe` code is in `net/sys.rs`.
 
 mod listen;
+mod relay;
+mod sys;
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::auth::nonce::NonceKey;
+use crate::auth::store::CredentialStore;
 use crate::config::Config;
+use crate::policy::PeerPolicy;
 use crate::stun::channel::ChannelRange;
-use crate::stun::stream::{FrameKind, StreamBuffer};
-use crate::turn::{CoreConfig, FiveTuple, Outcome, Server, Stats, StatsSnapshot, Transport};
+use crate::stun::stream::StreamBuffer;
+use crate::turn::{
+    CoreConfig, FiveTuple, Outcome, PEER_HEADROOM, PEER_TAILROOM, RelayAddress, Server, Shared,
+    Stats, StatsSnapshot, Transport,
+};
 
 pub use listen::BindError;
+use relay::{NetRelays, RelaySocket, Reserved};
 
 /// Largest answer the core writes.
 const OUT_BUF: usize = 1500;
 /// Receive buffer for one datagram: the largest UDP payload.
 const RECV_BUF: usize = 65_536;
+/// Frames queued for one TCP client before the oldest are dropped.
+const TCP_QUEUE: usize = 256;
 
 /// A running server: its bound addresses, counters, and the way to stop it.
 #[derive(Debug)]
 pub struct Handle {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
+    relay_v4: Option<RelayAddress>,
     stats: Vec<Arc<Stats>>,
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -52,12 +66,17 @@ impl Handle {
         &self.tcp
     }
 
+    /// Where IPv4 relay sockets are bound and what is advertised.
+    pub fn relay_v4(&self) -> Option<RelayAddress> {
+        self.relay_v4
+    }
+
     /// The counters of all workers, summed.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.iter().map(|s| s.snapshot()).sum()
     }
 
-    /// Stops every worker and waits for them.
+    /// Stops every worker (ending their allocations) and waits for them.
     pub fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.threads {
@@ -66,9 +85,23 @@ impl Handle {
     }
 }
 
-/// Settings every worker shares (read-only).
-struct Shared {
-    core: Arc<CoreConfig>,
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Listeners could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// A credential could not be prepared (SASLprep).
+    #[error("credentials: {0}")]
+    Credentials(#[from] crate::auth::PrepError),
+    /// The OS random number generator failed.
+    #[error("random number generator: {0}")]
+    Random(String),
+}
+
+/// Settings the I/O loops of every worker share (read-only but for one counter).
+struct NetShared {
     channel_range: ChannelRange,
     max_frame_size: usize,
     tcp_idle_timeout: Duration,
@@ -76,47 +109,194 @@ struct Shared {
     tcp_connections: AtomicUsize,
 }
 
+/// One worker's state, owned by its thread.
+pub(crate) struct Worker {
+    server: RefCell<Server>,
+    relays: RefCell<HashMap<SocketAddr, RelaySocket>>,
+    reserved: Reserved,
+    listeners: RefCell<HashMap<SocketAddr, Rc<UdpSocket>>>,
+    tcp_clients: RefCell<HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>>,
+    peer_buf: RefCell<Vec<u8>>,
+    net: Arc<NetShared>,
+}
+
+impl Worker {
+    /// Sends relayed data to a client on its 5-tuple; drops it (never waits) when the
+    /// socket or the connection's queue is full.
+    fn send_to_client(&self, tuple: FiveTuple, bytes: &[u8]) {
+        match tuple.transport {
+            Transport::Udp => {
+                let listeners = self.listeners.borrow();
+                if let Some(l) = listeners.get(&tuple.server)
+                    && l.try_send_to(bytes, tuple.client).is_err()
+                {
+                    self.server.borrow().stats().peer_dropped.inc();
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                let clients = self.tcp_clients.borrow();
+                if let Some(tx) = clients.get(&tuple)
+                    && tx.try_send(bytes.to_vec()).is_err()
+                {
+                    self.server.borrow().stats().peer_dropped.inc();
+                }
+            }
+        }
+    }
+
+    fn forward(&self, relay: SocketAddr, peer: SocketAddr, payload: &[u8]) {
+        let relays = self.relays.borrow();
+        if let Some(r) = relays.get(&relay)
+            && r.sock.try_send_to(payload, peer).is_err()
+        {
+            self.server.borrow().stats().dropped.inc();
+        }
+    }
+}
+
+/// The host's primary IPv4 address: the source address of a route to a documentation
+/// address (connecting a UDP socket sends nothing).
+fn primary_ipv4() -> Option<Ipv4Addr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    match s.local_addr().ok()?.ip() {
+        IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
+}
+
+/// Where relay sockets bind and what they advertise, per family.
+fn relay_addresses(config: &Config) -> (Option<RelayAddress>, Option<RelayAddress>) {
+    let ext = |v6: bool| {
+        config
+            .relay
+            .external_ips
+            .iter()
+            .find(|e| e.public.is_ipv6() == v6)
+    };
+    let configured = |v6: bool| {
+        config
+            .relay
+            .relay_ips
+            .iter()
+            .copied()
+            .find(|ip| ip.is_ipv6() == v6)
+    };
+    let v4_bind = ext(false)
+        .and_then(|e| e.private)
+        .or_else(|| configured(false))
+        .or_else(|| {
+            config
+                .listen
+                .iter()
+                .map(|a| a.ip())
+                .find(|ip| ip.is_ipv4() && !ip.is_unspecified())
+        })
+        .or_else(|| primary_ipv4().map(IpAddr::V4))
+        .unwrap_or_else(|| {
+            tracing::warn!("no IPv4 address found for relaying; using 127.0.0.1 (set --relay-ip)");
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        });
+    let v4 = RelayAddress {
+        bind: v4_bind,
+        advertise: ext(false).map(|e| e.public).unwrap_or(v4_bind),
+    };
+    let v6 = ext(true)
+        .and_then(|e| e.private)
+        .or_else(|| configured(true))
+        .map(|bind| RelayAddress {
+            bind,
+            advertise: ext(true).map(|e| e.public).unwrap_or(bind),
+        });
+    (Some(v4), v6)
+}
+
 /// Binds every listener and starts the workers. Returns once all sockets are bound, so
 /// bind errors come back here rather than from a thread.
-pub fn start(config: &Config) -> Result<Handle, BindError> {
+pub fn start(config: &Config) -> Result<Handle, StartError> {
+    match sys::raise_fd_limit() {
+        Ok(n) => tracing::info!(limit = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
     let workers = config.workers.max(1);
     let bound = listen::bind_all(&config.listen, workers)?;
-    let shared = Arc::new(Shared {
-        core: Arc::new(CoreConfig::from_config(config)),
+    let (relay_v4, relay_v6) = relay_addresses(config);
+
+    let mut service: Vec<SocketAddr> = bound.udp_addrs.clone();
+    service.extend(config.http.listen);
+    let mut local_ips: Vec<IpAddr> = service.iter().map(|a| a.ip()).collect();
+    for r in [relay_v4, relay_v6].into_iter().flatten() {
+        local_ips.push(r.bind);
+        local_ips.push(r.advertise);
+    }
+    let policy = PeerPolicy::new(
+        config.relay.allow_peer.clone(),
+        config.relay.deny_peer.clone(),
+        service,
+    )
+    .with_local_ips(local_ips);
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let core = CoreConfig {
+        software: config.software.clone(),
+        stun_backward_compatibility: config.stun_backward_compatibility,
+        channel_range: ChannelRange::new(config.relay.rfc5766_channel_numbers),
+        relay_v4,
+        relay_v6,
+        ports: config.relay.ports,
+        default_lifetime: config.relay.default_allocation_lifetime,
+        max_lifetime: config.relay.max_allocation_lifetime,
+        user_quota: config.relay.user_quota,
+        nonce_lifetime: config.auth.nonce_lifetime,
+        clock_anchor: (Instant::now(), unix),
+    };
+    let store = CredentialStore::new(&config.realm, &config.auth)?;
+    let nonce_key = NonceKey::random().map_err(|e| StartError::Random(e.to_string()))?;
+    let shared = Arc::new(Shared::new(core, store, nonce_key, policy));
+    let net = Arc::new(NetShared {
         channel_range: ChannelRange::new(config.relay.rfc5766_channel_numbers),
         max_frame_size: config.max_frame_size,
         tcp_idle_timeout: config.tcp_idle_timeout,
         max_tcp_connections: config.max_tcp_connections,
         tcp_connections: AtomicUsize::new(0),
     });
+    let reserved: Reserved = Arc::default();
     let (tx, rx) = watch::channel(false);
     let mut stats = Vec::new();
     let mut threads = Vec::new();
     for (i, sockets) in bound.per_worker.into_iter().enumerate() {
         let worker_stats = Arc::new(Stats::default());
         stats.push(worker_stats.clone());
-        let shared = shared.clone();
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
+        let server = Server::new(shared.clone(), worker_stats, u64::from_le_bytes(seed));
+        let net = net.clone();
+        let reserved = reserved.clone();
         let rx = rx.clone();
         let t = std::thread::Builder::new()
             .name(format!("ternd-worker-{i}"))
-            .spawn(move || worker(i, sockets, shared, worker_stats, rx))
-            .map_err(BindError::Thread)?;
+            .spawn(move || run_worker(i, sockets, server, net, reserved, rx))
+            .map_err(|e| StartError::Bind(BindError::Thread(e)))?;
         threads.push(t);
     }
     Ok(Handle {
         udp: bound.udp_addrs,
         tcp: bound.tcp_addrs,
+        relay_v4,
         stats,
         shutdown: tx,
         threads,
     })
 }
 
-fn worker(
+fn run_worker(
     index: usize,
     sockets: listen::WorkerSockets,
-    shared: Arc<Shared>,
-    stats: Arc<Stats>,
+    server: Server,
+    net: Arc<NetShared>,
+    reserved: Reserved,
     shutdown: watch::Receiver<bool>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -131,79 +311,123 @@ fn worker(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let server = Rc::new(RefCell::new(Server::new(shared.core.clone(), stats)));
+        let worker = Rc::new(Worker {
+            server: RefCell::new(server),
+            relays: RefCell::new(HashMap::new()),
+            reserved,
+            listeners: RefCell::new(HashMap::new()),
+            tcp_clients: RefCell::new(HashMap::new()),
+            peer_buf: RefCell::new(vec![0u8; PEER_HEADROOM + RECV_BUF + PEER_TAILROOM]),
+            net,
+        });
         let mut tasks = Vec::new();
         for (addr, sock) in sockets.udp {
             match UdpSocket::from_std(sock) {
-                Ok(sock) => tasks.push(tokio::task::spawn_local(udp_loop(
-                    sock,
-                    addr,
-                    server.clone(),
-                    shutdown.clone(),
-                ))),
+                Ok(sock) => {
+                    let sock = Rc::new(sock);
+                    worker.listeners.borrow_mut().insert(addr, sock.clone());
+                    tasks.push(tokio::task::spawn_local(udp_loop(sock, addr, worker.clone(), shutdown.clone())));
+                }
                 Err(e) => tracing::error!(worker = index, %addr, error = %e, "cannot register UDP socket"),
             }
         }
         for (addr, l) in sockets.tcp {
             match TcpListener::from_std(l) {
-                Ok(l) => tasks.push(tokio::task::spawn_local(tcp_accept_loop(
-                    l,
-                    addr,
-                    server.clone(),
-                    shared.clone(),
-                    shutdown.clone(),
-                ))),
+                Ok(l) => tasks.push(tokio::task::spawn_local(tcp_accept_loop(l, addr, worker.clone(), shutdown.clone()))),
                 Err(e) => tracing::error!(worker = index, %addr, error = %e, "cannot register TCP listener"),
             }
         }
+        tasks.push(tokio::task::spawn_local(timer_loop(worker.clone(), shutdown.clone())));
         for t in tasks {
             let _ = t.await;
         }
+        // Shutdown: end every allocation (accounting lines), close relay sockets.
+        let mut relays = NetRelays { worker: &worker };
+        worker.server.borrow_mut().shutdown(Instant::now(), &mut relays);
+        worker.relays.borrow_mut().clear();
     });
 }
 
+async fn timer_loop(worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let mut relays = NetRelays { worker: &worker };
+        worker
+            .server
+            .borrow_mut()
+            .handle_timeout(Instant::now(), &mut relays);
+    }
+}
+
+/// Acts on what the core decided about a client packet.
+fn act(worker: &Worker, outcome: Outcome, packet: &[u8], out: &[u8], reply: impl FnOnce(&[u8])) {
+    match outcome {
+        Outcome::Reply { len } => reply(&out[..len]),
+        Outcome::Forward {
+            relay,
+            peer,
+            start,
+            len,
+        } => worker.forward(relay, peer, &packet[start..start + len]),
+        Outcome::Consumed | Outcome::Dropped(_) => {}
+    }
+}
+
 async fn udp_loop(
-    sock: UdpSocket,
+    sock: Rc<UdpSocket>,
     local: SocketAddr,
-    server: Rc<RefCell<Server>>,
+    worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; RECV_BUF];
     let mut out = vec![0u8; OUT_BUF];
     loop {
-        let (n, from) = tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
+        tokio::select! {
+            r = sock.readable() => if r.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        for _ in 0..64 {
+            let (n, from) = match sock.try_recv_from(&mut buf) {
                 Ok(x) => x,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    tracing::debug!(%local, error = %e, "UDP receive error");
+                    tracing::trace!(%local, error = %e, "UDP receive error");
                     continue;
                 }
-            },
-            _ = shutdown.changed() => break,
-        };
-        let tuple = FiveTuple {
-            client: from,
-            server: local,
-            transport: Transport::Udp,
-        };
-        let outcome = server
-            .borrow_mut()
-            .handle_client(&buf[..n], tuple, Instant::now(), &mut out);
-        if let Outcome::Reply { len } = outcome {
-            // Never wait on a full socket buffer: a dropped answer is a lost datagram.
-            if let Err(e) = sock.try_send_to(&out[..len], from) {
-                server.borrow().stats().dropped.inc();
-                tracing::trace!(%local, error = %e, "UDP answer dropped");
-            }
+            };
+            let tuple = FiveTuple {
+                client: from,
+                server: local,
+                transport: Transport::Udp,
+            };
+            let mut relays = NetRelays { worker: &worker };
+            let outcome = worker.server.borrow_mut().handle_client(
+                &buf[..n],
+                tuple,
+                Instant::now(),
+                &mut out,
+                &mut relays,
+            );
+            act(&worker, outcome, &buf[..n], &out, |bytes| {
+                // Never wait on a full socket buffer: a dropped answer is a lost datagram.
+                if sock.try_send_to(bytes, from).is_err() {
+                    worker.server.borrow().stats().dropped.inc();
+                }
+            });
         }
+        tokio::task::yield_now().await;
     }
 }
 
 async fn tcp_accept_loop(
     listener: TcpListener,
     local: SocketAddr,
-    server: Rc<RefCell<Server>>,
-    shared: Arc<Shared>,
+    worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -217,32 +441,31 @@ async fn tcp_accept_loop(
                     continue;
                 }
             },
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => return,
         };
-        let open = shared.tcp_connections.fetch_add(1, Ordering::Relaxed);
-        if open >= shared.max_tcp_connections {
-            shared.tcp_connections.fetch_sub(1, Ordering::Relaxed);
+        let net = worker.net.clone();
+        let open = net.tcp_connections.fetch_add(1, Ordering::Relaxed);
+        if open >= net.max_tcp_connections {
+            net.tcp_connections.fetch_sub(1, Ordering::Relaxed);
             tracing::debug!(%local, "TCP connection refused: max_tcp_connections reached");
             drop(stream);
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let server = server.clone();
-        let shared2 = shared.clone();
+        let worker = worker.clone();
         let shutdown = shutdown.clone();
         tokio::task::spawn_local(async move {
-            tcp_connection(stream, peer, local, server, &shared2, shutdown).await;
-            shared2.tcp_connections.fetch_sub(1, Ordering::Relaxed);
+            tcp_connection(stream, peer, local, &worker, shutdown).await;
+            net.tcp_connections.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
 async fn tcp_connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-    server: Rc<RefCell<Server>>,
-    shared: &Shared,
+    worker: &Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local = stream.local_addr().unwrap_or(local);
@@ -251,43 +474,70 @@ async fn tcp_connection(
         server: local,
         transport: Transport::Tcp,
     };
-    let mut sb = StreamBuffer::new(shared.max_frame_size, shared.channel_range);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
+    worker.tcp_clients.borrow_mut().insert(tuple, tx.clone());
+    let idle = worker.net.tcp_idle_timeout;
+    // The writer: answers and relayed data, in order.
+    let writer = tokio::task::spawn_local(async move {
+        while let Some(frame) = rx.recv().await {
+            match tokio::time::timeout(idle, wr.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+    });
+    let mut sb = StreamBuffer::new(worker.net.max_frame_size, worker.net.channel_range);
     let mut out = vec![0u8; OUT_BUF];
-    let idle = shared.tcp_idle_timeout;
-    loop {
+    'conn: loop {
         let read = tokio::select! {
-            r = tokio::time::timeout(idle, stream.read(sb.space())) => r,
-            _ = shutdown.changed() => return,
+            r = tokio::time::timeout(idle, rd.read(sb.space())) => r,
+            _ = shutdown.changed() => break 'conn,
         };
         match read {
-            Ok(Ok(0)) | Err(_) => return, // closed, or idle too long
+            Ok(Ok(0)) | Err(_) => break, // closed, or idle too long
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TCP read error");
-                return;
+                break;
             }
             Ok(Ok(n)) => sb.filled(n),
         }
         loop {
-            let frame = match sb.next_frame() {
+            let (_, frame) = match sb.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
-                    server.borrow().stats().malformed.inc();
+                    worker.server.borrow().stats().malformed.inc();
                     tracing::debug!(%peer, error = %e, "closing TCP connection: bad framing");
-                    return;
+                    break 'conn;
                 }
             };
-            let outcome = match frame {
-                (FrameKind::Stun | FrameKind::ChannelData, bytes) => server
-                    .borrow_mut()
-                    .handle_client(bytes, tuple, Instant::now(), &mut out),
-            };
-            if let Outcome::Reply { len } = outcome {
-                match tokio::time::timeout(idle, stream.write_all(&out[..len])).await {
-                    Ok(Ok(())) => {}
-                    _ => return,
-                }
+            let mut relays = NetRelays { worker };
+            let outcome = worker.server.borrow_mut().handle_client(
+                frame,
+                tuple,
+                Instant::now(),
+                &mut out,
+                &mut relays,
+            );
+            let mut closed = false;
+            act(worker, outcome, frame, &out, |bytes| {
+                closed = tx.try_send(bytes.to_vec()).is_err();
+            });
+            if closed {
+                break 'conn;
             }
         }
+        if writer.is_finished() {
+            break;
+        }
     }
+    worker.tcp_clients.borrow_mut().remove(&tuple);
+    writer.abort();
+    // Closing the connection deletes its allocation (RFC 8656 §3.1).
+    let mut relays = NetRelays { worker };
+    worker
+        .server
+        .borrow_mut()
+        .close_tuple(&tuple, Instant::now(), &mut relays);
 }

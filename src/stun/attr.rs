@@ -531,7 +531,8 @@ impl<'a> Attribute<'a> {
             t::XOR_RELAYED_ADDRESS => {
                 Attribute::XorRelayedAddress(decode_address(a, v, Some(tid))?)
             }
-            t::USERNAME => Attribute::Username(text(a, v, MAX_USERNAME)?),
+            // RFC 8489 §14.3: senders stay under 509 bytes, but a receiver MUST parse up to 763.
+            t::USERNAME => Attribute::Username(text(a, v, MAX_TEXT)?),
             t::REALM => Attribute::Realm(text(a, v, MAX_TEXT)?),
             t::NONCE => Attribute::Nonce(text(a, v, MAX_TEXT)?),
             t::SOFTWARE => Attribute::Software(text(a, v, MAX_TEXT)?),

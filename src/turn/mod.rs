@@ -1,29 +1,71 @@
 //! The sans-IO server core: it takes a packet, the 5-tuple it arrived on and `now`, and
-//! writes what to send back into a caller's buffer. It never opens a socket or reads a clock.
+//! writes what to send into a caller's buffer, or says where to forward it. It never opens
+//! a socket or reads a clock.
 //!
 //! # How to drive it
 //!
-//! For every packet a listener receives, call [`Server::handle_client`] with the bytes, the
-//! [`FiveTuple`] and the current time, and a buffer for the answer. Act on the returned
-//! [`Outcome`]: send `out[..len]` back on the same 5-tuple for [`Outcome::Reply`], do nothing
-//! otherwise. Counters live in [`Stats`], one per worker, summed when read.
+//! One [`Server`] per worker. Its inputs:
 //!
-//! This build answers STUN Binding (RFC 8489, RFC 5389 and, when enabled, RFC 3489
-//! clients). TURN methods get 400 until the TURN core lands.
+//! - [`Server::handle_client`] for every packet a listener receives from a client (a
+//!   datagram, or one frame of a stream), with its [`FiveTuple`], `now`, an output buffer
+//!   and the worker's [`Relays`] (through which the core opens and closes relay sockets).
+//!   Act on the returned [`Outcome`]: send `out[..len]` back to the client for
+//!   [`Outcome::Reply`]; send `packet[start..start + len]` from the relay socket `relay` to
+//!   `peer` for [`Outcome::Forward`] (the payload is a sub-slice of the receive buffer: no
+//!   copy).
+//! - [`Server::handle_peer`] for every datagram a relay socket receives. Receive it at
+//!   offset [`PEER_HEADROOM`] of the buffer, so the core can write the ChannelData or Data
+//!   indication header in front of the payload; then send `buf[start..start + len]` to the
+//!   client of [`PeerOutcome::ToClient`].
+//! - [`Server::handle_timeout`] when [`Server::poll_timeout`] says (or at least once a
+//!   second): it expires allocations, permissions and channels, and closes relay sockets.
+//!
+//! Time comes in as `now: Instant`; wall-clock time (for REST credential expiry and nonces)
+//! is derived from it through the anchor in [`CoreConfig::clock_anchor`], so tests can
+//! move both at once. Counters live in [`Stats`], one per worker, summed when read.
 
+mod allocation;
+mod authn;
 mod stats;
+#[doc(hidden)]
+pub mod testing;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-pub use stats::{Stats, StatsSnapshot};
-
-use crate::stun::channel::{self, ChannelRange, PacketKind};
-use crate::stun::{
-    Attribute, Class, ErrorCode, Message, MessageBuilder, MessageType, Method, ParseOptions,
-    TransactionId, attr_type,
+pub use allocation::{
+    Allocation, CHANNEL_COOLDOWN, CHANNEL_LIFETIME, MAX_PERMISSIONS, PERMISSION_LIFETIME, Traffic,
 };
+pub use stats::{Counter, Stats, StatsSnapshot};
+
+use crate::auth::nonce::{self, NonceKey};
+use crate::auth::store::{CredentialStore, Key};
+use crate::config::PortRange;
+use crate::policy::PeerPolicy;
+use crate::stun::channel::{self, ChannelData, ChannelRange, PacketKind};
+use crate::stun::{
+    AddressFamily, Attribute, Class, ErrorCode, Message, MessageBuilder, MessageType, Method,
+    ParseOptions, TransactionId, attr_type,
+};
+use authn::{AuthFailure, Authenticated};
+
+/// Bytes a relay socket must leave free in front of a received payload: room for the
+/// largest header the core writes there (a Data indication to an IPv6 peer: 20 + 24 + 4).
+pub const PEER_HEADROOM: usize = 48;
+/// Bytes a relay receive buffer must leave free after the payload (DATA padding).
+pub const PEER_TAILROOM: usize = 3;
+/// The REQUESTED-TRANSPORT value for UDP.
+pub const TRANSPORT_UDP: u8 = 17;
+/// How long an EVEN-PORT R=1 reservation is held (RFC 8656 §7.2: about 30 s).
+pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+/// Relay port choices tried before answering 508.
+const PORT_ATTEMPTS: usize = 64;
+/// Most attribute types listed in one UNKNOWN-ATTRIBUTES.
+const MAX_UNKNOWN_REPORTED: usize = 16;
 
 /// The transport a client used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,6 +89,15 @@ pub struct FiveTuple {
     pub transport: Transport,
 }
 
+/// Where relay sockets are bound for one address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayAddress {
+    /// The local address relay sockets bind to.
+    pub bind: IpAddr,
+    /// The address advertised in XOR-RELAYED-ADDRESS (differs behind a 1:1 NAT).
+    pub advertise: IpAddr,
+}
+
 /// Settings of the core, derived from [`crate::config::Config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
@@ -56,27 +107,153 @@ pub struct CoreConfig {
     pub stun_backward_compatibility: bool,
     /// Valid channel numbers.
     pub channel_range: ChannelRange,
+    /// The IPv4 relay address, if IPv4 relaying is on.
+    pub relay_v4: Option<RelayAddress>,
+    /// The IPv6 relay address, if IPv6 relaying is on.
+    pub relay_v6: Option<RelayAddress>,
+    /// Relay port range.
+    pub ports: PortRange,
+    /// Allocation lifetime when the client asks for less (RFC 8656 §7.2).
+    pub default_lifetime: Duration,
+    /// Longest allocation lifetime granted.
+    pub max_lifetime: Duration,
+    /// Concurrent allocations per user; 0 = unlimited.
+    pub user_quota: u32,
+    /// How long a nonce stays valid.
+    pub nonce_lifetime: Duration,
+    /// A monotonic instant and the UNIX time (seconds) it corresponds to.
+    pub clock_anchor: (Instant, u64),
 }
 
-impl Default for CoreConfig {
-    fn default() -> Self {
+impl CoreConfig {
+    /// Settings for a Binding-only core with defaults elsewhere (tests, fuzzing).
+    pub fn minimal(anchor: (Instant, u64)) -> Self {
         Self {
             software: None,
             stun_backward_compatibility: false,
             channel_range: ChannelRange::RFC8656,
+            relay_v4: None,
+            relay_v6: None,
+            ports: PortRange {
+                lo: 49152,
+                hi: 65535,
+            },
+            default_lifetime: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(3600),
+            user_quota: 100,
+            nonce_lifetime: Duration::from_secs(600),
+            clock_anchor: anchor,
+        }
+    }
+
+    /// UNIX seconds at `now`.
+    pub fn unix_at(&self, now: Instant) -> u64 {
+        let (i, u) = self.clock_anchor;
+        if now >= i {
+            u + now.duration_since(i).as_secs()
+        } else {
+            u.saturating_sub(i.duration_since(now).as_secs())
+        }
+    }
+
+    /// The monotonic instant of UNIX time `unix`.
+    pub fn instant_at(&self, unix: u64) -> Instant {
+        let (i, u) = self.clock_anchor;
+        if unix >= u {
+            i + Duration::from_secs((unix - u).min(100 * 365 * 86_400))
+        } else {
+            i.checked_sub(Duration::from_secs(u - unix)).unwrap_or(i)
         }
     }
 }
 
-impl CoreConfig {
-    /// The core settings a validated configuration asks for.
-    pub fn from_config(c: &crate::config::Config) -> Self {
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    addr: SocketAddr,
+    expires: Instant,
+}
+
+/// State all workers share. Touched on Allocate and teardown only, never per packet.
+#[derive(Debug)]
+pub struct Shared {
+    /// Settings.
+    pub config: CoreConfig,
+    /// Credential sources.
+    pub store: CredentialStore,
+    /// The per-process nonce key.
+    pub nonce_key: NonceKey,
+    /// Which peers may be reached.
+    pub policy: PeerPolicy,
+    quotas: Mutex<HashMap<String, u32>>,
+    reservations: Mutex<HashMap<[u8; 8], Reservation>>,
+}
+
+impl Shared {
+    /// Shared state from its parts.
+    pub fn new(
+        config: CoreConfig,
+        store: CredentialStore,
+        nonce_key: NonceKey,
+        policy: PeerPolicy,
+    ) -> Self {
         Self {
-            software: c.software.clone(),
-            stun_backward_compatibility: c.stun_backward_compatibility,
-            channel_range: ChannelRange::new(c.relay.rfc5766_channel_numbers),
+            config,
+            store,
+            nonce_key,
+            policy,
+            quotas: Mutex::new(HashMap::new()),
+            reservations: Mutex::new(HashMap::new()),
         }
     }
+
+    /// Allocations currently counted against `user`.
+    pub fn user_allocations(&self, user: &str) -> u32 {
+        self.quotas
+            .lock()
+            .map(|q| q.get(user).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn quota_take(&self, user: &str) -> bool {
+        let Ok(mut q) = self.quotas.lock() else {
+            return false;
+        };
+        let n = q.entry(user.to_string()).or_insert(0);
+        if self.config.user_quota != 0 && *n >= self.config.user_quota {
+            if *n == 0 {
+                q.remove(user);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn quota_release(&self, user: &str) {
+        if let Ok(mut q) = self.quotas.lock()
+            && let Some(n) = q.get_mut(user)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                q.remove(user);
+            }
+        }
+    }
+}
+
+/// How the core opens and closes relay sockets: implemented by the I/O layer (and by a fake
+/// in tests). Every call happens while the core handles an input.
+pub trait Relays {
+    /// Binds a relay socket at `addr` and starts receiving on it. `AddrInUse` makes the core
+    /// try another port. If `addr` was reserved with [`Relays::reserve`] (by any worker),
+    /// the reserved socket is taken over.
+    fn open(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()>;
+    /// Binds `addr` and holds it, not receiving, for a later [`Relays::open`] (EVEN-PORT R=1).
+    fn reserve(&mut self, addr: SocketAddr) -> io::Result<()>;
+    /// Drops a reservation that was never claimed.
+    fn release(&mut self, addr: SocketAddr);
+    /// Closes the relay socket at `addr`.
+    fn close(&mut self, addr: SocketAddr);
 }
 
 /// What to do after [`Server::handle_client`].
@@ -88,9 +265,37 @@ pub enum Outcome {
         /// Length of the answer in the output buffer.
         len: usize,
     },
+    /// Send `packet[start..start + len]` from the relay socket bound at `relay` to `peer`.
+    Forward {
+        /// The relay socket's local address.
+        relay: SocketAddr,
+        /// The peer.
+        peer: SocketAddr,
+        /// Start of the payload in the packet.
+        start: usize,
+        /// Length of the payload.
+        len: usize,
+    },
     /// Nothing to send: the packet was consumed (an indication, say).
     Consumed,
     /// Nothing to send: the packet was dropped, for this reason (already counted).
+    Dropped(DropReason),
+}
+
+/// What to do after [`Server::handle_peer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum PeerOutcome {
+    /// Send `buf[start..start + len]` to the client on `tuple`.
+    ToClient {
+        /// The client's 5-tuple.
+        tuple: FiveTuple,
+        /// Start of the message (header written in front of the payload).
+        start: usize,
+        /// Length of the message.
+        len: usize,
+    },
+    /// Dropped, for this reason (already counted).
     Dropped(DropReason),
 }
 
@@ -106,26 +311,94 @@ pub enum DropReason {
     UnexpectedResponse,
     /// An RFC 3489 message while backward compatibility is off.
     Rfc3489Disabled,
-    /// ChannelData with no channel bound on this 5-tuple.
+    /// ChannelData or a Send indication on a 5-tuple without an allocation.
+    NoAllocation,
+    /// ChannelData on a channel that is not bound.
     NoChannel,
+    /// Data to or from a peer without a permission.
+    NoPermission,
+    /// A peer the policy denies.
+    PolicyDenied,
+    /// An indication the server does not act on.
+    UnhandledIndication,
     /// The answer did not fit the output buffer.
     OutputTooSmall,
+    /// Data for a relay address with no allocation (a late packet after expiry).
+    UnknownRelay,
 }
 
-/// Most attribute types listed in one UNKNOWN-ATTRIBUTES.
-const MAX_UNKNOWN_REPORTED: usize = 16;
+/// Why an allocation ended (for the accounting line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// Its lifetime ran out.
+    Expired,
+    /// Refresh with LIFETIME 0.
+    Deleted,
+    /// The server shut down.
+    Shutdown,
+    /// The client's TCP/TLS connection closed.
+    ConnectionClosed,
+}
+
+impl EndReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Expired => "expired",
+            EndReason::Deleted => "deleted by client",
+            EndReason::Shutdown => "server shutdown",
+            EndReason::ConnectionClosed => "connection closed",
+        }
+    }
+}
+
+/// A small, fast PRNG (SplitMix64) for port choice and Data indication transaction ids.
+/// Seeded by the I/O layer from the OS; deterministic in tests.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
 
 /// The protocol core of one worker.
 #[derive(Debug)]
 pub struct Server {
-    config: Arc<CoreConfig>,
+    shared: Arc<Shared>,
     stats: Arc<Stats>,
+    slots: Vec<Option<Allocation>>,
+    free: Vec<u32>,
+    by_tuple: HashMap<FiveTuple, u32>,
+    by_relay: HashMap<SocketAddr, u32>,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    rng: Rng,
+}
+
+/// A response in progress: the request it answers and how to protect it.
+struct Reply<'m, 'a> {
+    msg: &'m Message<'a>,
+    key: Option<Key>,
 }
 
 impl Server {
-    /// A core with its settings and the counters it updates.
-    pub fn new(config: Arc<CoreConfig>, stats: Arc<Stats>) -> Self {
-        Self { config, stats }
+    /// A core with the shared state, this worker's counters and an RNG seed.
+    pub fn new(shared: Arc<Shared>, stats: Arc<Stats>, seed: u64) -> Self {
+        Self {
+            shared,
+            stats,
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_tuple: HashMap::new(),
+            by_relay: HashMap::new(),
+            timers: BinaryHeap::new(),
+            rng: Rng(seed),
+        }
     }
 
     /// The counters this core updates.
@@ -133,32 +406,251 @@ impl Server {
         &self.stats
     }
 
+    /// The shared state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Number of live allocations on this worker.
+    pub fn allocation_count(&self) -> usize {
+        self.by_tuple.len()
+    }
+
+    /// The allocation of a 5-tuple.
+    pub fn allocation(&self, tuple: &FiveTuple) -> Option<&Allocation> {
+        let &i = self.by_tuple.get(tuple)?;
+        self.slots.get(i as usize)?.as_ref()
+    }
+
+    /// Sizes of the per-client maps (allocations by 5-tuple, by relay address, timers):
+    /// what unauthenticated traffic must never grow.
+    pub fn table_sizes(&self) -> (usize, usize, usize) {
+        (self.by_tuple.len(), self.by_relay.len(), self.timers.len())
+    }
+
+    /// When [`Server::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Inputs
+
     /// Handles one packet (a datagram, or one frame from a stream) from a client.
     pub fn handle_client(
         &mut self,
         packet: &[u8],
         tuple: FiveTuple,
-        _now: Instant,
+        now: Instant,
         out: &mut [u8],
+        relays: &mut dyn Relays,
     ) -> Outcome {
-        match channel::classify(packet, self.config.channel_range) {
-            PacketKind::Stun => self.handle_stun(packet, tuple, out),
-            PacketKind::ChannelData => self.drop(DropReason::NoChannel),
+        match channel::classify(packet, self.shared.config.channel_range) {
+            PacketKind::ChannelData => self.channel_data(packet, tuple, now),
+            PacketKind::Stun => self.handle_stun(packet, tuple, now, out, relays),
             PacketKind::Other => self.drop(DropReason::Malformed),
         }
     }
+
+    /// Handles a datagram a relay socket received from `peer`. The payload is
+    /// `buf[PEER_HEADROOM..PEER_HEADROOM + len]`, and `buf` has [`PEER_TAILROOM`] bytes to
+    /// spare after it.
+    pub fn handle_peer(
+        &mut self,
+        relay: SocketAddr,
+        peer: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+        now: Instant,
+    ) -> PeerOutcome {
+        let Some(&idx) = self.by_relay.get(&relay) else {
+            self.stats.peer_dropped.inc();
+            return PeerOutcome::Dropped(DropReason::UnknownRelay);
+        };
+        let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
+            self.stats.peer_dropped.inc();
+            return PeerOutcome::Dropped(DropReason::UnknownRelay);
+        };
+        if !alloc.permitted(peer.ip(), now) {
+            self.stats.peer_dropped_no_permission.inc();
+            return PeerOutcome::Dropped(DropReason::NoPermission);
+        }
+        let Ok(len16) = u16::try_from(len) else {
+            self.stats.peer_dropped.inc();
+            return PeerOutcome::Dropped(DropReason::Malformed);
+        };
+        if buf.len() < PEER_HEADROOM + len + PEER_TAILROOM {
+            self.stats.peer_dropped.inc();
+            return PeerOutcome::Dropped(DropReason::OutputTooSmall);
+        }
+        alloc.traffic.packets_in += 1;
+        alloc.traffic.bytes_in += len as u64;
+        let tuple = alloc.tuple;
+        let stream = tuple.transport != Transport::Udp;
+        if let Some(number) = alloc.channel_for_peer(peer, now) {
+            let start = PEER_HEADROOM - channel::HEADER_LEN;
+            let header: &mut [u8; 4] = (&mut buf[start..PEER_HEADROOM])
+                .try_into()
+                .unwrap_or_else(|_| unreachable!());
+            ChannelData::write_header(header, number, len16);
+            let mut total = channel::HEADER_LEN + len;
+            if stream {
+                let padded = channel::padded_len(len);
+                buf[start + total..start + padded].fill(0);
+                total = padded;
+            }
+            self.stats.relayed_in_packets.inc();
+            self.stats.relayed_in_bytes.add(len as u64);
+            return PeerOutcome::ToClient {
+                tuple,
+                start,
+                len: total,
+            };
+        }
+        // A Data indication: header, XOR-PEER-ADDRESS, then the DATA attribute header.
+        let peer_attr = if peer.is_ipv4() { 4 + 8 } else { 4 + 20 };
+        let header_len = 20 + peer_attr + 4;
+        let start = PEER_HEADROOM - header_len;
+        let padded = (len + 3) & !3;
+        let total = header_len + padded;
+        let mut tid = [0u8; 12];
+        tid[..8].copy_from_slice(&self.rng.next().to_le_bytes());
+        tid[8..].copy_from_slice(&(self.rng.next() as u32).to_le_bytes());
+        let Ok(mut b) = MessageBuilder::new(
+            &mut buf[start..start + 20 + peer_attr],
+            MessageType::new(Method::DATA, Class::Indication),
+            TransactionId(tid),
+        ) else {
+            return PeerOutcome::Dropped(DropReason::OutputTooSmall);
+        };
+        if b.add(&Attribute::XorPeerAddress(peer)).is_err() {
+            return PeerOutcome::Dropped(DropReason::OutputTooSmall);
+        }
+        let data_hdr = start + 20 + peer_attr;
+        buf[data_hdr..data_hdr + 2].copy_from_slice(&attr_type::DATA.to_be_bytes());
+        buf[data_hdr + 2..data_hdr + 4].copy_from_slice(&len16.to_be_bytes());
+        buf[PEER_HEADROOM + len..PEER_HEADROOM + padded].fill(0);
+        let body = (total - 20) as u16;
+        buf[start + 2..start + 4].copy_from_slice(&body.to_be_bytes());
+        self.stats.relayed_in_packets.inc();
+        self.stats.relayed_in_bytes.add(len as u64);
+        PeerOutcome::ToClient {
+            tuple,
+            start,
+            len: total,
+        }
+    }
+
+    /// Expires what is due at `now`: allocations (closing their relay sockets through
+    /// `relays`), permissions, channels and port reservations.
+    pub fn handle_timeout(&mut self, now: Instant, relays: &mut dyn Relays) {
+        while let Some(&Reverse((t, idx, generation))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
+                continue;
+            };
+            if alloc.generation != generation {
+                continue;
+            }
+            if alloc.expires <= now {
+                self.remove(idx, now, EndReason::Expired, relays);
+                continue;
+            }
+            let next = alloc.sweep(now);
+            alloc.generation = alloc.generation.wrapping_add(1);
+            let g = alloc.generation;
+            self.timers.push(Reverse((next, idx, g)));
+        }
+        // Reservations are shared; any worker may drop the expired ones.
+        let expired: Vec<SocketAddr> = match self.shared.reservations.lock() {
+            Ok(mut r) => {
+                let mut gone = Vec::new();
+                r.retain(|_, v| {
+                    let keep = v.expires > now;
+                    if !keep {
+                        gone.push(v.addr);
+                    }
+                    keep
+                });
+                gone
+            }
+            Err(_) => Vec::new(),
+        };
+        for a in expired {
+            relays.release(a);
+        }
+    }
+
+    /// Ends the allocation of a 5-tuple whose connection closed (TCP/TLS clients).
+    pub fn close_tuple(&mut self, tuple: &FiveTuple, now: Instant, relays: &mut dyn Relays) {
+        if let Some(&idx) = self.by_tuple.get(tuple) {
+            self.remove(idx, now, EndReason::ConnectionClosed, relays);
+        }
+    }
+
+    /// Ends every allocation (graceful shutdown), logging their accounting lines.
+    pub fn shutdown(&mut self, now: Instant, relays: &mut dyn Relays) {
+        let all: Vec<u32> = self.by_tuple.values().copied().collect();
+        for idx in all {
+            self.remove(idx, now, EndReason::Shutdown, relays);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Client packets
 
     fn drop(&self, reason: DropReason) -> Outcome {
         match reason {
             DropReason::Malformed | DropReason::BadFingerprint | DropReason::Rfc3489Disabled => {
                 self.stats.malformed.inc()
             }
+            DropReason::NoPermission => self.stats.client_dropped_no_permission.inc(),
             _ => self.stats.dropped.inc(),
         }
         Outcome::Dropped(reason)
     }
 
-    fn handle_stun(&mut self, packet: &[u8], tuple: FiveTuple, out: &mut [u8]) -> Outcome {
+    #[inline]
+    fn channel_data(&mut self, packet: &[u8], tuple: FiveTuple, now: Instant) -> Outcome {
+        let Ok(cd) = ChannelData::parse(packet, self.shared.config.channel_range) else {
+            return self.drop(DropReason::Malformed);
+        };
+        let Some(&idx) = self.by_tuple.get(&tuple) else {
+            return self.drop(DropReason::NoAllocation);
+        };
+        let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
+            return self.drop(DropReason::NoAllocation);
+        };
+        let Some(peer) = alloc.peer_for_channel(cd.channel, now) else {
+            return self.drop(DropReason::NoChannel);
+        };
+        // The channel installed the permission; it may have lapsed if not refreshed.
+        if !alloc.permitted(peer.ip(), now) {
+            return self.drop(DropReason::NoPermission);
+        }
+        alloc.traffic.packets_out += 1;
+        alloc.traffic.bytes_out += cd.data.len() as u64;
+        self.stats.relayed_out_packets.inc();
+        self.stats.relayed_out_bytes.add(cd.data.len() as u64);
+        Outcome::Forward {
+            relay: alloc.relay,
+            peer,
+            start: channel::HEADER_LEN,
+            len: cd.data.len(),
+        }
+    }
+
+    fn handle_stun(
+        &mut self,
+        packet: &[u8],
+        tuple: FiveTuple,
+        now: Instant,
+        out: &mut [u8],
+        relays: &mut dyn Relays,
+    ) -> Outcome {
         let opts = ParseOptions {
             allow_rfc3489: true,
             ..ParseOptions::default()
@@ -166,7 +658,7 @@ impl Server {
         let Ok(msg) = Message::parse_with(packet, opts) else {
             return self.drop(DropReason::Malformed);
         };
-        if msg.is_rfc3489() && !self.config.stun_backward_compatibility {
+        if msg.is_rfc3489() && !self.shared.config.stun_backward_compatibility {
             return self.drop(DropReason::Rfc3489Disabled);
         }
         if msg.has_fingerprint() && msg.verify_fingerprint().is_err() {
@@ -176,16 +668,32 @@ impl Server {
         match typ.class {
             Class::Success | Class::Error => self.drop(DropReason::UnexpectedResponse),
             Class::Indication => {
-                // Binding indications are keepalives (RFC 8489 §6.3.2): accepted silently.
                 self.stats.indications.inc();
-                Outcome::Consumed
+                match typ.method {
+                    // Binding indications are keepalives (RFC 8489 §6.3.2).
+                    Method::BINDING => Outcome::Consumed,
+                    Method::SEND if !msg.is_rfc3489() => {
+                        self.send_indication(&msg, packet, tuple, now)
+                    }
+                    _ => self.drop(DropReason::UnhandledIndication),
+                }
             }
             Class::Request => {
                 self.stats.requests.inc();
                 let result = if typ.method == Method::BINDING {
                     self.binding(&msg, tuple, out)
+                } else if msg.is_rfc3489() {
+                    self.error(
+                        &Reply {
+                            msg: &msg,
+                            key: None,
+                        },
+                        400,
+                        "Bad Request",
+                        out,
+                    )
                 } else {
-                    self.error(&msg, ErrorCode::new(400, "Unsupported method"), &[], out)
+                    self.turn_request(&msg, tuple, now, out, relays)
                 };
                 match result {
                     Some(len) => Outcome::Reply { len },
@@ -195,22 +703,53 @@ impl Server {
         }
     }
 
-    /// Lists comprehension-required attributes this server does not understand.
-    fn unknown_attributes(msg: &Message<'_>, out: &mut [u16; MAX_UNKNOWN_REPORTED]) -> usize {
-        msg.unknown_comprehension_required(attr_type::is_known, out)
+    fn send_indication(
+        &mut self,
+        msg: &Message<'_>,
+        packet: &[u8],
+        tuple: FiveTuple,
+        now: Instant,
+    ) -> Outcome {
+        let Some(&idx) = self.by_tuple.get(&tuple) else {
+            return self.drop(DropReason::NoAllocation);
+        };
+        let peer = match msg.get_decoded(attr_type::XOR_PEER_ADDRESS) {
+            Some(Ok(Attribute::XorPeerAddress(p))) => p,
+            _ => return self.drop(DropReason::Malformed),
+        };
+        let Some(data) = msg.get(attr_type::DATA) else {
+            return self.drop(DropReason::Malformed);
+        };
+        if self.shared.policy.check(peer).is_err() {
+            self.stats.policy_denied.inc();
+            return self.drop(DropReason::PolicyDenied);
+        }
+        let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
+            return self.drop(DropReason::NoAllocation);
+        };
+        if AddressFamily::of(peer.ip()) != AddressFamily::of(alloc.relay.ip())
+            || !alloc.permitted(peer.ip(), now)
+        {
+            return self.drop(DropReason::NoPermission);
+        }
+        alloc.traffic.packets_out += 1;
+        alloc.traffic.bytes_out += data.value.len() as u64;
+        self.stats.relayed_out_packets.inc();
+        self.stats.relayed_out_bytes.add(data.value.len() as u64);
+        let start = data.offset + 4;
+        debug_assert_eq!(&packet[start..start + data.value.len()], data.value);
+        Outcome::Forward {
+            relay: alloc.relay,
+            peer,
+            start,
+            len: data.value.len(),
+        }
     }
 
     fn binding(&mut self, msg: &Message<'_>, tuple: FiveTuple, out: &mut [u8]) -> Option<usize> {
-        let mut unknown = [0u16; MAX_UNKNOWN_REPORTED];
-        let n = Self::unknown_attributes(msg, &mut unknown);
-        if n > 0 {
-            self.stats.unknown_attribute_errors.inc();
-            return self.error(
-                msg,
-                ErrorCode::new(420, "Unknown Attribute"),
-                &unknown[..n],
-                out,
-            );
+        let reply = Reply { msg, key: None };
+        if let Some(len) = self.reject_unknown(&reply, out) {
+            return len;
         }
         let mut b = self.start(msg, msg.message_type().success(), out)?;
         if msg.is_rfc3489() {
@@ -219,7 +758,37 @@ impl Server {
             b.add(&Attribute::XorMappedAddress(tuple.client)).ok()?;
         }
         self.stats.binding_responses.inc();
-        self.end(msg, b)
+        self.finish(&reply, b)
+    }
+
+    /// 420 for unknown comprehension-required attributes: `Some(answer)` when it applies.
+    fn reject_unknown(&mut self, reply: &Reply<'_, '_>, out: &mut [u8]) -> Option<Option<usize>> {
+        let mut unknown = [0u16; MAX_UNKNOWN_REPORTED];
+        let n = reply
+            .msg
+            .unknown_comprehension_required(attr_type::is_known, &mut unknown);
+        if n == 0 {
+            return None;
+        }
+        self.stats.unknown_attribute_errors.inc();
+        self.stats.error_responses.inc();
+        Some(self.unknown_attributes_error(reply, &unknown[..n], out))
+    }
+
+    fn unknown_attributes_error(
+        &self,
+        reply: &Reply<'_, '_>,
+        unknown: &[u16],
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut b = self.start(reply.msg, reply.msg.message_type().error(), out)?;
+        b.add(&Attribute::ErrorCode(ErrorCode::new(
+            420,
+            "Unknown Attribute",
+        )))
+        .ok()?;
+        b.add_unknown_attributes(unknown).ok()?;
+        self.finish(reply, b)
     }
 
     fn start<'b>(
@@ -228,15 +797,23 @@ impl Server {
         typ: MessageType,
         out: &'b mut [u8],
     ) -> Option<MessageBuilder<'b>> {
-        let tid: TransactionId = msg.transaction_id();
-        MessageBuilder::with_cookie(out, typ, msg.cookie(), tid).ok()
+        MessageBuilder::with_cookie(out, typ, msg.cookie(), msg.transaction_id()).ok()
     }
 
-    fn end(&self, msg: &Message<'_>, mut b: MessageBuilder<'_>) -> Option<usize> {
-        if let Some(s) = &self.config.software {
+    /// Adds SOFTWARE, then MESSAGE-INTEGRITY(-SHA256) when the request authenticated, then
+    /// FINGERPRINT when the request had one.
+    fn finish(&self, reply: &Reply<'_, '_>, mut b: MessageBuilder<'_>) -> Option<usize> {
+        if let Some(s) = &self.shared.config.software {
             b.add(&Attribute::Software(s)).ok()?;
         }
-        if msg.has_fingerprint() && !msg.is_rfc3489() {
+        if let Some(key) = &reply.key {
+            if reply.msg.has_integrity_sha256() {
+                b.add_message_integrity_sha256(key.as_bytes()).ok()?;
+            } else {
+                b.add_message_integrity(key.as_bytes()).ok()?;
+            }
+        }
+        if reply.msg.has_fingerprint() && !reply.msg.is_rfc3489() {
             b.add_fingerprint().ok()?;
         }
         Some(b.finish())
@@ -244,18 +821,559 @@ impl Server {
 
     fn error(
         &mut self,
-        msg: &Message<'_>,
-        code: ErrorCode<'_>,
-        unknown: &[u16],
+        reply: &Reply<'_, '_>,
+        code: u16,
+        reason: &str,
         out: &mut [u8],
     ) -> Option<usize> {
         self.stats.error_responses.inc();
+        let mut b = self.start(reply.msg, reply.msg.message_type().error(), out)?;
+        b.add(&Attribute::ErrorCode(ErrorCode::new(code, reason)))
+            .ok()?;
+        self.finish(reply, b)
+    }
+
+    /// 401 or 438: ERROR-CODE, REALM, a fresh NONCE and PASSWORD-ALGORITHMS; no integrity.
+    fn challenge(
+        &mut self,
+        msg: &Message<'_>,
+        code: u16,
+        client: SocketAddr,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        self.stats.error_responses.inc();
+        self.stats.auth_challenges.inc();
+        let reason = if code == 438 {
+            "Stale Nonce"
+        } else {
+            "Unauthorized"
+        };
+        let nonce = nonce::make_nonce(
+            &self.shared.nonce_key,
+            client,
+            self.shared.config.unix_at(now),
+        );
         let mut b = self.start(msg, msg.message_type().error(), out)?;
-        b.add(&Attribute::ErrorCode(code)).ok()?;
-        if !unknown.is_empty() {
-            b.add_unknown_attributes(unknown).ok()?;
+        b.add(&Attribute::ErrorCode(ErrorCode::new(code, reason)))
+            .ok()?;
+        b.add(&Attribute::Realm(self.shared.store.realm())).ok()?;
+        b.add(&Attribute::Nonce(nonce.as_str())).ok()?;
+        b.add_raw(
+            attr_type::PASSWORD_ALGORITHMS,
+            authn::offered_algorithms(&self.shared),
+        )
+        .ok()?;
+        self.finish(&Reply { msg, key: None }, b)
+    }
+
+    fn turn_request(
+        &mut self,
+        msg: &Message<'_>,
+        tuple: FiveTuple,
+        now: Instant,
+        out: &mut [u8],
+        relays: &mut dyn Relays,
+    ) -> Option<usize> {
+        let method = msg.message_type().method;
+        if !matches!(
+            method,
+            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+        ) {
+            return self.error(&Reply { msg, key: None }, 400, "Bad Request", out);
         }
-        self.end(msg, b)
+        let existing_idx = self.by_tuple.get(&tuple).copied();
+        // A retransmitted Allocate gets the original success response again (§7.2).
+        if method == Method::ALLOCATE
+            && let Some(a) = existing_idx.and_then(|i| self.slots.get(i as usize)?.as_ref())
+            && a.allocate_response.0 == msg.transaction_id()
+            && msg.has_integrity() | msg.has_integrity_sha256()
+        {
+            let (_, bytes) = &a.allocate_response;
+            let dst = out.get_mut(..bytes.len())?;
+            dst.copy_from_slice(bytes);
+            return Some(bytes.len());
+        }
+        let existing = existing_idx.and_then(|i| self.slots.get(i as usize)?.as_ref());
+        let now_unix = self.shared.config.unix_at(now);
+        let auth = match authn::authenticate(&self.shared, msg, tuple.client, now_unix, existing) {
+            Ok(a) => a,
+            Err(f) => {
+                self.stats.auth_failures.inc();
+                return match f {
+                    AuthFailure::Unauthorized => self.challenge(msg, 401, tuple.client, now, out),
+                    AuthFailure::StaleNonce => self.challenge(msg, 438, tuple.client, now, out),
+                    AuthFailure::BadRequest => {
+                        self.error(&Reply { msg, key: None }, 400, "Bad Request", out)
+                    }
+                    AuthFailure::WrongCredentials => {
+                        // Authentic with other credentials: protect the answer with them.
+                        self.error(&Reply { msg, key: None }, 441, "Wrong Credentials", out)
+                    }
+                };
+            }
+        };
+        let reply = Reply {
+            msg,
+            key: Some(auth.key),
+        };
+        if let Some(len) = self.reject_unknown(&reply, out) {
+            return len;
+        }
+        match method {
+            Method::ALLOCATE => self.allocate(&reply, auth, existing_idx, tuple, now, out, relays),
+            _ => {
+                let Some(idx) = existing_idx else {
+                    return self.error(&reply, 437, "Allocation Mismatch", out);
+                };
+                match method {
+                    Method::REFRESH => self.refresh(&reply, idx, now, out, relays),
+                    Method::CREATE_PERMISSION => self.create_permission(&reply, idx, now, out),
+                    _ => self.channel_bind(&reply, idx, now, out),
+                }
+            }
+        }
+    }
+
+    /// The lifetime of RFC 8656 §7.2, clamped to the credential's expiry.
+    fn lifetime(&self, msg: &Message<'_>, expiry_unix: Option<u64>, now: Instant) -> Duration {
+        let c = &self.shared.config;
+        let asked = match msg.get_decoded(attr_type::LIFETIME) {
+            Some(Ok(Attribute::Lifetime(s))) => Some(Duration::from_secs(u64::from(s))),
+            _ => None,
+        };
+        let mut l = match asked {
+            Some(a) if a.min(c.max_lifetime) > c.default_lifetime => a.min(c.max_lifetime),
+            _ => c.default_lifetime,
+        };
+        if let Some(exp) = expiry_unix {
+            let left = Duration::from_secs(exp.saturating_sub(c.unix_at(now)));
+            l = l.min(left);
+        }
+        l
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn allocate(
+        &mut self,
+        reply: &Reply<'_, '_>,
+        auth: Authenticated,
+        existing: Option<u32>,
+        tuple: FiveTuple,
+        now: Instant,
+        out: &mut [u8],
+        relays: &mut dyn Relays,
+    ) -> Option<usize> {
+        let msg = reply.msg;
+        if existing.is_some() {
+            return self.error(reply, 437, "Allocation Mismatch", out);
+        }
+        match msg.get_decoded(attr_type::REQUESTED_TRANSPORT) {
+            Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => {}
+            Some(Ok(Attribute::RequestedTransport(_))) => {
+                return self.error(reply, 442, "Unsupported Transport Protocol", out);
+            }
+            _ => return self.error(reply, 400, "Bad Request", out),
+        }
+        let even_port = match msg.get_decoded(attr_type::EVEN_PORT) {
+            Some(Ok(Attribute::EvenPort(r))) => Some(r),
+            Some(Err(_)) => return self.error(reply, 400, "Bad Request", out),
+            _ => None,
+        };
+        let token = match msg.get_decoded(attr_type::RESERVATION_TOKEN) {
+            Some(Ok(Attribute::ReservationToken(t))) => Some(t),
+            Some(Err(_)) => return self.error(reply, 400, "Bad Request", out),
+            _ => None,
+        };
+        let family = match msg.get_decoded(attr_type::REQUESTED_ADDRESS_FAMILY) {
+            Some(Ok(Attribute::RequestedAddressFamily(f))) => Some(f),
+            Some(Err(_)) => return self.error(reply, 400, "Bad Request", out),
+            _ => None,
+        };
+        if token.is_some() && (even_port.is_some() || family.is_some()) {
+            return self.error(reply, 400, "Bad Request", out);
+        }
+        let dont_fragment = msg.get(attr_type::DONT_FRAGMENT).is_some();
+        let relay_addr = match family.unwrap_or(AddressFamily::V4) {
+            AddressFamily::V4 => self.shared.config.relay_v4,
+            AddressFamily::V6 => self.shared.config.relay_v6,
+        };
+        let Some(relay_addr) = relay_addr else {
+            return self.error(reply, 440, "Address Family not Supported", out);
+        };
+        let lifetime = self.lifetime(msg, auth.expiry_unix, now);
+        if lifetime.is_zero() {
+            return self.challenge(msg, 401, tuple.client, now, out);
+        }
+        if !self.shared.quota_take(&auth.user) {
+            self.stats.quota_rejections.inc();
+            return self.error(reply, 486, "Allocation Quota Reached", out);
+        }
+        // The relay socket.
+        let mut new_token = None;
+        let bound = match token {
+            Some(t) => {
+                let r = self
+                    .shared
+                    .reservations
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.remove(&t));
+                match r {
+                    Some(r) if r.expires > now => {
+                        relays.open(r.addr, dont_fragment).ok().map(|_| r.addr)
+                    }
+                    _ => None,
+                }
+            }
+            None => self.open_relay(
+                relay_addr.bind,
+                even_port,
+                dont_fragment,
+                now,
+                relays,
+                &mut new_token,
+            ),
+        };
+        let Some(relay) = bound else {
+            self.shared.quota_release(&auth.user);
+            self.stats.capacity_rejections.inc();
+            return self.error(reply, 508, "Insufficient Capacity", out);
+        };
+        let advertise_ip = if relay.ip() == relay_addr.bind {
+            relay_addr.advertise
+        } else {
+            relay.ip()
+        };
+        let advertised = SocketAddr::new(advertise_ip, relay.port());
+
+        // The success response, kept for retransmissions.
+        let len = {
+            let mut b = self.start(msg, msg.message_type().success(), out)?;
+            b.add(&Attribute::XorRelayedAddress(advertised)).ok()?;
+            b.add(&Attribute::Lifetime(lifetime.as_secs() as u32))
+                .ok()?;
+            if let Some(t) = new_token {
+                b.add(&Attribute::ReservationToken(t)).ok()?;
+            }
+            b.add(&Attribute::XorMappedAddress(tuple.client)).ok()?;
+            self.finish(reply, b)
+        };
+        let Some(len) = len else {
+            relays.close(relay);
+            self.shared.quota_release(&auth.user);
+            return None;
+        };
+        let alloc = Allocation {
+            tuple,
+            relay,
+            advertised,
+            username: auth.username,
+            user: auth.user,
+            key: auth.key,
+            algorithm: auth.algorithm,
+            expires: now + lifetime,
+            credential_expiry_unix: auth.expiry_unix,
+            started: now,
+            started_unix: self.shared.config.unix_at(now),
+            permissions: HashMap::new(),
+            channels: HashMap::new(),
+            channel_by_peer: HashMap::new(),
+            allocate_response: (msg.transaction_id(), out[..len].to_vec()),
+            traffic: Traffic::default(),
+            generation: 0,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(alloc);
+                i
+            }
+            None => {
+                self.slots.push(Some(alloc));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_tuple.insert(tuple, idx);
+        self.by_relay.insert(relay, idx);
+        self.timers.push(Reverse((now + lifetime, idx, 0)));
+        self.stats.allocations_created.inc();
+        tracing::debug!(client = %tuple.client, %relay, %advertised, lifetime = lifetime.as_secs(), "allocation created");
+        Some(len)
+    }
+
+    /// Picks a port at random in the range (even if asked, with the next one reserved if
+    /// R=1) and asks the I/O layer to bind it; retries on ports in use.
+    fn open_relay(
+        &mut self,
+        ip: IpAddr,
+        even_port: Option<bool>,
+        dont_fragment: bool,
+        now: Instant,
+        relays: &mut dyn Relays,
+        token: &mut Option<[u8; 8]>,
+    ) -> Option<SocketAddr> {
+        let range = self.shared.config.ports;
+        let span = u64::from(range.hi - range.lo) + 1;
+        for _ in 0..PORT_ATTEMPTS {
+            let mut port = range.lo as u64 + self.rng.next() % span;
+            if even_port.is_some() {
+                port &= !1;
+                if port < u64::from(range.lo) {
+                    port += 2;
+                }
+                if port > u64::from(range.hi)
+                    || (even_port == Some(true) && port + 1 > u64::from(range.hi))
+                {
+                    continue;
+                }
+            }
+            let addr = SocketAddr::new(ip, port as u16);
+            if even_port == Some(true) {
+                let next = SocketAddr::new(ip, port as u16 + 1);
+                if relays.reserve(next).is_err() {
+                    continue;
+                }
+                if relays.open(addr, dont_fragment).is_err() {
+                    relays.release(next);
+                    continue;
+                }
+                let t = self.rng.next().to_be_bytes();
+                if let Ok(mut r) = self.shared.reservations.lock() {
+                    r.insert(
+                        t,
+                        Reservation {
+                            addr: next,
+                            expires: now + RESERVATION_LIFETIME,
+                        },
+                    );
+                }
+                *token = Some(t);
+                return Some(addr);
+            }
+            match relays.open(addr, dont_fragment) {
+                Ok(()) => return Some(addr),
+                Err(_) => continue,
+            }
+        }
+        None
+    }
+
+    fn refresh(
+        &mut self,
+        reply: &Reply<'_, '_>,
+        idx: u32,
+        now: Instant,
+        out: &mut [u8],
+        relays: &mut dyn Relays,
+    ) -> Option<usize> {
+        let msg = reply.msg;
+        let Some(alloc) = self.slots.get(idx as usize)?.as_ref() else {
+            return self.error(reply, 437, "Allocation Mismatch", out);
+        };
+        if let Some(Ok(Attribute::RequestedAddressFamily(f))) =
+            msg.get_decoded(attr_type::REQUESTED_ADDRESS_FAMILY)
+            && f != AddressFamily::of(alloc.relay.ip())
+        {
+            return self.error(reply, 443, "Peer Address Family Mismatch", out);
+        }
+        let asked_zero = matches!(
+            msg.get_decoded(attr_type::LIFETIME),
+            Some(Ok(Attribute::Lifetime(0)))
+        );
+        let lifetime = if asked_zero {
+            Duration::ZERO
+        } else {
+            self.lifetime(msg, alloc.credential_expiry_unix, now)
+        };
+        let len = {
+            let mut b = self.start(msg, msg.message_type().success(), out)?;
+            b.add(&Attribute::Lifetime(lifetime.as_secs() as u32))
+                .ok()?;
+            self.finish(reply, b)?
+        };
+        if lifetime.is_zero() {
+            self.remove(idx, now, EndReason::Deleted, relays);
+        } else if let Some(Some(a)) = self.slots.get_mut(idx as usize) {
+            a.expires = now + lifetime;
+            a.generation = a.generation.wrapping_add(1);
+            let next = a.next_deadline();
+            let g = a.generation;
+            self.timers.push(Reverse((next, idx, g)));
+        }
+        Some(len)
+    }
+
+    /// Validates one XOR-PEER-ADDRESS for an allocation: family, then policy.
+    fn check_peer(
+        &self,
+        alloc_relay: SocketAddr,
+        peer: SocketAddr,
+        with_port: bool,
+    ) -> Result<(), (u16, &'static str)> {
+        if AddressFamily::of(peer.ip()) != AddressFamily::of(alloc_relay.ip()) {
+            return Err((443, "Peer Address Family Mismatch"));
+        }
+        let verdict = if with_port {
+            self.shared.policy.check(peer)
+        } else {
+            self.shared.policy.check_ip(peer.ip())
+        };
+        if verdict.is_err() {
+            self.stats.policy_denied.inc();
+            return Err((403, "Forbidden"));
+        }
+        Ok(())
+    }
+
+    fn create_permission(
+        &mut self,
+        reply: &Reply<'_, '_>,
+        idx: u32,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let msg = reply.msg;
+        let relay = self.slots.get(idx as usize)?.as_ref()?.relay;
+        let tid = msg.transaction_id();
+        let mut count = 0usize;
+        for raw in msg
+            .attributes()
+            .filter(|a| a.typ == attr_type::XOR_PEER_ADDRESS)
+        {
+            let Ok(Attribute::XorPeerAddress(peer)) = Attribute::decode(raw, &tid) else {
+                return self.error(reply, 400, "Bad Request", out);
+            };
+            if let Err((code, reason)) = self.check_peer(relay, peer, false) {
+                return self.error(reply, code, reason, out);
+            }
+            count += 1;
+        }
+        if count == 0 {
+            return self.error(reply, 400, "Bad Request", out);
+        }
+        let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
+        let new = msg
+            .attributes()
+            .filter(|a| a.typ == attr_type::XOR_PEER_ADDRESS)
+            .filter_map(|raw| match Attribute::decode(raw, &tid) {
+                Ok(Attribute::XorPeerAddress(p)) => Some(p.ip()),
+                _ => None,
+            })
+            .filter(|ip| !alloc.permissions.contains_key(ip))
+            .count();
+        if alloc.permissions.len() + new > MAX_PERMISSIONS {
+            return self.error(reply, 508, "Insufficient Capacity", out);
+        }
+        for raw in msg
+            .attributes()
+            .filter(|a| a.typ == attr_type::XOR_PEER_ADDRESS)
+        {
+            if let Ok(Attribute::XorPeerAddress(p)) = Attribute::decode(raw, &tid) {
+                alloc.permit(p.ip(), now);
+            }
+        }
+        self.reschedule(idx);
+        let b = self.start(msg, msg.message_type().success(), out)?;
+        self.finish(reply, b)
+    }
+
+    fn channel_bind(
+        &mut self,
+        reply: &Reply<'_, '_>,
+        idx: u32,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let msg = reply.msg;
+        let number = match msg.get_decoded(attr_type::CHANNEL_NUMBER) {
+            Some(Ok(Attribute::ChannelNumber(n)))
+                if self.shared.config.channel_range.contains(n) =>
+            {
+                n
+            }
+            _ => return self.error(reply, 400, "Bad Request", out),
+        };
+        let peer = match msg.get_decoded(attr_type::XOR_PEER_ADDRESS) {
+            Some(Ok(Attribute::XorPeerAddress(p))) => p,
+            _ => return self.error(reply, 400, "Bad Request", out),
+        };
+        let relay = self.slots.get(idx as usize)?.as_ref()?.relay;
+        if let Err((code, reason)) = self.check_peer(relay, peer, true) {
+            return self.error(reply, code, reason, out);
+        }
+        let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
+        // A number bound (or cooling down) for another peer, or a peer with another number.
+        if alloc.channels.get(&number).is_some_and(|c| c.peer != peer) {
+            return self.error(reply, 400, "Bad Request", out);
+        }
+        if alloc
+            .channel_by_peer
+            .get(&peer)
+            .is_some_and(|&n| n != number)
+        {
+            return self.error(reply, 400, "Bad Request", out);
+        }
+        if !alloc.permissions.contains_key(&peer.ip()) && alloc.permissions.len() >= MAX_PERMISSIONS
+        {
+            return self.error(reply, 508, "Insufficient Capacity", out);
+        }
+        alloc.channels.insert(
+            number,
+            allocation::Channel {
+                peer,
+                expires: now + CHANNEL_LIFETIME,
+            },
+        );
+        alloc.channel_by_peer.insert(peer, number);
+        alloc.permit(peer.ip(), now);
+        self.reschedule(idx);
+        let b = self.start(msg, msg.message_type().success(), out)?;
+        self.finish(reply, b)
+    }
+
+    /// Pushes a timer entry for an allocation whose deadlines changed.
+    fn reschedule(&mut self, idx: u32) {
+        if let Some(Some(a)) = self.slots.get_mut(idx as usize) {
+            a.generation = a.generation.wrapping_add(1);
+            let next = a.next_deadline();
+            let g = a.generation;
+            self.timers.push(Reverse((next, idx, g)));
+        }
+    }
+
+    fn remove(&mut self, idx: u32, now: Instant, why: EndReason, relays: &mut dyn Relays) {
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let Some(a) = slot.take() else { return };
+        self.free.push(idx);
+        self.by_tuple.remove(&a.tuple);
+        self.by_relay.remove(&a.relay);
+        relays.close(a.relay);
+        self.shared.quota_release(&a.user);
+        self.stats.allocations_ended.inc();
+        let t = a.traffic;
+        tracing::info!(
+            target: "ternd::session",
+            user = %a.user,
+            username = %a.username,
+            client = %a.tuple.client,
+            relay = %a.advertised,
+            start = a.started_unix,
+            duration_s = now.saturating_duration_since(a.started).as_secs(),
+            packets_out = t.packets_out,
+            bytes_out = t.bytes_out,
+            packets_in = t.packets_in,
+            bytes_in = t.bytes_in,
+            reason = why.as_str(),
+            "allocation ended"
+        );
+        if self.by_tuple.is_empty() {
+            // Let the timer heap and slab shrink after bursts.
+            self.timers.retain(|Reverse((_, i, _))| {
+                self.slots.get(*i as usize).is_some_and(|s| s.is_some())
+            });
+        }
     }
 }
 

@@ -72,8 +72,36 @@ stats! {
     unknown_attribute_errors,
     /// Packets dropped as malformed (framing, bad fingerprint, disabled RFC 3489).
     malformed,
-    /// Other packets dropped (responses sent to us, ChannelData without a channel, ...).
+    /// Other client packets dropped (responses sent to us, ChannelData without a channel, ...).
     dropped,
+    /// Client data dropped for lack of a permission.
+    client_dropped_no_permission,
+    /// Peer datagrams dropped for lack of a permission.
+    peer_dropped_no_permission,
+    /// Other peer datagrams dropped.
+    peer_dropped,
+    /// Peers refused by the policy (403 or a dropped Send).
+    policy_denied,
+    /// 401 and 438 challenges sent.
+    auth_challenges,
+    /// Requests that failed authentication (including first requests without credentials).
+    auth_failures,
+    /// Allocations refused by the user quota (486).
+    quota_rejections,
+    /// Allocations refused for lack of ports or sockets (508).
+    capacity_rejections,
+    /// Allocations created.
+    allocations_created,
+    /// Allocations ended.
+    allocations_ended,
+    /// Packets relayed client to peer.
+    relayed_out_packets,
+    /// Payload bytes relayed client to peer.
+    relayed_out_bytes,
+    /// Packets relayed peer to client.
+    relayed_in_packets,
+    /// Payload bytes relayed peer to client.
+    relayed_in_bytes,
 }
 
 impl std::iter::Sum for StatsSnapshot {

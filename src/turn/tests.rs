@@ -1,82 +1,242 @@
+//! Byte-level tests of the core with a fake clock and fake relay sockets.
+
+use std::time::{Duration, Instant};
+
+use super::testing::{FakeRelays, shared};
 use super::*;
+use crate::auth::{long_term_key_md5, long_term_key_sha256, rest};
 use crate::stun::{MAGIC_COOKIE, UnknownAttributes};
 
-fn tuple(client: &str) -> FiveTuple {
+const UNIX0: u64 = 1_700_000_000;
+
+struct T {
+    s: Server,
+    r: FakeRelays,
+    t0: Instant,
+    now: Instant,
+    next_tid: u8,
+}
+
+fn client(port: u16) -> FiveTuple {
     FiveTuple {
-        client: client.parse().unwrap(),
-        server: "127.0.0.1:3478".parse().unwrap(),
+        client: SocketAddr::from(([203, 0, 113, 5], port)),
+        server: "192.0.2.10:3478".parse().unwrap(),
         transport: Transport::Udp,
     }
 }
 
-fn server(cfg: CoreConfig) -> Server {
-    Server::new(Arc::new(cfg), Arc::new(Stats::default()))
+struct Creds {
+    username: String,
+    key: Key,
+    realm: String,
+    nonce: String,
 }
 
-fn request(method: Method, build: impl FnOnce(&mut MessageBuilder<'_>)) -> Vec<u8> {
-    let mut buf = [0u8; 512];
-    let mut b = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(method, Class::Request),
-        TransactionId([7; 12]),
-    )
-    .unwrap();
+fn rest_creds(valid_for: u64, user: &str) -> (String, [u8; 16], [u8; 32]) {
+    let (u, p) = rest::credentials("s3cret", user, UNIX0 + valid_for, ':');
+    let k = long_term_key_md5(&u, "example.org", &p).unwrap();
+    let k2 = long_term_key_sha256(&u, "example.org", &p).unwrap();
+    (u, k, k2)
+}
+
+impl T {
+    fn new() -> T {
+        Self::with(
+            vec![
+                "198.51.100.0/24".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+            |_| {},
+        )
+    }
+
+    fn with(allow: Vec<ipnet::IpNet>, tweak: impl FnOnce(&mut CoreConfig)) -> T {
+        let t0 = Instant::now();
+        let sh = Arc::new(shared(t0, allow, tweak));
+        T {
+            s: Server::new(sh, Arc::new(Stats::default()), 42),
+            r: FakeRelays::default(),
+            t0,
+            now: t0,
+            next_tid: 1,
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.s.handle_timeout(self.now, &mut self.r);
+    }
+
+    fn tid(&mut self) -> TransactionId {
+        self.next_tid = self.next_tid.wrapping_add(1);
+        TransactionId([self.next_tid; 12])
+    }
+
+    /// Sends a packet; returns the outcome and the reply bytes.
+    fn send(&mut self, pkt: &[u8], tuple: FiveTuple) -> (Outcome, Vec<u8>) {
+        let mut out = [0u8; 1500];
+        let o = self
+            .s
+            .handle_client(pkt, tuple, self.now, &mut out, &mut self.r);
+        let bytes = match o {
+            Outcome::Reply { len } => out[..len].to_vec(),
+            _ => Vec::new(),
+        };
+        (o, bytes)
+    }
+
+    fn request(
+        &mut self,
+        method: Method,
+        tuple: FiveTuple,
+        creds: Option<&Creds>,
+        build: impl FnOnce(&mut MessageBuilder<'_>),
+    ) -> Vec<u8> {
+        let tid = self.tid();
+        let pkt = build_request(method, tid, creds, build);
+        self.send(&pkt, tuple).1
+    }
+
+    /// The 401 dance: returns credentials with a fresh nonce.
+    fn login(&mut self, username: &str, key: Key, tuple: FiveTuple) -> Creds {
+        let resp = self.request(Method::ALLOCATE, tuple, None, |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap();
+        });
+        let m = Message::parse(&resp).unwrap();
+        assert_eq!(error_code(&m), Some(401));
+        let text = |t| match m.get_decoded(t).unwrap().unwrap() {
+            Attribute::Realm(s) | Attribute::Nonce(s) => s.to_string(),
+            other => panic!("{other:?}"),
+        };
+        Creds {
+            username: username.into(),
+            key,
+            realm: text(attr_type::REALM),
+            nonce: text(attr_type::NONCE),
+        }
+    }
+
+    fn allocate(&mut self, tuple: FiveTuple, creds: &Creds) -> SocketAddr {
+        let resp = self.request(Method::ALLOCATE, tuple, Some(creds), |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap();
+        });
+        let m = Message::parse(&resp).unwrap();
+        assert_eq!(
+            m.message_type().class,
+            Class::Success,
+            "{:?}",
+            error_code(&m)
+        );
+        match m
+            .get_decoded(attr_type::XOR_RELAYED_ADDRESS)
+            .unwrap()
+            .unwrap()
+        {
+            Attribute::XorRelayedAddress(a) => a,
+            _ => unreachable!(),
+        }
+    }
+}
+
+fn build_request(
+    method: Method,
+    tid: TransactionId,
+    creds: Option<&Creds>,
+    build: impl FnOnce(&mut MessageBuilder<'_>),
+) -> Vec<u8> {
+    let mut buf = [0u8; 1500];
+    let mut b =
+        MessageBuilder::new(&mut buf, MessageType::new(method, Class::Request), tid).unwrap();
     build(&mut b);
+    if let Some(c) = creds {
+        b.add(&Attribute::Username(&c.username)).unwrap();
+        b.add(&Attribute::Realm(&c.realm)).unwrap();
+        b.add(&Attribute::Nonce(&c.nonce)).unwrap();
+        match c.key {
+            Key::Md5(k) => b.add_message_integrity(&k).unwrap(),
+            Key::Sha256(k) => {
+                b.add_raw(attr_type::PASSWORD_ALGORITHMS, &[0, 2, 0, 0, 0, 1, 0, 0])
+                    .unwrap();
+                b.add_raw(attr_type::PASSWORD_ALGORITHM, &[0, 2, 0, 0])
+                    .unwrap();
+                b.add_message_integrity_sha256(&k).unwrap()
+            }
+        }
+    }
     let n = b.finish();
     buf[..n].to_vec()
 }
 
-fn run(s: &mut Server, pkt: &[u8], from: &str) -> (Outcome, Vec<u8>) {
-    let mut out = [0u8; 1500];
-    let o = s.handle_client(pkt, tuple(from), Instant::now(), &mut out);
-    let bytes = match o {
-        Outcome::Reply { len } => out[..len].to_vec(),
-        _ => Vec::new(),
-    };
-    (o, bytes)
+fn error_code(m: &Message<'_>) -> Option<u16> {
+    match m.get_decoded(attr_type::ERROR_CODE)? {
+        Ok(Attribute::ErrorCode(e)) => Some(e.code),
+        _ => None,
+    }
 }
 
+fn code_of(resp: &[u8]) -> Option<u16> {
+    error_code(&Message::parse(resp).unwrap())
+}
+
+fn lifetime_of(resp: &[u8]) -> u32 {
+    match Message::parse(resp)
+        .unwrap()
+        .get_decoded(attr_type::LIFETIME)
+        .unwrap()
+        .unwrap()
+    {
+        Attribute::Lifetime(l) => l,
+        _ => unreachable!(),
+    }
+}
+
+fn logged_in(t: &mut T, port: u16) -> (FiveTuple, Creds, SocketAddr) {
+    let tuple = client(port);
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    let relay = t.allocate(tuple, &c);
+    (tuple, c, relay)
+}
+
+fn peer(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}
+
+// ---------------------------------------------------------------------------------------
+// Binding
+
 #[test]
-fn binding_v4_and_v6() {
-    let mut s = server(CoreConfig::default());
+fn binding_v4_and_v6_without_fingerprint_or_software() {
+    let mut t = T::new();
     for from in ["192.0.2.1:32853", "[2001:db8::1]:40000"] {
-        let req = request(Method::BINDING, |_| {});
-        let (o, resp) = run(&mut s, &req, from);
-        assert!(matches!(o, Outcome::Reply { .. }));
+        let mut tuple = client(1);
+        tuple.client = from.parse().unwrap();
+        let resp = t.request(Method::BINDING, tuple, None, |_| {});
         let m = Message::parse(&resp).unwrap();
         assert_eq!(
             m.message_type(),
             MessageType::new(Method::BINDING, Class::Success)
         );
-        assert_eq!(m.transaction_id(), TransactionId([7; 12]));
         assert_eq!(
             m.get_decoded(attr_type::XOR_MAPPED_ADDRESS)
                 .unwrap()
                 .unwrap(),
             Attribute::XorMappedAddress(from.parse().unwrap())
         );
-        assert!(
-            m.get(attr_type::SOFTWARE).is_none(),
-            "SOFTWARE is off by default"
-        );
-        assert!(
-            !m.has_fingerprint(),
-            "no FINGERPRINT unless the request had one"
-        );
+        assert!(m.get(attr_type::SOFTWARE).is_none());
+        assert!(!m.has_fingerprint());
+        assert!(!m.has_integrity());
     }
-    assert_eq!(s.stats().snapshot().binding_responses, 2);
+    assert_eq!(t.s.stats().snapshot().binding_responses, 2);
 }
 
 #[test]
-fn fingerprint_echoed_and_software_when_configured() {
-    let mut s = server(CoreConfig {
-        software: Some("ternd test".into()),
-        ..CoreConfig::default()
+fn binding_fingerprint_echoed_and_software_when_configured() {
+    let mut t = T::with(vec![], |c| c.software = Some("ternd test".into()));
+    let resp = t.request(Method::BINDING, client(1), None, |b| {
+        b.add_fingerprint().unwrap()
     });
-    let req = request(Method::BINDING, |b| b.add_fingerprint().unwrap());
-    let (_, resp) = run(&mut s, &req, "192.0.2.1:1");
     let m = Message::parse(&resp).unwrap();
-    assert!(m.has_fingerprint());
     m.verify_fingerprint().unwrap();
     assert_eq!(
         m.get_decoded(attr_type::SOFTWARE).unwrap().unwrap(),
@@ -85,36 +245,32 @@ fn fingerprint_echoed_and_software_when_configured() {
 }
 
 #[test]
-fn bad_fingerprint_dropped() {
-    let mut s = server(CoreConfig::default());
-    let mut req = request(Method::BINDING, |b| b.add_fingerprint().unwrap());
+fn bad_fingerprint_dropped_and_counted() {
+    let mut t = T::new();
+    let mut req = build_request(Method::BINDING, TransactionId([1; 12]), None, |b| {
+        b.add_fingerprint().unwrap()
+    });
     let last = req.len() - 1;
     req[last] ^= 1;
-    let (o, _) = run(&mut s, &req, "192.0.2.1:1");
-    assert_eq!(o, Outcome::Dropped(DropReason::BadFingerprint));
-    assert_eq!(s.stats().snapshot().malformed, 1);
+    assert_eq!(
+        t.send(&req, client(1)).0,
+        Outcome::Dropped(DropReason::BadFingerprint)
+    );
+    assert_eq!(t.s.stats().snapshot().malformed, 1);
 }
 
 #[test]
-fn unknown_comprehension_required_gets_420() {
-    let mut s = server(CoreConfig::default());
-    let req = request(Method::BINDING, |b| {
+fn binding_unknown_comprehension_required_gets_420() {
+    let mut t = T::new();
+    let resp = t.request(Method::BINDING, client(1), None, |b| {
         b.add_raw(0x7F01, b"x").unwrap();
         b.add_raw(0xC001, b"optional is fine").unwrap();
         b.add_raw(0x0003, &[0, 0, 0, 6]).unwrap(); // CHANGE-REQUEST: RFC 5780 is off
         b.add_raw(0x7F01, b"dup").unwrap();
         b.add_fingerprint().unwrap();
     });
-    let (_, resp) = run(&mut s, &req, "192.0.2.1:1");
     let m = Message::parse(&resp).unwrap();
-    assert_eq!(
-        m.message_type(),
-        MessageType::new(Method::BINDING, Class::Error)
-    );
-    assert_eq!(
-        m.get_decoded(attr_type::ERROR_CODE).unwrap().unwrap(),
-        Attribute::ErrorCode(ErrorCode::new(420, "Unknown Attribute"))
-    );
+    assert_eq!(error_code(&m), Some(420));
     let Attribute::UnknownAttributes(u) = m
         .get_decoded(attr_type::UNKNOWN_ATTRIBUTES)
         .unwrap()
@@ -125,37 +281,32 @@ fn unknown_comprehension_required_gets_420() {
     assert_eq!(u.iter().collect::<Vec<_>>(), vec![0x7F01, 0x0003]);
     assert_eq!(UnknownAttributes::from_raw(u.as_bytes()), Some(u));
     m.verify_fingerprint().unwrap();
-    assert_eq!(s.stats().snapshot().unknown_attribute_errors, 1);
 }
 
 #[test]
 fn malformed_and_responses_dropped_and_counted() {
-    let mut s = server(CoreConfig::default());
-    let good = request(Method::BINDING, |_| {});
+    let mut t = T::new();
+    let good = build_request(Method::BINDING, TransactionId([1; 12]), None, |_| {});
+    let mut bad_top = good.clone();
+    bad_top[0] |= 0x80;
+    let mut longer = good.clone();
+    longer.extend_from_slice(&[0; 4]);
     let cases: Vec<Vec<u8>> = vec![
         vec![],
         vec![0; 19],
         good[..good.len() - 1].to_vec(),
-        {
-            let mut v = good.clone();
-            v.extend_from_slice(&[0; 4]);
-            v
-        },
-        {
-            let mut v = good.clone();
-            v[0] |= 0x80;
-            v
-        },
+        longer,
+        bad_top,
         vec![0x99; 100],
     ];
     for c in &cases {
-        let (o, _) = run(&mut s, c, "192.0.2.1:1");
-        assert!(
-            matches!(o, Outcome::Dropped(DropReason::Malformed)),
-            "{c:?} -> {o:?}"
+        assert_eq!(
+            t.send(c, client(1)).0,
+            Outcome::Dropped(DropReason::Malformed),
+            "{c:?}"
         );
     }
-    assert_eq!(s.stats().snapshot().malformed, cases.len() as u64);
+    assert_eq!(t.s.stats().snapshot().malformed, cases.len() as u64);
     let mut resp = [0u8; 64];
     let b = MessageBuilder::new(
         &mut resp,
@@ -164,21 +315,20 @@ fn malformed_and_responses_dropped_and_counted() {
     )
     .unwrap();
     let n = b.finish();
-    let (o, _) = run(&mut s, &resp[..n], "192.0.2.1:1");
-    assert_eq!(o, Outcome::Dropped(DropReason::UnexpectedResponse));
-    // ChannelData with no channel.
-    let (o, _) = run(&mut s, &[0x40, 0, 0, 0], "192.0.2.1:1");
-    assert_eq!(o, Outcome::Dropped(DropReason::NoChannel));
-    // And the server still answers.
-    assert!(matches!(
-        run(&mut s, &good, "192.0.2.1:1").0,
-        Outcome::Reply { .. }
-    ));
+    assert_eq!(
+        t.send(&resp[..n], client(1)).0,
+        Outcome::Dropped(DropReason::UnexpectedResponse)
+    );
+    assert_eq!(
+        t.send(&[0x40, 0, 0, 0], client(1)).0,
+        Outcome::Dropped(DropReason::NoAllocation)
+    );
+    assert!(matches!(t.send(&good, client(1)).0, Outcome::Reply { .. }));
 }
 
 #[test]
-fn indication_consumed_silently() {
-    let mut s = server(CoreConfig::default());
+fn binding_indication_consumed_silently() {
+    let mut t = T::new();
     let mut buf = [0u8; 64];
     let b = MessageBuilder::new(
         &mut buf,
@@ -187,25 +337,20 @@ fn indication_consumed_silently() {
     )
     .unwrap();
     let n = b.finish();
-    assert_eq!(run(&mut s, &buf[..n], "192.0.2.1:1").0, Outcome::Consumed);
-    assert_eq!(s.stats().snapshot().indications, 1);
+    assert_eq!(t.send(&buf[..n], client(1)).0, Outcome::Consumed);
 }
 
 #[test]
 fn rfc3489_only_when_enabled() {
-    let mut req = request(Method::BINDING, |_| {});
+    let mut req = build_request(Method::BINDING, TransactionId([1; 12]), None, |_| {});
     req[4..8].copy_from_slice(&[0xDE, 0xAD, 0xBE, 0xEF]);
-    let mut s = server(CoreConfig::default());
+    let mut t = T::new();
     assert_eq!(
-        run(&mut s, &req, "192.0.2.1:1").0,
+        t.send(&req, client(1)).0,
         Outcome::Dropped(DropReason::Rfc3489Disabled)
     );
-
-    let mut s = server(CoreConfig {
-        stun_backward_compatibility: true,
-        ..CoreConfig::default()
-    });
-    let (_, resp) = run(&mut s, &req, "192.0.2.1:4242");
+    let mut t = T::with(vec![], |c| c.stun_backward_compatibility = true);
+    let (_, resp) = t.send(&req, client(4242));
     assert_eq!(
         &resp[4..20],
         &req[4..20],
@@ -219,38 +364,912 @@ fn rfc3489_only_when_enabled() {
         },
     )
     .unwrap();
-    assert!(m.is_rfc3489());
     assert_eq!(
         m.get_decoded(attr_type::MAPPED_ADDRESS).unwrap().unwrap(),
-        Attribute::MappedAddress("192.0.2.1:4242".parse().unwrap())
+        Attribute::MappedAddress(client(4242).client)
     );
     assert!(m.get(attr_type::XOR_MAPPED_ADDRESS).is_none());
     assert_ne!(m.cookie(), MAGIC_COOKIE);
 }
 
 #[test]
-fn other_methods_get_400() {
-    let mut s = server(CoreConfig::default());
-    let req = request(Method::ALLOCATE, |b| {
+fn small_output_buffer_is_a_drop_not_a_panic() {
+    let mut t = T::new();
+    let req = build_request(Method::BINDING, TransactionId([1; 12]), None, |_| {});
+    let mut out = [0u8; 24];
+    let o =
+        t.s.handle_client(&req, client(1), t.now, &mut out, &mut t.r);
+    assert_eq!(o, Outcome::Dropped(DropReason::OutputTooSmall));
+}
+
+// ---------------------------------------------------------------------------------------
+// Authentication
+
+#[test]
+fn unauthenticated_allocate_gets_401_with_realm_nonce_algorithms_and_no_state() {
+    let mut t = T::new();
+    let resp = t.request(Method::ALLOCATE, client(1), None, |b| {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
-    let (_, resp) = run(&mut s, &req, "192.0.2.1:1");
     let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(401));
     assert_eq!(
-        m.message_type(),
-        MessageType::new(Method::ALLOCATE, Class::Error)
+        m.get_decoded(attr_type::REALM).unwrap().unwrap(),
+        Attribute::Realm("example.org")
     );
-    let Some(Ok(Attribute::ErrorCode(e))) = m.get_decoded(attr_type::ERROR_CODE) else {
+    let Some(Ok(Attribute::Nonce(n))) = m.get_decoded(attr_type::NONCE) else {
         panic!()
     };
-    assert_eq!(e.code, 400);
+    assert!(n.starts_with("obMatJos2"));
+    let Some(Ok(Attribute::PasswordAlgorithms(p))) = m.get_decoded(attr_type::PASSWORD_ALGORITHMS)
+    else {
+        panic!()
+    };
+    let algs: Vec<u16> = p.iter().map(|a| a.algorithm).collect();
+    assert_eq!(algs, vec![2, 1], "SHA-256 then MD5");
+    assert!(!m.has_integrity());
+    assert_eq!(t.s.table_sizes(), (0, 0, 0));
+    assert!(t.r.open.is_empty());
 }
 
 #[test]
-fn small_output_buffer_is_a_drop_not_a_panic() {
-    let mut s = server(CoreConfig::default());
-    let req = request(Method::BINDING, |_| {});
-    let mut out = [0u8; 24];
-    let o = s.handle_client(&req, tuple("192.0.2.1:1"), Instant::now(), &mut out);
-    assert_eq!(o, Outcome::Dropped(DropReason::OutputTooSmall));
+fn no_state_after_many_unauthenticated_allocates() {
+    let mut t = T::new();
+    for i in 0..10_000u32 {
+        let tuple = client(1000 + (i % 1000) as u16);
+        let mut b = [0u8; 128];
+        let mut m = MessageBuilder::new(
+            &mut b,
+            MessageType::new(Method::ALLOCATE, Class::Request),
+            TransactionId([i as u8; 12]),
+        )
+        .unwrap();
+        m.add(&Attribute::RequestedTransport(17)).unwrap();
+        m.add(&Attribute::Username("1:nobody")).unwrap();
+        let n = m.finish();
+        let _ = t.send(&b[..n], tuple);
+    }
+    assert_eq!(t.s.table_sizes(), (0, 0, 0));
+    assert_eq!(t.s.shared().user_allocations("nobody"), 0);
+    assert!(t.r.open.is_empty() && t.r.reserved.is_empty());
+}
+
+#[test]
+fn rest_allocate_success() {
+    let mut t = T::new();
+    let (tuple, c, relay) = logged_in(&mut t, 7000);
+    assert_eq!(
+        relay.ip(),
+        IpAddr::from([198, 51, 100, 10]),
+        "advertised external address"
+    );
+    assert!((50000..=50099).contains(&relay.port()));
+    assert!(
+        t.r.open
+            .contains(&SocketAddr::new([192, 0, 2, 10].into(), relay.port())),
+        "bound on the relay IP"
+    );
+    let a = t.s.allocation(&tuple).unwrap();
+    assert_eq!(a.user, "bob");
+    assert_eq!(a.username, c.username);
+    assert_eq!(t.s.shared().user_allocations("bob"), 1);
+    assert_eq!(t.s.stats().snapshot().allocations_created, 1);
+}
+
+#[test]
+fn allocate_response_carries_mapped_lifetime_and_integrity() {
+    let mut t = T::new();
+    let tuple = client(7001);
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    let mut buf = [0u8; 512];
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::ALLOCATE, Class::Request),
+        TransactionId([9; 12]),
+    )
+    .unwrap();
+    b.add(&Attribute::RequestedTransport(17)).unwrap();
+    b.add(&Attribute::Username(&c.username)).unwrap();
+    b.add(&Attribute::Realm(&c.realm)).unwrap();
+    b.add(&Attribute::Nonce(&c.nonce)).unwrap();
+    b.add_message_integrity(&k).unwrap();
+    b.add_fingerprint().unwrap();
+    let n = b.finish();
+    let resp = t.send(&buf[..n], tuple).1;
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(m.message_type().class, Class::Success);
+    assert_eq!(
+        m.get_decoded(attr_type::XOR_MAPPED_ADDRESS)
+            .unwrap()
+            .unwrap(),
+        Attribute::XorMappedAddress(tuple.client)
+    );
+    assert_eq!(lifetime_of(&resp), 600);
+    m.verify_integrity(&k).unwrap();
+    m.verify_fingerprint().unwrap();
+}
+
+#[test]
+fn static_user_md5_and_sha256() {
+    let mut t = T::new();
+    let k = long_term_key_md5("alice", "example.org", "wonderland").unwrap();
+    let c = t.login("alice", Key::Md5(k), client(1));
+    t.allocate(client(1), &c);
+    let k2 = long_term_key_sha256("alice", "example.org", "wonderland").unwrap();
+    let c2 = t.login("alice", Key::Sha256(k2), client(2));
+    let resp = t.request(Method::ALLOCATE, client(2), Some(&c2), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(m.message_type().class, Class::Success);
+    assert!(
+        m.has_integrity_sha256() && !m.has_integrity(),
+        "answer protected like the request"
+    );
+    m.verify_integrity_sha256(&k2).unwrap();
+}
+
+#[test]
+fn auth_failures() {
+    let mut t = T::new();
+    let tuple = client(9);
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    // Wrong key: 401 with a fresh nonce.
+    let bad = Creds {
+        key: Key::Md5([0; 16]),
+        ..Creds {
+            username: c.username.clone(),
+            key: c.key,
+            realm: c.realm.clone(),
+            nonce: c.nonce.clone(),
+        }
+    };
+    let resp = t.request(Method::ALLOCATE, tuple, Some(&bad), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(code_of(&resp), Some(401));
+    // Unknown user (not REST-shaped): 401.
+    let other = Creds {
+        username: "mallory".into(),
+        key: c.key,
+        realm: c.realm.clone(),
+        nonce: c.nonce.clone(),
+    };
+    assert_eq!(
+        code_of(&t.request(Method::ALLOCATE, tuple, Some(&other), |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap()
+        })),
+        Some(401)
+    );
+    // MESSAGE-INTEGRITY without NONCE: 400.
+    let tid = t.tid();
+    let mut buf = [0u8; 256];
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::ALLOCATE, Class::Request),
+        tid,
+    )
+    .unwrap();
+    b.add(&Attribute::RequestedTransport(17)).unwrap();
+    b.add(&Attribute::Username(&c.username)).unwrap();
+    b.add(&Attribute::Realm(&c.realm)).unwrap();
+    b.add_message_integrity(&k).unwrap();
+    let n = b.finish();
+    assert_eq!(code_of(&t.send(&buf[..n], tuple).1), Some(400));
+    // PASSWORD-ALGORITHM without PASSWORD-ALGORITHMS: 400.
+    let resp = t.request(Method::ALLOCATE, tuple, None, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add_raw(attr_type::PASSWORD_ALGORITHM, &[0, 1, 0, 0])
+            .unwrap();
+        b.add(&Attribute::Username(&c.username)).unwrap();
+        b.add(&Attribute::Realm(&c.realm)).unwrap();
+        b.add(&Attribute::Nonce(&c.nonce)).unwrap();
+        b.add_message_integrity(&k).unwrap();
+    });
+    assert_eq!(code_of(&resp), Some(400));
+    // A nonce made for another client: 438.
+    let c_other = t.login(&u, Key::Md5(k), client(10));
+    let stolen = Creds {
+        nonce: c_other.nonce.clone(),
+        username: c.username.clone(),
+        key: c.key,
+        realm: c.realm.clone(),
+    };
+    assert_eq!(
+        code_of(&t.request(Method::ALLOCATE, tuple, Some(&stolen), |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap()
+        })),
+        Some(438)
+    );
+    // Stale: past the nonce lifetime.
+    t.advance(Duration::from_secs(601));
+    let resp = t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(438));
+    assert!(m.get(attr_type::NONCE).is_some() && m.get(attr_type::REALM).is_some());
+    assert_eq!(t.s.table_sizes(), (0, 0, 0));
+}
+
+#[test]
+fn expired_rest_credential_is_401_and_lifetime_is_clamped_to_it() {
+    let mut t = T::new();
+    let (u, k, _) = rest_creds(200, "carol");
+    let c = t.login(&u, Key::Md5(k), client(1));
+    let resp = t.request(Method::ALLOCATE, client(1), Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(
+        lifetime_of(&resp),
+        200,
+        "clamped to the credential's expiry"
+    );
+    t.advance(Duration::from_secs(150));
+    let c = t.login(&u, Key::Md5(k), client(1));
+    let resp = t.request(Method::REFRESH, client(1), Some(&c), |b| {
+        b.add(&Attribute::Lifetime(3600)).unwrap()
+    });
+    assert_eq!(lifetime_of(&resp), 50);
+    t.advance(Duration::from_secs(49));
+    let c = t.login(&u, Key::Md5(k), client(2));
+    t.advance(Duration::from_secs(2));
+    let resp = t.request(Method::ALLOCATE, client(2), Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(code_of(&resp), Some(401), "expired username");
+    assert_eq!(
+        t.s.allocation_count(),
+        0,
+        "the first allocation expired with its credential"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Allocate details
+
+#[test]
+fn allocate_errors_and_retransmission() {
+    let mut t = T::new();
+    let tuple = client(11);
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    assert_eq!(
+        code_of(&t.request(Method::ALLOCATE, tuple, Some(&c), |_| {})),
+        Some(400),
+        "no REQUESTED-TRANSPORT"
+    );
+    assert_eq!(
+        code_of(&t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+            b.add(&Attribute::RequestedTransport(6)).unwrap()
+        })),
+        Some(442)
+    );
+    assert_eq!(
+        code_of(&t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap();
+            b.add(&Attribute::RequestedAddressFamily(AddressFamily::V6))
+                .unwrap();
+        })),
+        Some(440),
+        "no IPv6 relay configured"
+    );
+    assert_eq!(
+        code_of(&t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap();
+            b.add(&Attribute::EvenPort(false)).unwrap();
+            b.add(&Attribute::ReservationToken([1; 8])).unwrap();
+        })),
+        Some(400)
+    );
+    let tid = t.tid();
+    let pkt = build_request(Method::ALLOCATE, tid, Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let first = t.send(&pkt, tuple).1;
+    assert_eq!(
+        Message::parse(&first).unwrap().message_type().class,
+        Class::Success
+    );
+    assert_eq!(
+        t.send(&pkt, tuple).1,
+        first,
+        "a retransmission gets the same answer"
+    );
+    assert_eq!(t.r.open.len(), 1);
+    let again = t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&again).unwrap();
+    assert_eq!(error_code(&m), Some(437));
+    m.verify_integrity(&k)
+        .expect("errors after authentication carry MESSAGE-INTEGRITY");
+}
+
+#[test]
+fn lifetimes_follow_rfc8656_7_2() {
+    let mut t = T::new();
+    let (u, k, _) = rest_creds(86_400, "bob");
+    for (i, (asked, granted)) in [
+        (None, 600),
+        (Some(100), 600),
+        (Some(1800), 1800),
+        (Some(99_999), 3600),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tuple = client(100 + i as u16);
+        let c = t.login(&u, Key::Md5(k), tuple);
+        let resp = t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap();
+            if let Some(l) = asked {
+                b.add(&Attribute::Lifetime(l)).unwrap();
+            }
+        });
+        assert_eq!(lifetime_of(&resp), granted, "asked {asked:?}");
+    }
+}
+
+#[test]
+fn unknown_attribute_on_authenticated_request_gets_protected_420() {
+    let mut t = T::new();
+    let tuple = client(12);
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    let resp = t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add_raw(0x7EEE, &[0; 4]).unwrap();
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(420));
+    m.verify_integrity(&k).unwrap();
+    assert_eq!(t.s.allocation_count(), 0);
+}
+
+#[test]
+fn quota_486_and_release() {
+    let mut t = T::with(vec![], |c| c.user_quota = 1);
+    let (u, k, _) = rest_creds(86_400, "dave");
+    let c = t.login(&u, Key::Md5(k), client(1));
+    t.allocate(client(1), &c);
+    let c2 = t.login(&u, Key::Md5(k), client(2));
+    let resp = t.request(Method::ALLOCATE, client(2), Some(&c2), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(code_of(&resp), Some(486));
+    // Another REST username for the same USER counts against the same quota.
+    let (u2, k2, _) = rest_creds(3_600, "dave");
+    let c3 = t.login(&u2, Key::Md5(k2), client(3));
+    assert_eq!(
+        code_of(&t.request(Method::ALLOCATE, client(3), Some(&c3), |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap()
+        })),
+        Some(486)
+    );
+    // Deleting the first frees the quota.
+    let resp = t.request(Method::REFRESH, client(1), Some(&c), |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap()
+    });
+    assert_eq!(lifetime_of(&resp), 0);
+    assert_eq!(t.s.shared().user_allocations("dave"), 0);
+    t.allocate(client(2), &c2);
+}
+
+#[test]
+fn no_free_port_is_508() {
+    let mut t = T::new();
+    for p in 50000..=50099u16 {
+        t.r.in_use
+            .insert(SocketAddr::new([192, 0, 2, 10].into(), p));
+    }
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), client(1));
+    let resp = t.request(Method::ALLOCATE, client(1), Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(code_of(&resp), Some(508));
+    assert_eq!(t.s.shared().user_allocations("bob"), 0, "quota returned");
+}
+
+#[test]
+fn even_port_reservation_and_dont_fragment() {
+    let mut t = T::new();
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), client(1));
+    let resp = t.request(Method::ALLOCATE, client(1), Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+        b.add(&Attribute::DontFragment).unwrap();
+    });
+    let m = Message::parse(&resp).unwrap();
+    let Some(Ok(Attribute::XorRelayedAddress(relay))) =
+        m.get_decoded(attr_type::XOR_RELAYED_ADDRESS)
+    else {
+        panic!()
+    };
+    assert_eq!(relay.port() % 2, 0);
+    let Some(Ok(Attribute::ReservationToken(token))) = m.get_decoded(attr_type::RESERVATION_TOKEN)
+    else {
+        panic!()
+    };
+    let bound = SocketAddr::new([192, 0, 2, 10].into(), relay.port());
+    assert!(t.r.dont_fragment.contains(&bound));
+    let next = SocketAddr::new([192, 0, 2, 10].into(), relay.port() + 1);
+    assert!(t.r.reserved.contains(&next));
+    let c2 = t.login(&u, Key::Md5(k), client(2));
+    let resp = t.request(Method::ALLOCATE, client(2), Some(&c2), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::ReservationToken(token)).unwrap();
+    });
+    let Some(Ok(Attribute::XorRelayedAddress(r2))) = Message::parse(&resp)
+        .unwrap()
+        .get_decoded(attr_type::XOR_RELAYED_ADDRESS)
+    else {
+        panic!("{:?}", code_of(&resp))
+    };
+    assert_eq!(r2.port(), relay.port() + 1);
+    // The token is used up, and an unclaimed one lapses after 30 s.
+    let c3 = t.login(&u, Key::Md5(k), client(3));
+    let resp = t.request(Method::ALLOCATE, client(3), Some(&c3), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::ReservationToken(token)).unwrap();
+    });
+    assert_eq!(code_of(&resp), Some(508));
+    let resp = t.request(Method::ALLOCATE, client(3), Some(&c3), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+    });
+    assert_eq!(
+        Message::parse(&resp).unwrap().message_type().class,
+        Class::Success
+    );
+    assert_eq!(t.r.reserved.len(), 1);
+    t.advance(Duration::from_secs(31));
+    assert!(t.r.reserved.is_empty(), "reservation released after 30 s");
+}
+
+// ---------------------------------------------------------------------------------------
+// Refresh
+
+#[test]
+fn refresh_rules() {
+    let mut t = T::new();
+    let (tuple, c, relay) = logged_in(&mut t, 20);
+    let resp = t.request(Method::REFRESH, tuple, Some(&c), |b| {
+        b.add(&Attribute::Lifetime(1200)).unwrap()
+    });
+    assert_eq!(lifetime_of(&resp), 1200);
+    // No allocation on this 5-tuple: 437.
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c2 = t.login(&u, Key::Md5(k), client(21));
+    assert_eq!(
+        code_of(&t.request(Method::REFRESH, client(21), Some(&c2), |_| {})),
+        Some(437)
+    );
+    // Same 5-tuple, other (valid) credentials: 441.
+    let (u3, k3, _) = rest_creds(86_400, "eve");
+    let c3 = t.login(&u3, Key::Md5(k3), tuple);
+    assert_eq!(
+        code_of(&t.request(Method::REFRESH, tuple, Some(&c3), |_| {})),
+        Some(441)
+    );
+    // REQUESTED-ADDRESS-FAMILY the allocation lacks: 443.
+    assert_eq!(
+        code_of(&t.request(Method::REFRESH, tuple, Some(&c), |b| {
+            b.add(&Attribute::RequestedAddressFamily(AddressFamily::V6))
+                .unwrap()
+        })),
+        Some(443)
+    );
+    // LIFETIME 0 deletes at once and frees the port.
+    let resp = t.request(Method::REFRESH, tuple, Some(&c), |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap()
+    });
+    assert_eq!(lifetime_of(&resp), 0);
+    assert_eq!(t.s.allocation_count(), 0);
+    assert_eq!(
+        t.r.closed,
+        vec![SocketAddr::new([192, 0, 2, 10].into(), relay.port())]
+    );
+}
+
+#[test]
+fn allocation_expires_and_its_port_is_freed_and_reusable() {
+    let mut t = T::with(vec![], |c| {
+        c.default_lifetime = Duration::from_secs(5);
+        c.ports = crate::config::PortRange {
+            lo: 50000,
+            hi: 50000,
+        };
+    });
+    let (tuple, _c, relay) = logged_in(&mut t, 30);
+    t.advance(Duration::from_secs(4));
+    assert_eq!(t.s.allocation_count(), 1);
+    t.advance(Duration::from_secs(1));
+    assert_eq!(t.s.allocation_count(), 0);
+    assert!(t.s.allocation(&tuple).is_none());
+    assert!(t.r.open.is_empty());
+    assert_eq!(t.s.stats().snapshot().allocations_ended, 1);
+    // The single port in the range is free again.
+    let (_, _, relay2) = logged_in(&mut t, 31);
+    assert_eq!(relay2.port(), relay.port());
+}
+
+// ---------------------------------------------------------------------------------------
+// Permissions, channels, data
+
+fn peer_data(t: &mut T, relay_port: u16, from: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; PEER_HEADROOM + payload.len() + PEER_TAILROOM];
+    buf[PEER_HEADROOM..PEER_HEADROOM + payload.len()].copy_from_slice(payload);
+    let relay = SocketAddr::new([192, 0, 2, 10].into(), relay_port);
+    match t.s.handle_peer(relay, from, &mut buf, payload.len(), t.now) {
+        PeerOutcome::ToClient { start, len, .. } => Some(buf[start..start + len].to_vec()),
+        PeerOutcome::Dropped(_) => None,
+    }
+}
+
+#[test]
+fn permissions_are_per_ip_and_expire() {
+    let mut t = T::new();
+    let (tuple, c, relay) = logged_in(&mut t, 40);
+    let p1 = peer([198, 51, 100, 1], 5000);
+    assert_eq!(
+        peer_data(&mut t, relay.port(), p1, b"hi"),
+        None,
+        "no permission yet"
+    );
+    assert_eq!(t.s.stats().snapshot().peer_dropped_no_permission, 1);
+    let resp = t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |b| {
+        b.add(&Attribute::XorPeerAddress(p1)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer([198, 51, 100, 2], 1)))
+            .unwrap();
+    });
+    assert_eq!(
+        Message::parse(&resp).unwrap().message_type().class,
+        Class::Success
+    );
+    // Any port of a permitted IP gets through, as a Data indication.
+    let di = peer_data(
+        &mut t,
+        relay.port(),
+        peer([198, 51, 100, 1], 6000),
+        b"hello",
+    )
+    .expect("relayed");
+    let m = Message::parse(&di).unwrap();
+    assert_eq!(
+        m.message_type(),
+        MessageType::new(Method::DATA, Class::Indication)
+    );
+    assert_eq!(
+        m.get_decoded(attr_type::XOR_PEER_ADDRESS).unwrap().unwrap(),
+        Attribute::XorPeerAddress(peer([198, 51, 100, 1], 6000))
+    );
+    assert_eq!(
+        m.get_decoded(attr_type::DATA).unwrap().unwrap(),
+        Attribute::Data(b"hello")
+    );
+    assert_eq!(
+        peer_data(&mut t, relay.port(), peer([198, 51, 100, 3], 5000), b"x"),
+        None,
+        "other IP"
+    );
+    t.advance(Duration::from_secs(299));
+    assert!(peer_data(&mut t, relay.port(), p1, b"x").is_some());
+    t.advance(Duration::from_secs(2));
+    assert_eq!(
+        peer_data(&mut t, relay.port(), p1, b"x"),
+        None,
+        "permission lapsed after 300 s"
+    );
+    assert!(
+        t.s.allocation(&tuple).unwrap().permissions.is_empty(),
+        "swept"
+    );
+}
+
+#[test]
+fn create_permission_errors() {
+    let mut t = T::new();
+    let (tuple, c, _) = logged_in(&mut t, 41);
+    assert_eq!(
+        code_of(&t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |_| {})),
+        Some(400)
+    );
+    assert_eq!(
+        code_of(&t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |b| {
+            b.add(&Attribute::XorPeerAddress(peer([10, 0, 0, 1], 1)))
+                .unwrap()
+        })),
+        Some(403),
+        "private address denied by default"
+    );
+    assert_eq!(
+        code_of(&t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |b| {
+            b.add(&Attribute::XorPeerAddress(peer([198, 51, 100, 9], 1)))
+                .unwrap();
+            b.add(&Attribute::XorPeerAddress(peer([127, 0, 0, 1], 1)))
+                .unwrap();
+        })),
+        Some(403)
+    );
+    assert!(
+        t.s.allocation(&tuple).unwrap().permissions.is_empty(),
+        "all or nothing"
+    );
+    assert_eq!(
+        code_of(&t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |b| {
+            b.add(&Attribute::XorPeerAddress(
+                "[2001:db8::1]:5".parse().unwrap(),
+            ))
+            .unwrap()
+        })),
+        Some(443)
+    );
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c2 = t.login(&u, Key::Md5(k), client(42));
+    assert_eq!(
+        code_of(
+            &t.request(Method::CREATE_PERMISSION, client(42), Some(&c2), |b| b
+                .add(&Attribute::XorPeerAddress(peer([198, 51, 100, 9], 1)))
+                .unwrap())
+        ),
+        Some(437)
+    );
+}
+
+#[test]
+fn send_indication_forwards_a_subslice_and_needs_a_permission() {
+    let mut t = T::new();
+    let (tuple, c, _) = logged_in(&mut t, 50);
+    let p = peer([198, 51, 100, 7], 9000);
+    let send = |t: &mut T, p: SocketAddr| {
+        let mut buf = [0u8; 256];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::SEND, Class::Indication),
+            TransactionId([3; 12]),
+        )
+        .unwrap();
+        b.add(&Attribute::XorPeerAddress(p)).unwrap();
+        b.add(&Attribute::Data(b"payload!")).unwrap();
+        let n = b.finish();
+        let pkt = buf[..n].to_vec();
+        (t.send(&pkt, tuple).0, pkt)
+    };
+    assert_eq!(
+        send(&mut t, p).0,
+        Outcome::Dropped(DropReason::NoPermission)
+    );
+    t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |b| {
+        b.add(&Attribute::XorPeerAddress(p)).unwrap()
+    });
+    let (o, pkt) = send(&mut t, p);
+    let Outcome::Forward {
+        relay,
+        peer: to,
+        start,
+        len,
+    } = o
+    else {
+        panic!("{o:?}")
+    };
+    assert_eq!(to, p);
+    assert_eq!(relay.ip(), IpAddr::from([192, 0, 2, 10]));
+    assert_eq!(&pkt[start..start + len], b"payload!");
+    // Policy applies to Send too (a service port of the server itself).
+    assert_eq!(
+        send(&mut t, peer([192, 0, 2, 10], 3478)).0,
+        Outcome::Dropped(DropReason::PolicyDenied)
+    );
+}
+
+#[test]
+fn channels_both_ways() {
+    let mut t = T::new();
+    let (tuple, c, relay) = logged_in(&mut t, 60);
+    let p = peer([198, 51, 100, 8], 7000);
+    let resp = t.request(Method::CHANNEL_BIND, tuple, Some(&c), |b| {
+        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
+        b.add(&Attribute::XorPeerAddress(p)).unwrap();
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(
+        m.message_type().class,
+        Class::Success,
+        "{:?}",
+        error_code(&m)
+    );
+    m.verify_integrity(match c.key {
+        Key::Md5(ref k) => k,
+        _ => unreachable!(),
+    })
+    .unwrap();
+    // Client → peer: the payload is a sub-slice after the 4-byte header.
+    let (o, _) = t.send(b"\x40\x01\x00\x03abc\x00", tuple);
+    assert_eq!(
+        o,
+        Outcome::Forward {
+            relay: SocketAddr::new([192, 0, 2, 10].into(), relay.port()),
+            peer: p,
+            start: 4,
+            len: 3
+        }
+    );
+    // Peer → client: a ChannelData header written in front.
+    assert_eq!(
+        peer_data(&mut t, relay.port(), p, b"xyz").unwrap(),
+        b"\x40\x01\x00\x03xyz"
+    );
+    // The channel installed a permission for the IP: other ports arrive as Data indications.
+    let di = peer_data(&mut t, relay.port(), peer([198, 51, 100, 8], 7001), b"q").unwrap();
+    assert_eq!(
+        Message::parse(&di).unwrap().message_type().method,
+        Method::DATA
+    );
+    // Unbound channel number: dropped.
+    assert_eq!(
+        t.send(b"\x40\x02\x00\x00", tuple).0,
+        Outcome::Dropped(DropReason::NoChannel)
+    );
+    // Rebinding the same pair refreshes; conflicting pairs are 400.
+    let bind = |t: &mut T, c: &Creds, n: u16, p: SocketAddr| {
+        code_of(&t.request(Method::CHANNEL_BIND, tuple, Some(c), |b| {
+            b.add(&Attribute::ChannelNumber(n)).unwrap();
+            b.add(&Attribute::XorPeerAddress(p)).unwrap();
+        }))
+    };
+    assert_eq!(bind(&mut t, &c, 0x4001, p), None);
+    assert_eq!(
+        bind(&mut t, &c, 0x4001, peer([198, 51, 100, 9], 7000)),
+        Some(400),
+        "number bound to another peer"
+    );
+    assert_eq!(
+        bind(&mut t, &c, 0x4002, p),
+        Some(400),
+        "peer bound to another number"
+    );
+    assert_eq!(
+        bind(&mut t, &c, 0x5000, peer([198, 51, 100, 10], 1)),
+        Some(400),
+        "outside RFC 8656 range"
+    );
+    assert_eq!(
+        bind(&mut t, &c, 0x3FFF, peer([198, 51, 100, 10], 1)),
+        Some(400)
+    );
+    assert_eq!(bind(&mut t, &c, 0x4003, peer([10, 1, 1, 1], 1)), Some(403));
+    assert_eq!(
+        bind(&mut t, &c, 0x4003, peer([192, 0, 2, 10], 3478)),
+        Some(403),
+        "service port never reachable"
+    );
+    // Expiry: after 600 s without a rebind the channel stops; the number stays reserved 300 s more.
+    let resp = t.request(Method::REFRESH, tuple, Some(&c), |b| {
+        b.add(&Attribute::Lifetime(3600)).unwrap()
+    });
+    assert_eq!(lifetime_of(&resp), 3600);
+    t.advance(Duration::from_secs(601));
+    let c = t.login(&c.username, c.key, tuple);
+    assert_eq!(
+        t.send(b"\x40\x01\x00\x00", tuple).0,
+        Outcome::Dropped(DropReason::NoChannel)
+    );
+    assert_eq!(
+        bind(&mut t, &c, 0x4001, peer([198, 51, 100, 9], 7000)),
+        Some(400),
+        "cooling down"
+    );
+    t.advance(Duration::from_secs(300));
+    let c = t.login(&c.username, c.key, tuple);
+    assert_eq!(
+        bind(&mut t, &c, 0x4001, peer([198, 51, 100, 9], 7000)),
+        None,
+        "free again"
+    );
+}
+
+#[test]
+fn legacy_channel_numbers_when_enabled() {
+    let mut t = T::with(vec!["198.51.100.0/24".parse().unwrap()], |c| {
+        c.channel_range = ChannelRange::RFC5766
+    });
+    let (tuple, c, relay) = logged_in(&mut t, 61);
+    let p = peer([198, 51, 100, 8], 7000);
+    let resp = t.request(Method::CHANNEL_BIND, tuple, Some(&c), |b| {
+        b.add(&Attribute::ChannelNumber(0x7FFF)).unwrap();
+        b.add(&Attribute::XorPeerAddress(p)).unwrap();
+    });
+    assert_eq!(code_of(&resp), None);
+    assert!(matches!(
+        t.send(b"\x7F\xFF\x00\x00", tuple).0,
+        Outcome::Forward { .. }
+    ));
+    assert_eq!(
+        peer_data(&mut t, relay.port(), p, b"").unwrap(),
+        b"\x7F\xFF\x00\x00"
+    );
+}
+
+#[test]
+fn stream_clients_get_padded_channel_data() {
+    let mut t = T::new();
+    let mut tuple = client(62);
+    tuple.transport = Transport::Tcp;
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    let relay = t.allocate(tuple, &c);
+    let p = peer([198, 51, 100, 8], 7000);
+    t.request(Method::CHANNEL_BIND, tuple, Some(&c), |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(p)).unwrap();
+    });
+    assert_eq!(
+        peer_data(&mut t, relay.port(), p, b"abcde").unwrap(),
+        b"\x40\x00\x00\x05abcde\x00\x00\x00"
+    );
+    t.s.close_tuple(&tuple, t.now, &mut t.r);
+    assert_eq!(
+        t.s.allocation_count(),
+        0,
+        "closing the connection deletes the allocation"
+    );
+}
+
+#[test]
+fn ipv6_peer_data_indication_fits_the_headroom() {
+    let mut t = T::with(vec!["2001:db8::/32".parse().unwrap()], |c| {
+        c.relay_v4 = None;
+        c.relay_v6 = Some(RelayAddress {
+            bind: "2001:db8::10".parse().unwrap(),
+            advertise: "2001:db8::10".parse().unwrap(),
+        });
+    });
+    let tuple = client(63);
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    let resp = t.request(Method::ALLOCATE, tuple, Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::RequestedAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    let Some(Ok(Attribute::XorRelayedAddress(relay))) = Message::parse(&resp)
+        .unwrap()
+        .get_decoded(attr_type::XOR_RELAYED_ADDRESS)
+    else {
+        panic!("{:?}", code_of(&resp))
+    };
+    let p: SocketAddr = "[2001:db8::99]:4000".parse().unwrap();
+    t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |b| {
+        b.add(&Attribute::XorPeerAddress(p)).unwrap()
+    });
+    let mut buf = vec![0u8; PEER_HEADROOM + 5 + PEER_TAILROOM];
+    buf[PEER_HEADROOM..PEER_HEADROOM + 5].copy_from_slice(b"hello");
+    let PeerOutcome::ToClient { start, len, .. } = t.s.handle_peer(relay, p, &mut buf, 5, t.now)
+    else {
+        panic!()
+    };
+    assert_eq!(start, 0);
+    let m = Message::parse(&buf[start..start + len]).unwrap();
+    assert_eq!(
+        m.get_decoded(attr_type::DATA).unwrap().unwrap(),
+        Attribute::Data(b"hello")
+    );
+    assert_eq!(
+        m.get_decoded(attr_type::XOR_PEER_ADDRESS).unwrap().unwrap(),
+        Attribute::XorPeerAddress(p)
+    );
+}
+
+#[test]
+fn clock_anchor_maps_both_ways() {
+    let t0 = Instant::now();
+    let c = CoreConfig::minimal((t0, UNIX0));
+    assert_eq!(c.unix_at(t0 + Duration::from_secs(90)), UNIX0 + 90);
+    assert_eq!(c.instant_at(UNIX0 + 90), t0 + Duration::from_secs(90));
+    let _ = T::new().t0;
 }

@@ -1,0 +1,143 @@
+//! One allocation: its relayed address, permissions and channels (RFC 8656 §2.2, §9, §12).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::FiveTuple;
+use crate::auth::store::{Key, PasswordAlgorithm};
+use crate::stun::TransactionId;
+
+/// Permission lifetime (RFC 8656 §9).
+pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
+/// Channel binding lifetime (RFC 8656 §12).
+pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// After a channel expires, its number and peer stay reserved this long (RFC 8656 §12).
+pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
+/// Most permissions one allocation may hold.
+pub const MAX_PERMISSIONS: usize = 1024;
+
+/// A channel binding.
+#[derive(Debug, Clone, Copy)]
+pub struct Channel {
+    /// The peer.
+    pub peer: SocketAddr,
+    /// When the binding expires (it lingers for [`CHANNEL_COOLDOWN`] after).
+    pub expires: Instant,
+}
+
+/// Per-allocation traffic counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
+    /// Packets relayed client → peer.
+    pub packets_out: u64,
+    /// Bytes (payload) relayed client → peer.
+    pub bytes_out: u64,
+    /// Packets relayed peer → client.
+    pub packets_in: u64,
+    /// Bytes (payload) relayed peer → client.
+    pub bytes_in: u64,
+}
+
+/// An allocation.
+#[derive(Debug)]
+pub struct Allocation {
+    /// The client's 5-tuple.
+    pub tuple: FiveTuple,
+    /// The local address of the relay socket.
+    pub relay: SocketAddr,
+    /// The relayed transport address advertised to the client (XOR-RELAYED-ADDRESS).
+    pub advertised: SocketAddr,
+    /// The USERNAME that created it.
+    pub username: String,
+    /// The quota key (the USER part of a REST username, or the static user).
+    pub user: String,
+    /// The key it authenticated with (kept: RFC 8656 §6.2).
+    pub key: Key,
+    /// The password algorithm of that key.
+    pub algorithm: PasswordAlgorithm,
+    /// When it expires.
+    pub expires: Instant,
+    /// When its credential expires (REST credentials), UNIX seconds.
+    pub credential_expiry_unix: Option<u64>,
+    /// When it was created.
+    pub started: Instant,
+    /// Its creation time, UNIX seconds (for the accounting line).
+    pub started_unix: u64,
+    /// Permissions by peer IP, with their expiry.
+    pub permissions: HashMap<IpAddr, Instant>,
+    /// Channels by number.
+    pub channels: HashMap<u16, Channel>,
+    /// Channel numbers by peer.
+    pub channel_by_peer: HashMap<SocketAddr, u16>,
+    /// The Allocate transaction and its success response, resent on retransmission.
+    pub allocate_response: (TransactionId, Vec<u8>),
+    /// Traffic counters.
+    pub traffic: Traffic,
+    /// Bumped when the allocation's timers change; stale timer entries are ignored.
+    pub generation: u32,
+}
+
+impl Allocation {
+    /// When its credential expires (REST credentials), UNIX seconds.
+    pub fn credential_expires_unix(&self) -> Option<u64> {
+        self.credential_expiry_unix
+    }
+
+    /// True if `ip` has an unexpired permission.
+    #[inline]
+    pub fn permitted(&self, ip: IpAddr, now: Instant) -> bool {
+        self.permissions.get(&ip).is_some_and(|&e| e > now)
+    }
+
+    /// Installs or refreshes a permission.
+    pub fn permit(&mut self, ip: IpAddr, now: Instant) {
+        self.permissions.insert(ip, now + PERMISSION_LIFETIME);
+    }
+
+    /// The channel bound to `peer`, if live.
+    #[inline]
+    pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
+        let n = *self.channel_by_peer.get(&peer)?;
+        (self.channels.get(&n)?.expires > now).then_some(n)
+    }
+
+    /// The peer of a live channel.
+    #[inline]
+    pub fn peer_for_channel(&self, number: u16, now: Instant) -> Option<SocketAddr> {
+        self.channels
+            .get(&number)
+            .filter(|c| c.expires > now)
+            .map(|c| c.peer)
+    }
+
+    /// Removes expired permissions and channels past their cooldown; returns the earliest
+    /// time something else will need doing (including the allocation's own expiry).
+    pub fn sweep(&mut self, now: Instant) -> Instant {
+        self.permissions.retain(|_, e| *e > now);
+        let mut gone = Vec::new();
+        self.channels.retain(|n, c| {
+            let keep = c.expires + CHANNEL_COOLDOWN > now;
+            if !keep {
+                gone.push((*n, c.peer));
+            }
+            keep
+        });
+        for (_, peer) in gone {
+            self.channel_by_peer.remove(&peer);
+        }
+        self.next_deadline()
+    }
+
+    /// The earliest instant at which this allocation needs attention.
+    pub fn next_deadline(&self) -> Instant {
+        let mut d = self.expires;
+        for &e in self.permissions.values() {
+            d = d.min(e);
+        }
+        for c in self.channels.values() {
+            d = d.min(c.expires + CHANNEL_COOLDOWN);
+        }
+        d
+    }
+}

@@ -1,0 +1,186 @@
+//! The long-term credential check of RFC 8489 §9.2.4, in the order the RFC gives.
+//!
+//! Nothing here stores anything: the nonce is stateless and a failed check leaves no trace.
+
+use std::net::SocketAddr;
+
+use crate::auth::nonce::{self, NonceCheck};
+use crate::auth::store::{Key, LookupError, PasswordAlgorithm};
+use crate::stun::{Attribute, Message, PasswordAlgorithm as WireAlgorithm, attr_type};
+
+use super::Shared;
+use super::allocation::Allocation;
+
+/// A request that passed the check.
+#[derive(Debug, Clone)]
+pub(super) struct Authenticated {
+    /// The USERNAME (or the static user a USERHASH named).
+    pub username: String,
+    /// The quota key.
+    pub user: String,
+    /// The key that verified.
+    pub key: Key,
+    /// Its algorithm.
+    pub algorithm: PasswordAlgorithm,
+    /// REST credential expiry, UNIX seconds.
+    pub expiry_unix: Option<u64>,
+}
+
+/// How a request failed the check: which error response to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AuthFailure {
+    /// 400: attributes missing or inconsistent.
+    BadRequest,
+    /// 401: no MESSAGE-INTEGRITY, unknown user, bad MESSAGE-INTEGRITY, expired credential.
+    Unauthorized,
+    /// 438: the nonce is stale or not ours (with a fresh one).
+    StaleNonce,
+    /// 441: the credentials differ from those that created the allocation.
+    WrongCredentials,
+}
+
+/// The PASSWORD-ALGORITHMS value the server offers.
+pub(super) fn offered_algorithms(shared: &Shared) -> &'static [u8] {
+    const SHA256_AND_MD5: [u8; 8] = [0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
+    const MD5_ONLY: [u8; 4] = [0x00, 0x01, 0x00, 0x00];
+    if shared.store.offers_sha256() {
+        &SHA256_AND_MD5
+    } else {
+        &MD5_ONLY
+    }
+}
+
+fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
+    match msg.get_decoded(typ)? {
+        Ok(Attribute::Username(s)) | Ok(Attribute::Realm(s)) | Ok(Attribute::Nonce(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Runs the check for `msg` from `client` at `now_unix`. `existing` is the allocation of
+/// this 5-tuple, if any: its stored key is used when the username matches.
+pub(super) fn authenticate(
+    shared: &Shared,
+    msg: &Message<'_>,
+    client: SocketAddr,
+    now_unix: u64,
+    existing: Option<&Allocation>,
+) -> Result<Authenticated, AuthFailure> {
+    let has_sha256 = msg.has_integrity_sha256();
+    if !msg.has_integrity() && !has_sha256 {
+        return Err(AuthFailure::Unauthorized);
+    }
+    let username_attr = text(msg, attr_type::USERNAME);
+    let userhash = match msg.get_decoded(attr_type::USERHASH) {
+        Some(Ok(Attribute::UserHash(h))) => Some(h),
+        _ => None,
+    };
+    let (Some(_realm), Some(nonce_value)) =
+        (text(msg, attr_type::REALM), text(msg, attr_type::NONCE))
+    else {
+        return Err(AuthFailure::BadRequest);
+    };
+    if username_attr.is_none() && userhash.is_none() {
+        return Err(AuthFailure::BadRequest);
+    }
+
+    // Password algorithm negotiation (RFC 8489 §9.2.4, the nonce-cookie checks).
+    let mut algorithm = PasswordAlgorithm::Md5;
+    if nonce::has_password_algorithms_bit(nonce_value) {
+        let list = msg.get(attr_type::PASSWORD_ALGORITHMS);
+        let chosen = msg.get_decoded(attr_type::PASSWORD_ALGORITHM);
+        match (list, chosen) {
+            (None, None) => {}
+            (Some(list), Some(Ok(Attribute::PasswordAlgorithm(a)))) => {
+                if list.value != offered_algorithms(shared) {
+                    return Err(AuthFailure::BadRequest);
+                }
+                let in_list =
+                    crate::stun::PasswordAlgorithms::from_raw(list.value).is_some_and(|l| {
+                        l.iter()
+                            .any(|x| x.algorithm == a.algorithm && x.params == a.params)
+                    });
+                if !in_list {
+                    return Err(AuthFailure::BadRequest);
+                }
+                algorithm = match a.algorithm {
+                    WireAlgorithm::MD5 => PasswordAlgorithm::Md5,
+                    WireAlgorithm::SHA256 => PasswordAlgorithm::Sha256,
+                    _ => return Err(AuthFailure::BadRequest),
+                };
+            }
+            _ => return Err(AuthFailure::BadRequest),
+        }
+    }
+
+    let username: &str = match (username_attr, userhash) {
+        (Some(u), _) => u,
+        (None, Some(h)) => shared
+            .store
+            .username_for_userhash(h)
+            .ok_or(AuthFailure::Unauthorized)?,
+        (None, None) => return Err(AuthFailure::BadRequest),
+    };
+
+    let verify = |key: &Key| {
+        if has_sha256 {
+            msg.verify_integrity_sha256(key.as_bytes()).is_ok()
+        } else {
+            msg.verify_integrity(key.as_bytes()).is_ok()
+        }
+    };
+
+    let authed = match existing {
+        Some(a) if a.username == username && a.algorithm == algorithm => {
+            if !verify(&a.key) {
+                return Err(AuthFailure::Unauthorized);
+            }
+            if let Some(exp) = a.credential_expires_unix()
+                && exp < now_unix
+            {
+                return Err(AuthFailure::Unauthorized);
+            }
+            Authenticated {
+                username: a.username.clone(),
+                user: a.user.clone(),
+                key: a.key,
+                algorithm,
+                expiry_unix: a.credential_expires_unix(),
+            }
+        }
+        _ => {
+            // Unknown, expired, or no key for the algorithm: all look the same from outside.
+            let resolved = shared
+                .store
+                .resolve(username, algorithm, now_unix)
+                .map_err(|_: LookupError| AuthFailure::Unauthorized)?;
+            let key = *resolved
+                .keys
+                .iter()
+                .find(|k| verify(k))
+                .ok_or(AuthFailure::Unauthorized)?;
+            if existing.is_some() {
+                // Authentic, but not the credentials that created this allocation.
+                return Err(AuthFailure::WrongCredentials);
+            }
+            Authenticated {
+                username: username.to_string(),
+                user: resolved.user,
+                key,
+                algorithm,
+                expiry_unix: resolved.expiry_unix,
+            }
+        }
+    };
+
+    match nonce::check_nonce(
+        &shared.nonce_key,
+        nonce_value,
+        client,
+        now_unix,
+        shared.config.nonce_lifetime.as_secs(),
+    ) {
+        NonceCheck::Valid => Ok(authed),
+        _ => Err(AuthFailure::StaleNonce),
+    }
+}
