@@ -1,0 +1,310 @@
+//! TURN over UDP against the real server on loopback, with a small client built on ternd's
+//! codec (the interop tests in `turn_interop.rs` use clients nobody here wrote).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ternd::config::{Config, PortRange, RelayConfig};
+use ternd::stun::{
+    Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
+};
+
+const SECRET: &str = "integration-secret";
+
+fn server(ports: (u16, u16), lifetime: Duration) -> ternd::net::Handle {
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 2,
+        relay: RelayConfig {
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            ports: PortRange {
+                lo: ports.0,
+                hi: ports.1,
+            },
+            allow_peer: vec!["127.0.0.0/8".parse().unwrap()],
+            default_allocation_lifetime: lifetime,
+            max_allocation_lifetime: lifetime.max(Duration::from_secs(3600)),
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.auth.secrets = vec![SECRET.into()];
+    ternd::net::start(&c).expect("start")
+}
+
+struct Client {
+    sock: UdpSocket,
+    server: SocketAddr,
+    username: String,
+    key: [u8; 16],
+    realm: String,
+    nonce: String,
+    tid: u8,
+}
+
+fn parse_text(m: &Message<'_>, t: u16) -> String {
+    match m.get_decoded(t) {
+        Some(Ok(Attribute::Realm(s))) | Some(Ok(Attribute::Nonce(s))) => s.to_string(),
+        other => panic!("missing {t:#x}: {other:?}"),
+    }
+}
+
+fn error_code(m: &Message<'_>) -> Option<u16> {
+    match m.get_decoded(attr_type::ERROR_CODE)? {
+        Ok(Attribute::ErrorCode(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+impl Client {
+    fn new(server: SocketAddr, user: &str) -> Client {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let expiry = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        let (username, password) = ternd::auth::rest::credentials(SECRET, user, expiry, ':');
+        let key = ternd::auth::long_term_key_md5(&username, "ternd", &password).unwrap();
+        Client {
+            sock,
+            server,
+            username,
+            key,
+            realm: String::new(),
+            nonce: String::new(),
+            tid: 0,
+        }
+    }
+
+    fn transact(
+        &mut self,
+        method: Method,
+        auth: bool,
+        build: impl Fn(&mut MessageBuilder<'_>),
+    ) -> Vec<u8> {
+        self.tid = self.tid.wrapping_add(1);
+        let mut buf = [0u8; 1024];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(method, Class::Request),
+            TransactionId([self.tid; 12]),
+        )
+        .unwrap();
+        build(&mut b);
+        if auth {
+            b.add(&Attribute::Username(&self.username)).unwrap();
+            b.add(&Attribute::Realm(&self.realm)).unwrap();
+            b.add(&Attribute::Nonce(&self.nonce)).unwrap();
+            b.add_message_integrity(&self.key).unwrap();
+        }
+        let n = b.finish();
+        self.sock.send_to(&buf[..n], self.server).unwrap();
+        let mut r = [0u8; 1500];
+        loop {
+            let (n, _) = self.sock.recv_from(&mut r).expect("answer");
+            if r[0] < 4 && r[8..20] == [self.tid; 12] {
+                return r[..n].to_vec();
+            }
+        }
+    }
+
+    /// Allocates (with the 401 round trip); returns the relayed address.
+    fn allocate(&mut self) -> SocketAddr {
+        let first = self.transact(Method::ALLOCATE, false, |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap()
+        });
+        let m = Message::parse(&first).unwrap();
+        assert_eq!(error_code(&m), Some(401));
+        self.realm = parse_text(&m, attr_type::REALM);
+        self.nonce = parse_text(&m, attr_type::NONCE);
+        let resp = self.transact(Method::ALLOCATE, true, |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap()
+        });
+        let m = Message::parse(&resp).unwrap();
+        assert_eq!(
+            m.message_type().class,
+            Class::Success,
+            "error {:?}",
+            error_code(&m)
+        );
+        m.verify_integrity(&self.key).unwrap();
+        match m.get_decoded(attr_type::XOR_RELAYED_ADDRESS) {
+            Some(Ok(Attribute::XorRelayedAddress(a))) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn permit(&mut self, peer: SocketAddr) {
+        let resp = self.transact(Method::CREATE_PERMISSION, true, |b| {
+            b.add(&Attribute::XorPeerAddress(peer)).unwrap()
+        });
+        let m = Message::parse(&resp).unwrap();
+        assert_eq!(
+            m.message_type().class,
+            Class::Success,
+            "error {:?}",
+            error_code(&m)
+        );
+    }
+
+    /// The next Data indication, if one arrives within `wait`.
+    fn data(&self, wait: Duration) -> Option<(SocketAddr, Vec<u8>)> {
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let mut r = [0u8; 1500];
+        let (n, _) = self.sock.recv_from(&mut r).ok()?;
+        let m = Message::parse(&r[..n]).ok()?;
+        assert_eq!(
+            m.message_type(),
+            MessageType::new(Method::DATA, Class::Indication)
+        );
+        let Some(Ok(Attribute::XorPeerAddress(p))) = m.get_decoded(attr_type::XOR_PEER_ADDRESS)
+        else {
+            panic!()
+        };
+        let Some(Ok(Attribute::Data(d))) = m.get_decoded(attr_type::DATA) else {
+            panic!()
+        };
+        Some((p, d.to_vec()))
+    }
+}
+
+/// A second peer on another loopback address, without a permission, sends 100 datagrams to
+/// the relayed address: the client receives none within 1 s and the drop counter shows 100.
+#[test]
+fn permissions_are_per_ip() {
+    let h = server((20000, 20999), Duration::from_secs(600));
+    let mut c = Client::new(h.udp_addrs()[0], "perm");
+    let relay = c.allocate();
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = match UdpSocket::bind("127.0.0.2:0") {
+        Ok(s) => s,
+        Err(e) => panic!("127.0.0.2 must be bindable on Linux loopback: {e}"),
+    };
+    c.permit(a.local_addr().unwrap());
+    // The permitted peer gets through (positive control).
+    a.send_to(b"from a", relay).unwrap();
+    assert_eq!(
+        c.data(Duration::from_secs(2)),
+        Some((a.local_addr().unwrap(), b"from a".to_vec()))
+    );
+    let before = h.stats().peer_dropped_no_permission;
+    for i in 0..100u32 {
+        b.send_to(&i.to_be_bytes(), relay).unwrap();
+    }
+    assert_eq!(
+        c.data(Duration::from_secs(1)),
+        None,
+        "nothing from 127.0.0.2"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while h.stats().peer_dropped_no_permission < before + 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(h.stats().peer_dropped_no_permission - before, 100);
+    h.shutdown();
+}
+
+/// A short allocation lifetime expires; its port is freed and reusable.
+#[test]
+fn short_lifetime_expires_and_the_port_is_reused() {
+    let h = server((21000, 21000), Duration::from_secs(1));
+    let mut c1 = Client::new(h.udp_addrs()[0], "short");
+    let r1 = c1.allocate();
+    assert_eq!(r1.port(), 21000);
+    // While it lives, the only port is taken: 508.
+    let mut c2 = Client::new(h.udp_addrs()[0], "short2");
+    let first = c2.transact(Method::ALLOCATE, false, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&first).unwrap();
+    c2.realm = parse_text(&m, attr_type::REALM);
+    c2.nonce = parse_text(&m, attr_type::NONCE);
+    let resp = c2.transact(Method::ALLOCATE, true, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(error_code(&Message::parse(&resp).unwrap()), Some(508));
+    // Expired within a second of its lifetime (timers tick every 250 ms).
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while h.stats().allocations_ended < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(h.stats().allocations_ended, 1);
+    let r2 = c2.allocate();
+    assert_eq!(r2.port(), 21000, "the freed port is reused");
+    h.shutdown();
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// 100,000 unauthenticated Allocates from 1,000 source ports create no allocation and grow
+/// the (in-process) server's memory by less than 2 MiB.
+#[test]
+fn unauthenticated_allocates_create_no_state() {
+    let h = server((22000, 22999), Duration::from_secs(600));
+    let target = h.udp_addrs()[0];
+    let socks: Vec<UdpSocket> = (0..1000)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut pkt = [0u8; 64];
+    let mut b = MessageBuilder::new(
+        &mut pkt,
+        MessageType::new(Method::ALLOCATE, Class::Request),
+        TransactionId([1; 12]),
+    )
+    .unwrap();
+    b.add(&Attribute::RequestedTransport(17)).unwrap();
+    let n = b.finish();
+    // Warm up (first answers allocate buffers), then measure.
+    for s in socks.iter().take(10) {
+        s.send_to(&pkt[..n], target).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let rss0 = rss_kib();
+    let started = Instant::now();
+    for round in 0..100u32 {
+        for (i, s) in socks.iter().enumerate() {
+            pkt[8..12].copy_from_slice(&(round * 1000 + i as u32).to_be_bytes());
+            s.send_to(&pkt[..n], target).unwrap();
+        }
+        // Pace so the kernel does not drop most of them (the point is that the server
+        // processes them, not that loopback can be overrun).
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(started.elapsed() < Duration::from_secs(60), "bounded");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = 0;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = h.stats().auth_challenges;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let st = h.stats();
+    let rss1 = rss_kib();
+    assert_eq!(st.allocations_created, 0);
+    assert!(
+        st.auth_challenges >= 50_000,
+        "most requests reached the server: {st:?}"
+    );
+    assert!(
+        rss1.saturating_sub(rss0) < 2048,
+        "RSS grew {} KiB",
+        rss1.saturating_sub(rss0)
+    );
+    eprintln!(
+        "unauthenticated Allocates answered: {}, RSS {rss0} KiB -> {rss1} KiB",
+        st.auth_challenges
+    );
+    drop(socks);
+    h.shutdown();
+}
