@@ -70,6 +70,30 @@ fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(s.into())
 }
 
+/// A port free for both UDP and TCP on `addr`'s IP, found with sockets that have no reuse
+/// flags: the kernel's ephemeral search skips ports held by other `SO_REUSEPORT` sockets of
+/// the same user only when the probing socket has no such flag itself.
+fn probe_free_port(addr: SocketAddr) -> io::Result<u16> {
+    let mut last_err = None;
+    for _ in 0..16 {
+        let u = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            u.set_only_v6(true)?;
+        }
+        u.bind(&addr.into())?;
+        let port = u.local_addr()?.as_socket().map(|a| a.port()).unwrap_or(0);
+        let t = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            t.set_only_v6(true)?;
+        }
+        match t.bind(&SocketAddr::new(addr.ip(), port).into()) {
+            Ok(()) => return Ok(port),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
+}
+
 /// The UDP and TCP sockets of `workers` workers on `addr`. Port 0 picks one port free for
 /// both UDP and TCP.
 fn bind_addr(
@@ -78,21 +102,30 @@ fn bind_addr(
 ) -> io::Result<(SocketAddr, Vec<(UdpSocket, TcpListener)>)> {
     let mut last_err = None;
     for _ in 0..16 {
-        let first_udp = udp(addr)?;
-        let actual = first_udp.local_addr()?;
-        let first_tcp = match tcp(actual) {
-            Ok(t) => t,
-            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => {
-                last_err = Some(e);
-                continue;
-            }
-            Err(e) => return Err(e),
+        let actual = if addr.port() == 0 {
+            SocketAddr::new(addr.ip(), probe_free_port(addr)?)
+        } else {
+            addr
         };
-        let mut out = vec![(first_udp, first_tcp)];
-        for _ in 1..workers {
-            out.push((udp(actual)?, tcp(actual)?));
+        let mut out = Vec::with_capacity(workers);
+        let mut failed = None;
+        for _ in 0..workers {
+            match udp(actual).and_then(|u| Ok((u, tcp(actual)?))) {
+                Ok(pair) => out.push(pair),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        return Ok((actual, out));
+        match failed {
+            None => return Ok((actual, out)),
+            // Someone took the probed port in between: probe again.
+            Some(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => {
+                last_err = Some(e)
+            }
+            Some(e) => return Err(e),
+        }
     }
     Err(last_err.unwrap_or_else(|| io::Error::from(io::ErrorKind::AddrInUse)))
 }
