@@ -49,7 +49,7 @@ pub fn message(data: &[u8]) {
     let anchor = Instant::now();
     let allow = vec!["192.0.2.0/24".parse().unwrap_or_else(|_| unreachable!())];
     let shared = testing::shared(anchor, allow, |c| c.stun_backward_compatibility = true);
-    let mut core = Server::new(Arc::new(shared), Arc::new(Stats::default()), 1);
+    let mut core = Server::new(Arc::new(shared), Arc::new(Stats::default()), [1; 32]);
     let mut relays = testing::FakeRelays::default();
     let tuple = FiveTuple {
         client: SocketAddr::from(([192, 0, 2, 1], 4000)),

@@ -74,8 +74,8 @@ impl PasswordAlgorithm {
 /// What a username resolves to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// The quota key: the USER part of a REST username (possibly empty), or the static user's
-    /// name.
+    /// The quota key: the USER part of a REST username (the whole username when that part
+    /// is empty), or the static user's name.
     pub user: String,
     /// The REST credential's expiry (UNIX seconds); `None` for static users.
     pub expiry_unix: Option<u64>,
@@ -230,11 +230,21 @@ impl CredentialStore {
                 .map_err(|_| LookupError::Unknown)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A bare `EXPIRY` username has no USER part: count it on its own, as coturn does,
+        // rather than lumping every such user into one quota bucket.
+        let user = if user.is_empty() { username } else { user };
         Ok(Resolved {
             user: user.to_owned(),
             expiry_unix: Some(expiry),
             keys,
         })
+    }
+
+    /// True for a static user stored as an MD5 key only (no SHA-256 key can be derived).
+    pub fn is_md5_only(&self, username: &str) -> bool {
+        self.by_name
+            .get(username)
+            .is_some_and(|&i| self.users[i].sha256.is_none())
     }
 
     /// The static user whose USERHASH (RFC 8489 §14.4: SHA-256(username ":" realm)) is
@@ -368,10 +378,10 @@ mod tests {
             store.resolve(&username, PasswordAlgorithm::Md5, NOW + 3601),
             Err(LookupError::Expired)
         );
-        // A bare expiry (no user part) is accepted, as coturn does.
+        // A bare expiry (no user part) is accepted, as coturn does, and is its own quota key.
         let (bare, _) = rest::credentials("north", "", NOW + 10, ':');
         let r = store.resolve(&bare, PasswordAlgorithm::Md5, NOW).unwrap();
-        assert_eq!(r.user, "");
+        assert_eq!(r.user, bare);
     }
 
     #[test]

@@ -41,7 +41,7 @@ use relay::{NetRelays, RelaySocket, Reserved};
 const OUT_BUF: usize = 1500;
 /// Receive buffer for one datagram: the largest UDP payload.
 const RECV_BUF: usize = 65_536;
-/// Frames queued for one TCP client before the oldest are dropped.
+/// Frames queued for one TCP client; relayed data beyond it is dropped (and counted).
 const TCP_QUEUE: usize = 256;
 
 /// A running server: its bound addresses, counters, and the way to stop it.
@@ -269,9 +269,9 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     for (i, sockets) in bound.per_worker.into_iter().enumerate() {
         let worker_stats = Arc::new(Stats::default());
         stats.push(worker_stats.clone());
-        let mut seed = [0u8; 8];
+        let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
-        let server = Server::new(shared.clone(), worker_stats, u64::from_le_bytes(seed));
+        let server = Server::new(shared.clone(), worker_stats, seed);
         let net = net.clone();
         let reserved = reserved.clone();
         let rx = rx.clone();
@@ -495,7 +495,10 @@ async fn tcp_connection(
             _ = shutdown.changed() => break 'conn,
         };
         match read {
-            Ok(Ok(0)) | Err(_) => break, // closed, or idle too long
+            Ok(Ok(0)) => break, // closed
+            // Idle: a client with a live allocation may be receiving only; keep it.
+            Err(_) if worker.server.borrow().allocation(&tuple).is_some() => continue,
+            Err(_) => break,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TCP read error");
                 break;
@@ -520,12 +523,15 @@ async fn tcp_connection(
                 &mut out,
                 &mut relays,
             );
-            let mut closed = false;
-            act(worker, outcome, frame, &out, |bytes| {
-                closed = tx.try_send(bytes.to_vec()).is_err();
-            });
-            if closed {
-                break 'conn;
+            match outcome {
+                // Answers wait for room behind relayed data (they are few and small);
+                // only a closed writer ends the connection.
+                Outcome::Reply { len } => {
+                    if tx.send(out[..len].to_vec()).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                other => act(worker, other, frame, &out, |_| {}),
             }
         }
         if writer.is_finished() {

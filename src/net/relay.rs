@@ -47,18 +47,14 @@ pub(super) struct NetRelays<'w> {
     pub worker: &'w Rc<Worker>,
 }
 
-impl Relays for NetRelays<'_> {
-    fn open(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()> {
-        let reserved = self
-            .worker
-            .reserved
-            .lock()
-            .ok()
-            .and_then(|mut r| r.remove(&addr));
-        let std_sock = match reserved {
-            Some(s) => s,
-            None => bind(addr)?,
-        };
+impl NetRelays<'_> {
+    /// Registers a bound socket with the runtime and starts its receive task.
+    fn start(
+        &mut self,
+        std_sock: std::net::UdpSocket,
+        addr: SocketAddr,
+        dont_fragment: bool,
+    ) -> io::Result<()> {
         if dont_fragment {
             sys::set_dont_fragment(&std_sock, addr.is_ipv6())?;
         }
@@ -70,6 +66,25 @@ impl Relays for NetRelays<'_> {
             .borrow_mut()
             .insert(addr, RelaySocket { sock, task });
         Ok(())
+    }
+}
+
+impl Relays for NetRelays<'_> {
+    fn open(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()> {
+        // A reserved port is held by a socket without reuse flags, so this bind fails.
+        let sock = bind(addr)?;
+        self.start(sock, addr, dont_fragment)
+    }
+
+    fn claim(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()> {
+        let reserved = self
+            .worker
+            .reserved
+            .lock()
+            .ok()
+            .and_then(|mut r| r.remove(&addr));
+        let sock = reserved.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        self.start(sock, addr, dont_fragment)
     }
 
     fn reserve(&mut self, addr: SocketAddr) -> io::Result<()> {

@@ -74,8 +74,9 @@ pub struct Allocation {
     pub allocate_response: (TransactionId, Vec<u8>),
     /// Traffic counters.
     pub traffic: Traffic,
-    /// Bumped when the allocation's timers change; stale timer entries are ignored.
-    pub generation: u32,
+    /// The deadline of this allocation's one live timer entry; entries at other times are
+    /// stale and skipped.
+    pub scheduled: Instant,
 }
 
 impl Allocation {

@@ -35,19 +35,25 @@ pub(super) enum AuthFailure {
     Unauthorized,
     /// 438: the nonce is stale or not ours (with a fresh one).
     StaleNonce,
-    /// 441: the credentials differ from those that created the allocation.
-    WrongCredentials,
+    /// 441: the credentials differ from those that created the allocation; the key that
+    /// verified protects the answer.
+    WrongCredentials(Key),
 }
 
-/// The PASSWORD-ALGORITHMS value the server offers.
-pub(super) fn offered_algorithms(shared: &Shared) -> &'static [u8] {
+/// The PASSWORD-ALGORITHMS value the server offers to a client that named `username` (if
+/// any): SHA-256 then MD5, or MD5 alone where SHA-256 cannot work (no source derives
+/// SHA-256 keys, or the named user is stored as an MD5 key only).
+pub(super) fn offered_algorithms(shared: &Shared, username: Option<&str>) -> &'static [u8] {
     const SHA256_AND_MD5: [u8; 8] = [0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
     const MD5_ONLY: [u8; 4] = [0x00, 0x01, 0x00, 0x00];
-    if shared.store.offers_sha256() {
-        &SHA256_AND_MD5
-    } else {
-        &MD5_ONLY
-    }
+    let md5_only =
+        !shared.store.offers_sha256() || username.is_some_and(|u| shared.store.is_md5_only(u));
+    if md5_only { &MD5_ONLY } else { &SHA256_AND_MD5 }
+}
+
+/// The USERNAME of a request, if it has a readable one.
+pub(super) fn username<'a>(msg: &Message<'a>) -> Option<&'a str> {
+    text(msg, attr_type::USERNAME)
 }
 
 fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
@@ -92,7 +98,7 @@ pub(super) fn authenticate(
         match (list, chosen) {
             (None, None) => {}
             (Some(list), Some(Ok(Attribute::PasswordAlgorithm(a)))) => {
-                if list.value != offered_algorithms(shared) {
+                if list.value != offered_algorithms(shared, username_attr) {
                     return Err(AuthFailure::BadRequest);
                 }
                 let in_list =
@@ -161,7 +167,7 @@ pub(super) fn authenticate(
                 .ok_or(AuthFailure::Unauthorized)?;
             if existing.is_some() {
                 // Authentic, but not the credentials that created this allocation.
-                return Err(AuthFailure::WrongCredentials);
+                return Err(AuthFailure::WrongCredentials(key));
             }
             Authenticated {
                 username: username.to_string(),

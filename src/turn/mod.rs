@@ -244,10 +244,12 @@ impl Shared {
 /// How the core opens and closes relay sockets: implemented by the I/O layer (and by a fake
 /// in tests). Every call happens while the core handles an input.
 pub trait Relays {
-    /// Binds a relay socket at `addr` and starts receiving on it. `AddrInUse` makes the core
-    /// try another port. If `addr` was reserved with [`Relays::reserve`] (by any worker),
-    /// the reserved socket is taken over.
+    /// Binds a fresh relay socket at `addr` and starts receiving on it. `AddrInUse` (also
+    /// for an address held by a reservation) makes the core try another port.
     fn open(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()>;
+    /// Takes over the socket reserved at `addr` with [`Relays::reserve`] (by any worker)
+    /// and starts receiving on it.
+    fn claim(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()>;
     /// Binds `addr` and holds it, not receiving, for a later [`Relays::open`] (EVEN-PORT R=1).
     fn reserve(&mut self, addr: SocketAddr) -> io::Result<()>;
     /// Drops a reservation that was never claimed.
@@ -352,8 +354,9 @@ impl EndReason {
     }
 }
 
-/// A small, fast PRNG (SplitMix64) for port choice and Data indication transaction ids.
-/// Seeded by the I/O layer from the OS; deterministic in tests.
+/// A small, fast PRNG (SplitMix64) for Data indication transaction ids, which go on the
+/// wire: its state is derived from the seed through HMAC, so observing it reveals nothing
+/// about [`SecretRng`].
 #[derive(Debug, Clone)]
 struct Rng(u64);
 
@@ -367,6 +370,30 @@ impl Rng {
     }
 }
 
+/// Unpredictable numbers for relay ports and RESERVATION-TOKENs: HMAC-SHA256 under a key
+/// derived from the seed, over a counter.
+#[derive(Clone)]
+struct SecretRng {
+    key: [u8; 32],
+    counter: u64,
+}
+
+impl std::fmt::Debug for SecretRng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretRng(<redacted>)")
+    }
+}
+
+impl SecretRng {
+    fn next(&mut self) -> u64 {
+        self.counter = self.counter.wrapping_add(1);
+        let mac = crate::stun::hmac_sha256(&self.key, &[&self.counter.to_le_bytes()]);
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&mac[..8]);
+        u64::from_le_bytes(b)
+    }
+}
+
 /// The protocol core of one worker.
 #[derive(Debug)]
 pub struct Server {
@@ -376,8 +403,9 @@ pub struct Server {
     free: Vec<u32>,
     by_tuple: HashMap<FiveTuple, u32>,
     by_relay: HashMap<SocketAddr, u32>,
-    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
     rng: Rng,
+    secret_rng: SecretRng,
 }
 
 /// A response in progress: the request it answers and how to protect it.
@@ -387,8 +415,13 @@ struct Reply<'m, 'a> {
 }
 
 impl Server {
-    /// A core with the shared state, this worker's counters and an RNG seed.
-    pub fn new(shared: Arc<Shared>, stats: Arc<Stats>, seed: u64) -> Self {
+    /// A core with the shared state, this worker's counters and a random seed (from the OS
+    /// in production; fixed in tests).
+    pub fn new(shared: Arc<Shared>, stats: Arc<Stats>, seed: [u8; 32]) -> Self {
+        let tid_seed = crate::stun::hmac_sha256(&seed, &[b"ternd data indication ids"]);
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&tid_seed[..8]);
+        let secret_key = crate::stun::hmac_sha256(&seed, &[b"ternd ports and tokens"]);
         Self {
             shared,
             stats,
@@ -397,7 +430,11 @@ impl Server {
             by_tuple: HashMap::new(),
             by_relay: HashMap::new(),
             timers: BinaryHeap::new(),
-            rng: Rng(seed),
+            rng: Rng(u64::from_le_bytes(t)),
+            secret_rng: SecretRng {
+                key: secret_key,
+                counter: 0,
+            },
         }
     }
 
@@ -430,7 +467,7 @@ impl Server {
 
     /// When [`Server::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _, _))| *t)
+        self.timers.peek().map(|Reverse((t, _))| *t)
     }
 
     // ---------------------------------------------------------------------------------
@@ -471,6 +508,11 @@ impl Server {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::UnknownRelay);
         };
+        if alloc.expires <= now {
+            // Expired, waiting for the next timer tick to be removed.
+            self.stats.peer_dropped.inc();
+            return PeerOutcome::Dropped(DropReason::UnknownRelay);
+        }
         if !alloc.permitted(peer.ip(), now) {
             self.stats.peer_dropped_no_permission.inc();
             return PeerOutcome::Dropped(DropReason::NoPermission);
@@ -530,7 +572,11 @@ impl Server {
         buf[data_hdr..data_hdr + 2].copy_from_slice(&attr_type::DATA.to_be_bytes());
         buf[data_hdr + 2..data_hdr + 4].copy_from_slice(&len16.to_be_bytes());
         buf[PEER_HEADROOM + len..PEER_HEADROOM + padded].fill(0);
-        let body = (total - 20) as u16;
+        // An IPv6 peer's datagram near 64 KiB no longer fits a STUN message.
+        let Ok(body) = u16::try_from(total - 20) else {
+            self.stats.peer_dropped.inc();
+            return PeerOutcome::Dropped(DropReason::OutputTooSmall);
+        };
         buf[start + 2..start + 4].copy_from_slice(&body.to_be_bytes());
         self.stats.relayed_in_packets.inc();
         self.stats.relayed_in_bytes.add(len as u64);
@@ -544,7 +590,7 @@ impl Server {
     /// Expires what is due at `now`: allocations (closing their relay sockets through
     /// `relays`), permissions, channels and port reservations.
     pub fn handle_timeout(&mut self, now: Instant, relays: &mut dyn Relays) {
-        while let Some(&Reverse((t, idx, generation))) = self.timers.peek() {
+        while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
                 break;
             }
@@ -552,17 +598,16 @@ impl Server {
             let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
                 continue;
             };
-            if alloc.generation != generation {
-                continue;
+            if alloc.scheduled != t {
+                continue; // stale: superseded by an earlier entry that already fired
             }
             if alloc.expires <= now {
                 self.remove(idx, now, EndReason::Expired, relays);
                 continue;
             }
             let next = alloc.sweep(now);
-            alloc.generation = alloc.generation.wrapping_add(1);
-            let g = alloc.generation;
-            self.timers.push(Reverse((next, idx, g)));
+            alloc.scheduled = next;
+            self.timers.push(Reverse((next, idx)));
         }
         // Reservations are shared; any worker may drop the expired ones.
         let expired: Vec<SocketAddr> = match self.shared.reservations.lock() {
@@ -624,6 +669,9 @@ impl Server {
         let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return self.drop(DropReason::NoAllocation);
         };
+        if alloc.expires <= now {
+            return self.drop(DropReason::NoAllocation);
+        }
         let Some(peer) = alloc.peer_for_channel(cd.channel, now) else {
             return self.drop(DropReason::NoChannel);
         };
@@ -720,6 +768,11 @@ impl Server {
         let Some(data) = msg.get(attr_type::DATA) else {
             return self.drop(DropReason::Malformed);
         };
+        // Indications with unknown comprehension-required attributes are dropped
+        // (RFC 8489 §6.3.2).
+        if msg.unknown_comprehension_required(attr_type::is_known, &mut [0u16; 1]) > 0 {
+            return self.drop(DropReason::Malformed);
+        }
         if self.shared.policy.check(peer).is_err() {
             self.stats.policy_denied.inc();
             return self.drop(DropReason::PolicyDenied);
@@ -727,6 +780,9 @@ impl Server {
         let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return self.drop(DropReason::NoAllocation);
         };
+        if alloc.expires <= now {
+            return self.drop(DropReason::NoAllocation);
+        }
         if AddressFamily::of(peer.ip()) != AddressFamily::of(alloc.relay.ip())
             || !alloc.permitted(peer.ip(), now)
         {
@@ -861,7 +917,7 @@ impl Server {
         b.add(&Attribute::Nonce(nonce.as_str())).ok()?;
         b.add_raw(
             attr_type::PASSWORD_ALGORITHMS,
-            authn::offered_algorithms(&self.shared),
+            authn::offered_algorithms(&self.shared, authn::username(msg)),
         )
         .ok()?;
         self.finish(&Reply { msg, key: None }, b)
@@ -906,9 +962,17 @@ impl Server {
                     AuthFailure::BadRequest => {
                         self.error(&Reply { msg, key: None }, 400, "Bad Request", out)
                     }
-                    AuthFailure::WrongCredentials => {
+                    AuthFailure::WrongCredentials(key) => {
                         // Authentic with other credentials: protect the answer with them.
-                        self.error(&Reply { msg, key: None }, 441, "Wrong Credentials", out)
+                        self.error(
+                            &Reply {
+                                msg,
+                                key: Some(key),
+                            },
+                            441,
+                            "Wrong Credentials",
+                            out,
+                        )
                     }
                 };
             }
@@ -994,24 +1058,9 @@ impl Server {
             return self.error(reply, 400, "Bad Request", out);
         }
         let dont_fragment = msg.get(attr_type::DONT_FRAGMENT).is_some();
-        let relay_addr = match family.unwrap_or(AddressFamily::V4) {
-            AddressFamily::V4 => self.shared.config.relay_v4,
-            AddressFamily::V6 => self.shared.config.relay_v6,
-        };
-        let Some(relay_addr) = relay_addr else {
-            return self.error(reply, 440, "Address Family not Supported", out);
-        };
-        let lifetime = self.lifetime(msg, auth.expiry_unix, now);
-        if lifetime.is_zero() {
-            return self.challenge(msg, 401, tuple.client, now, out);
-        }
-        if !self.shared.quota_take(&auth.user) {
-            self.stats.quota_rejections.inc();
-            return self.error(reply, 486, "Allocation Quota Reached", out);
-        }
-        // The relay socket.
-        let mut new_token = None;
-        let bound = match token {
+        // A RESERVATION-TOKEN names the relayed address, family included (§7.2 step 5
+        // comes before the family checks).
+        let reserved = match token {
             Some(t) => {
                 let r = self
                     .shared
@@ -1020,12 +1069,49 @@ impl Server {
                     .ok()
                     .and_then(|mut r| r.remove(&t));
                 match r {
-                    Some(r) if r.expires > now => {
-                        relays.open(r.addr, dont_fragment).ok().map(|_| r.addr)
+                    Some(r) if r.expires > now => Some(r.addr),
+                    Some(r) => {
+                        // Expired but not yet swept: release it here, or nobody will.
+                        relays.release(r.addr);
+                        return self.error(reply, 508, "Insufficient Capacity", out);
                     }
-                    _ => None,
+                    None => return self.error(reply, 508, "Insufficient Capacity", out),
                 }
             }
+            None => None,
+        };
+        let wanted = match reserved {
+            Some(a) => AddressFamily::of(a.ip()),
+            None => family.unwrap_or(AddressFamily::V4),
+        };
+        let relay_addr = match wanted {
+            AddressFamily::V4 => self.shared.config.relay_v4,
+            AddressFamily::V6 => self.shared.config.relay_v6,
+        };
+        let Some(relay_addr) = relay_addr else {
+            if let Some(a) = reserved {
+                relays.release(a);
+            }
+            return self.error(reply, 440, "Address Family not Supported", out);
+        };
+        let lifetime = self.lifetime(msg, auth.expiry_unix, now);
+        if lifetime.is_zero() {
+            if let Some(a) = reserved {
+                relays.release(a);
+            }
+            return self.challenge(msg, 401, tuple.client, now, out);
+        }
+        if !self.shared.quota_take(&auth.user) {
+            if let Some(a) = reserved {
+                relays.release(a);
+            }
+            self.stats.quota_rejections.inc();
+            return self.error(reply, 486, "Allocation Quota Reached", out);
+        }
+        // The relay socket.
+        let mut new_token = None;
+        let bound = match reserved {
+            Some(addr) => relays.claim(addr, dont_fragment).ok().map(|_| addr),
             None => self.open_relay(
                 relay_addr.bind,
                 even_port,
@@ -1047,20 +1133,20 @@ impl Server {
         };
         let advertised = SocketAddr::new(advertise_ip, relay.port());
 
-        // The success response, kept for retransmissions.
-        let len = {
-            let mut b = self.start(msg, msg.message_type().success(), out)?;
-            b.add(&Attribute::XorRelayedAddress(advertised)).ok()?;
-            b.add(&Attribute::Lifetime(lifetime.as_secs() as u32))
-                .ok()?;
-            if let Some(t) = new_token {
-                b.add(&Attribute::ReservationToken(t)).ok()?;
-            }
-            b.add(&Attribute::XorMappedAddress(tuple.client)).ok()?;
-            self.finish(reply, b)
-        };
-        let Some(len) = len else {
+        // The success response, kept for retransmissions. If it cannot be written, undo.
+        let Some(len) = self.allocate_success(reply, advertised, lifetime, new_token, tuple, out)
+        else {
             relays.close(relay);
+            if let Some(t) = new_token
+                && let Some(r) = self
+                    .shared
+                    .reservations
+                    .lock()
+                    .ok()
+                    .and_then(|mut r| r.remove(&t))
+            {
+                relays.release(r.addr);
+            }
             self.shared.quota_release(&auth.user);
             return None;
         };
@@ -1081,7 +1167,7 @@ impl Server {
             channel_by_peer: HashMap::new(),
             allocate_response: (msg.transaction_id(), out[..len].to_vec()),
             traffic: Traffic::default(),
-            generation: 0,
+            scheduled: now + lifetime,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -1095,10 +1181,33 @@ impl Server {
         };
         self.by_tuple.insert(tuple, idx);
         self.by_relay.insert(relay, idx);
-        self.timers.push(Reverse((now + lifetime, idx, 0)));
+        self.timers.push(Reverse((now + lifetime, idx)));
         self.stats.allocations_created.inc();
         tracing::debug!(client = %tuple.client, %relay, %advertised, lifetime = lifetime.as_secs(), "allocation created");
         Some(len)
+    }
+
+    fn allocate_success(
+        &self,
+        reply: &Reply<'_, '_>,
+        advertised: SocketAddr,
+        lifetime: Duration,
+        token: Option<[u8; 8]>,
+        tuple: FiveTuple,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let msg = reply.msg;
+        let mut b = self.start(msg, msg.message_type().success(), out)?;
+        b.add(&Attribute::XorRelayedAddress(advertised)).ok()?;
+        b.add(&Attribute::Lifetime(
+            lifetime.as_secs().min(u64::from(u32::MAX)) as u32,
+        ))
+        .ok()?;
+        if let Some(t) = token {
+            b.add(&Attribute::ReservationToken(t)).ok()?;
+        }
+        b.add(&Attribute::XorMappedAddress(tuple.client)).ok()?;
+        self.finish(reply, b)
     }
 
     /// Picks a port at random in the range (even if asked, with the next one reserved if
@@ -1115,7 +1224,7 @@ impl Server {
         let range = self.shared.config.ports;
         let span = u64::from(range.hi - range.lo) + 1;
         for _ in 0..PORT_ATTEMPTS {
-            let mut port = range.lo as u64 + self.rng.next() % span;
+            let mut port = range.lo as u64 + self.secret_rng.next() % span;
             if even_port.is_some() {
                 port &= !1;
                 if port < u64::from(range.lo) {
@@ -1137,7 +1246,7 @@ impl Server {
                     relays.release(next);
                     continue;
                 }
-                let t = self.rng.next().to_be_bytes();
+                let t = self.secret_rng.next().to_be_bytes();
                 if let Ok(mut r) = self.shared.reservations.lock() {
                     r.insert(
                         t,
@@ -1167,7 +1276,13 @@ impl Server {
         relays: &mut dyn Relays,
     ) -> Option<usize> {
         let msg = reply.msg;
-        let Some(alloc) = self.slots.get(idx as usize)?.as_ref() else {
+        let Some(alloc) = self
+            .slots
+            .get(idx as usize)?
+            .as_ref()
+            .filter(|a| a.expires > now)
+        else {
+            // Expired (the timer has not removed it yet): it cannot be revived.
             return self.error(reply, 437, "Allocation Mismatch", out);
         };
         if let Some(Ok(Attribute::RequestedAddressFamily(f))) =
@@ -1195,11 +1310,8 @@ impl Server {
             self.remove(idx, now, EndReason::Deleted, relays);
         } else if let Some(Some(a)) = self.slots.get_mut(idx as usize) {
             a.expires = now + lifetime;
-            a.generation = a.generation.wrapping_add(1);
-            let next = a.next_deadline();
-            let g = a.generation;
-            self.timers.push(Reverse((next, idx, g)));
         }
+        self.reschedule(idx);
         Some(len)
     }
 
@@ -1252,7 +1364,7 @@ impl Server {
             return self.error(reply, 400, "Bad Request", out);
         }
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
-        let new = msg
+        let mut new: Vec<IpAddr> = msg
             .attributes()
             .filter(|a| a.typ == attr_type::XOR_PEER_ADDRESS)
             .filter_map(|raw| match Attribute::decode(raw, &tid) {
@@ -1260,7 +1372,10 @@ impl Server {
                 _ => None,
             })
             .filter(|ip| !alloc.permissions.contains_key(ip))
-            .count();
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        let new = new.len();
         if alloc.permissions.len() + new > MAX_PERMISSIONS {
             return self.error(reply, 508, "Insufficient Capacity", out);
         }
@@ -1297,22 +1412,22 @@ impl Server {
             Some(Ok(Attribute::XorPeerAddress(p))) => p,
             _ => return self.error(reply, 400, "Bad Request", out),
         };
-        let relay = self.slots.get(idx as usize)?.as_ref()?.relay;
+        // A number bound (or cooling down) for another peer, or a peer with another number
+        // (RFC 8656 §11.2 lists these 400s first).
+        let alloc = self.slots.get(idx as usize)?.as_ref()?;
+        let conflict = alloc.channels.get(&number).is_some_and(|c| c.peer != peer)
+            || alloc
+                .channel_by_peer
+                .get(&peer)
+                .is_some_and(|&n| n != number);
+        if conflict {
+            return self.error(reply, 400, "Bad Request", out);
+        }
+        let relay = alloc.relay;
         if let Err((code, reason)) = self.check_peer(relay, peer, true) {
             return self.error(reply, code, reason, out);
         }
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
-        // A number bound (or cooling down) for another peer, or a peer with another number.
-        if alloc.channels.get(&number).is_some_and(|c| c.peer != peer) {
-            return self.error(reply, 400, "Bad Request", out);
-        }
-        if alloc
-            .channel_by_peer
-            .get(&peer)
-            .is_some_and(|&n| n != number)
-        {
-            return self.error(reply, 400, "Bad Request", out);
-        }
         if !alloc.permissions.contains_key(&peer.ip()) && alloc.permissions.len() >= MAX_PERMISSIONS
         {
             return self.error(reply, 508, "Insufficient Capacity", out);
@@ -1331,13 +1446,17 @@ impl Server {
         self.finish(reply, b)
     }
 
-    /// Pushes a timer entry for an allocation whose deadlines changed.
+    /// Makes sure the allocation's timer fires no later than its next deadline. Only an
+    /// earlier deadline pushes a new entry (a later one is handled when the current entry
+    /// fires and re-arms), so refreshes and permissions cannot grow the heap: each
+    /// allocation has one live entry, plus at most one stale entry per shortening.
     fn reschedule(&mut self, idx: u32) {
         if let Some(Some(a)) = self.slots.get_mut(idx as usize) {
-            a.generation = a.generation.wrapping_add(1);
             let next = a.next_deadline();
-            let g = a.generation;
-            self.timers.push(Reverse((next, idx, g)));
+            if next < a.scheduled {
+                a.scheduled = next;
+                self.timers.push(Reverse((next, idx)));
+            }
         }
     }
 
@@ -1370,9 +1489,7 @@ impl Server {
         );
         if self.by_tuple.is_empty() {
             // Let the timer heap and slab shrink after bursts.
-            self.timers.retain(|Reverse((_, i, _))| {
-                self.slots.get(*i as usize).is_some_and(|s| s.is_some())
-            });
+            self.timers.clear();
         }
     }
 }

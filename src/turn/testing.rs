@@ -28,10 +28,20 @@ pub struct FakeRelays {
 
 impl Relays for FakeRelays {
     fn open(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()> {
-        if self.reserved.remove(&addr) {
-            // Taking over a reservation.
-        } else if self.in_use.contains(&addr) || self.open.contains(&addr) {
+        if self.in_use.contains(&addr) || self.open.contains(&addr) || self.reserved.contains(&addr)
+        {
             return Err(io::ErrorKind::AddrInUse.into());
+        }
+        if dont_fragment {
+            self.dont_fragment.insert(addr);
+        }
+        self.open.insert(addr);
+        Ok(())
+    }
+
+    fn claim(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()> {
+        if !self.reserved.remove(&addr) {
+            return Err(io::ErrorKind::NotFound.into());
         }
         if dont_fragment {
             self.dont_fragment.insert(addr);

@@ -54,7 +54,7 @@ impl T {
         let t0 = Instant::now();
         let sh = Arc::new(shared(t0, allow, tweak));
         T {
-            s: Server::new(sh, Arc::new(Stats::default()), 42),
+            s: Server::new(sh, Arc::new(Stats::default()), [42; 32]),
             r: FakeRelays::default(),
             t0,
             now: t0,
@@ -1272,4 +1272,164 @@ fn clock_anchor_maps_both_ways() {
     assert_eq!(c.unix_at(t0 + Duration::from_secs(90)), UNIX0 + 90);
     assert_eq!(c.instant_at(UNIX0 + 90), t0 + Duration::from_secs(90));
     let _ = T::new().t0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Regressions from review
+
+#[test]
+fn refreshes_and_permissions_do_not_grow_the_timer_heap() {
+    let mut t = T::new();
+    let (tuple, c, _) = logged_in(&mut t, 70);
+    for i in 0..500u32 {
+        t.request(Method::REFRESH, tuple, Some(&c), |b| {
+            b.add(&Attribute::Lifetime(600 + i % 3)).unwrap()
+        });
+        t.request(Method::CREATE_PERMISSION, tuple, Some(&c), |b| {
+            b.add(&Attribute::XorPeerAddress(peer(
+                [198, 51, 100, (i % 200) as u8],
+                1,
+            )))
+            .unwrap()
+        });
+    }
+    let (_, _, timers) = t.s.table_sizes();
+    assert!(timers <= 3, "timer heap holds {timers} entries");
+}
+
+#[test]
+fn plain_allocations_never_take_a_reserved_port_and_lapsed_tokens_are_released() {
+    let mut t = T::with(vec![], |c| {
+        c.ports = crate::config::PortRange {
+            lo: 50000,
+            hi: 50003,
+        }
+    });
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), client(1));
+    let resp = t.request(Method::ALLOCATE, client(1), Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+    });
+    let Some(Ok(Attribute::ReservationToken(token))) = Message::parse(&resp)
+        .unwrap()
+        .get_decoded(attr_type::RESERVATION_TOKEN)
+    else {
+        panic!("{:?}", code_of(&resp))
+    };
+    // Two ports are left; plain allocations take them and never the reserved one.
+    for port in [2u16, 3] {
+        let c = t.login(&u, Key::Md5(k), client(port));
+        t.allocate(client(port), &c);
+    }
+    let c4 = t.login(&u, Key::Md5(k), client(4));
+    let resp = t.request(Method::ALLOCATE, client(4), Some(&c4), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(code_of(&resp), Some(508));
+    assert_eq!(t.r.reserved.len(), 1);
+    // A token presented after its 30 s but before the sweep: 508, and the port is released.
+    t.now += Duration::from_secs(31);
+    let c5 = t.login(&u, Key::Md5(k), client(5));
+    let resp = t.request(Method::ALLOCATE, client(5), Some(&c5), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::ReservationToken(token)).unwrap();
+    });
+    assert_eq!(code_of(&resp), Some(508));
+    assert!(t.r.reserved.is_empty(), "released, not leaked");
+}
+
+#[test]
+fn wrong_credentials_441_is_protected_with_the_key_that_verified() {
+    let mut t = T::new();
+    let (tuple, _c, _) = logged_in(&mut t, 80);
+    let (u, k, _) = rest_creds(86_400, "eve");
+    let c = t.login(&u, Key::Md5(k), tuple);
+    let resp = t.request(Method::REFRESH, tuple, Some(&c), |_| {});
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(441));
+    m.verify_integrity(&k).unwrap();
+}
+
+#[test]
+fn md5_key_users_are_offered_md5_only() {
+    use crate::config::{AuthConfig, StaticUser, UserCredential};
+    let t0 = Instant::now();
+    let mut sh = shared(t0, vec![], |_| {});
+    let key = long_term_key_md5("carl", "example.org", "pw").unwrap();
+    let auth = AuthConfig {
+        secrets: vec!["s3cret".into()],
+        users: vec![StaticUser {
+            name: "carl".into(),
+            credential: UserCredential::Md5Key(key),
+        }],
+        ..AuthConfig::default()
+    };
+    sh.store = crate::auth::store::CredentialStore::new("example.org", &auth).unwrap();
+    let mut t = T {
+        s: Server::new(Arc::new(sh), Arc::new(Stats::default()), [1; 32]),
+        r: FakeRelays::default(),
+        t0,
+        now: t0,
+        next_tid: 1,
+    };
+    let offered = |t: &mut T, user: Option<&str>| {
+        let resp = t.request(Method::ALLOCATE, client(1), None, |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap();
+            if let Some(u) = user {
+                b.add(&Attribute::Username(u)).unwrap();
+            }
+        });
+        let m = Message::parse(&resp).unwrap();
+        let Some(Ok(Attribute::PasswordAlgorithms(p))) =
+            m.get_decoded(attr_type::PASSWORD_ALGORITHMS)
+        else {
+            panic!()
+        };
+        p.iter().map(|a| a.algorithm).collect::<Vec<_>>()
+    };
+    assert_eq!(offered(&mut t, None), vec![2, 1]);
+    assert_eq!(offered(&mut t, Some("carl")), vec![1]);
+    // And carl authenticates with MD5 after such a challenge (the list he echoes matches).
+    let c = t.login("carl", Key::Md5(key), client(1));
+    let resp = t.request(Method::ALLOCATE, client(1), None, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add_raw(attr_type::PASSWORD_ALGORITHMS, &[0, 1, 0, 0])
+            .unwrap();
+        b.add_raw(attr_type::PASSWORD_ALGORITHM, &[0, 1, 0, 0])
+            .unwrap();
+        b.add(&Attribute::Username("carl")).unwrap();
+        b.add(&Attribute::Realm(&c.realm)).unwrap();
+        b.add(&Attribute::Nonce(&c.nonce)).unwrap();
+        b.add_message_integrity(&key).unwrap();
+    });
+    assert_eq!(
+        Message::parse(&resp).unwrap().message_type().class,
+        Class::Success,
+        "{:?}",
+        code_of(&resp)
+    );
+}
+
+#[test]
+fn an_expired_allocation_cannot_be_revived_or_used_before_the_sweep() {
+    let mut t = T::with(vec!["198.51.100.0/24".parse().unwrap()], |c| {
+        c.default_lifetime = Duration::from_secs(10)
+    });
+    let (tuple, c, relay) = logged_in(&mut t, 90);
+    let p = peer([198, 51, 100, 8], 7000);
+    t.request(Method::CHANNEL_BIND, tuple, Some(&c), |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(p)).unwrap();
+    });
+    t.now += Duration::from_secs(10); // no handle_timeout: the sweep has not run
+    assert_eq!(
+        t.send(b"\x40\x00\x00\x00", tuple).0,
+        Outcome::Dropped(DropReason::NoAllocation)
+    );
+    assert_eq!(peer_data(&mut t, relay.port(), p, b"x"), None);
+    assert_eq!(
+        code_of(&t.request(Method::REFRESH, tuple, Some(&c), |_| {})),
+        Some(437)
+    );
 }
