@@ -12,8 +12,11 @@ pub mod config;
 pub mod credentials_cmd;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod ice;
+pub mod metrics;
 pub mod net;
 pub mod policy;
 pub mod stun;
+pub mod token_cmd;
 pub mod turn;

@@ -24,6 +24,24 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(ternd::config::Command::Token(ternd::config::TokenArgs {
+        command: ternd::config::TokenCommand::Issue(args),
+    })) = &cli.command
+    {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        return match ternd::token_cmd::run(args, now) {
+            Ok(out) => {
+                print!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ternd token issue: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -87,12 +105,30 @@ fn main() -> ExitCode {
             "relaying over UDP"
         );
     }
+    let (http_stop, http_stop_rx) = tokio::sync::watch::channel(false);
+    let http = match start_http(&config, &handle, http_stop_rx) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ternd: {e}");
+            handle.shutdown();
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(secret) = generated {
-        print_quick_start(&config, &handle, &secret);
+        print_quick_start(
+            &config,
+            &handle,
+            &secret,
+            http.as_ref().map(|h| h.local_addr()),
+        );
     }
 
     signals.wait();
     tracing::info!("shutting down");
+    let _ = http_stop.send(true);
+    if let Some(h) = http {
+        h.join();
+    }
     let stats = handle.stats();
     handle.shutdown();
     tracing::info!(?stats, "stopped");
@@ -124,7 +160,44 @@ fn public_host(config: &Config, handle: &ternd::net::Handle) -> (String, u16) {
     }
 }
 
-fn print_quick_start(config: &Config, handle: &ternd::net::Handle, secret: &str) {
+/// Binds and starts the HTTP endpoint (credentials, metrics, health, admin) when
+/// `http.listen` is set.
+fn start_http(
+    config: &Config,
+    handle: &ternd::net::Handle,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<ternd::http::HttpHandle>, String> {
+    let Some(addr) = config.http.listen else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on {addr} for HTTP (--http-listen): {e}"))?;
+    let hosts = if config.http.public_hosts.is_empty() {
+        vec![public_host(config, handle).0]
+    } else {
+        config.http.public_hosts.clone()
+    };
+    let ice = ternd::http::IceSettings {
+        hosts,
+        udp_tcp_port: handle.udp_addrs().first().map(|a| a.port()).unwrap_or(3478),
+        tls_port: None,
+        secret: config.auth.secrets.first().cloned().unwrap_or_default(),
+        separator: config.auth.rest_separator,
+        ttl: config.http.credential_ttl,
+    };
+    let backend: std::sync::Arc<dyn ternd::http::Backend> = handle.view();
+    let h = ternd::http::start(listener, &config.http, ice, backend, stop)
+        .map_err(|e| format!("cannot start the HTTP endpoint: {e}"))?;
+    tracing::info!(addr = %h.local_addr(), "HTTP endpoint: /v1/ice-servers, /metrics, /healthz, /readyz");
+    Ok(Some(h))
+}
+
+fn print_quick_start(
+    config: &Config,
+    handle: &ternd::net::Handle,
+    secret: &str,
+    http: Option<std::net::SocketAddr>,
+) {
     let ttl = Duration::from_secs(24 * 3600);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -154,11 +227,18 @@ Try it:
   turnutils_uclient -p {port} -u '{username}' -w '{password}' -y {host}
   ternd credentials --secret '{secret}' --user-id alice     # more credentials
 
+{http_line}
 Peers on private and loopback addresses are refused by default; to relay to a
 turnutils_peer on this machine add --allow-peer 127.0.0.1/32.
 For real use, set a secret of your own (--secret, TERND_SECRET or [auth] secrets in
 config/ternd.toml) and mint credentials in your backend the same way.",
         json = ternd::ice::ice_servers_json(&servers),
+        http_line = match http {
+            Some(a) => format!(
+                "  curl http://{a}/metrics                               # Prometheus metrics\n"
+            ),
+            None => String::new(),
+        },
     );
 }
 

@@ -287,7 +287,14 @@ fn binary_starts_prints_credentials_and_answers() {
         s.local_addr().unwrap().port()
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_ternd"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "1"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("TERND_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -168,11 +168,12 @@ fn environment_precedence_and_errors() {
         "{m}"
     );
 
-    // 6. http.listen from the environment is reported as not yet supported.
+    // 6. http.listen from the environment.
     unset("TERND_CONFIG");
     set("TERND_HTTP_LISTEN", "127.0.0.1:8080");
     let c = Config::load(&parse(&[])).expect("http listen");
-    assert_eq!(c.not_yet_supported, vec!["http.listen"]);
+    assert_eq!(c.http.listen, Some("127.0.0.1:8080".parse().expect("addr")));
+    assert!(c.not_yet_supported.is_empty());
 
     // 7. --check-config from the environment.
     set("TERND_CHECK_CONFIG", "true");

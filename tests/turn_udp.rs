@@ -1,15 +1,16 @@
 //! TURN over UDP against the real server on loopback, with a small client built on ternd's
 //! codec (the interop tests in `turn_interop.rs` use clients nobody here wrote).
 
-use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
 
 use ternd::config::{Config, PortRange, RelayConfig};
 use ternd::stun::{
     Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
 };
 
-const SECRET: &str = "integration-secret";
+mod common;
+use common::{Client, SECRET, error_code, parse_text};
 
 fn server(ports: (u16, u16), lifetime: Duration) -> ternd::net::Handle {
     let mut c = Config {
@@ -30,144 +31,6 @@ fn server(ports: (u16, u16), lifetime: Duration) -> ternd::net::Handle {
     };
     c.auth.secrets = vec![SECRET.into()];
     ternd::net::start(&c).expect("start")
-}
-
-struct Client {
-    sock: UdpSocket,
-    server: SocketAddr,
-    username: String,
-    key: [u8; 16],
-    realm: String,
-    nonce: String,
-    tid: u8,
-}
-
-fn parse_text(m: &Message<'_>, t: u16) -> String {
-    match m.get_decoded(t) {
-        Some(Ok(Attribute::Realm(s))) | Some(Ok(Attribute::Nonce(s))) => s.to_string(),
-        other => panic!("missing {t:#x}: {other:?}"),
-    }
-}
-
-fn error_code(m: &Message<'_>) -> Option<u16> {
-    match m.get_decoded(attr_type::ERROR_CODE)? {
-        Ok(Attribute::ErrorCode(e)) => Some(e.code),
-        _ => None,
-    }
-}
-
-impl Client {
-    fn new(server: SocketAddr, user: &str) -> Client {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let expiry = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        let (username, password) = ternd::auth::rest::credentials(SECRET, user, expiry, ':');
-        let key = ternd::auth::long_term_key_md5(&username, "ternd", &password).unwrap();
-        Client {
-            sock,
-            server,
-            username,
-            key,
-            realm: String::new(),
-            nonce: String::new(),
-            tid: 0,
-        }
-    }
-
-    fn transact(
-        &mut self,
-        method: Method,
-        auth: bool,
-        build: impl Fn(&mut MessageBuilder<'_>),
-    ) -> Vec<u8> {
-        self.tid = self.tid.wrapping_add(1);
-        let mut buf = [0u8; 1024];
-        let mut b = MessageBuilder::new(
-            &mut buf,
-            MessageType::new(method, Class::Request),
-            TransactionId([self.tid; 12]),
-        )
-        .unwrap();
-        build(&mut b);
-        if auth {
-            b.add(&Attribute::Username(&self.username)).unwrap();
-            b.add(&Attribute::Realm(&self.realm)).unwrap();
-            b.add(&Attribute::Nonce(&self.nonce)).unwrap();
-            b.add_message_integrity(&self.key).unwrap();
-        }
-        let n = b.finish();
-        self.sock.send_to(&buf[..n], self.server).unwrap();
-        let mut r = [0u8; 1500];
-        loop {
-            let (n, _) = self.sock.recv_from(&mut r).expect("answer");
-            if r[0] < 4 && r[8..20] == [self.tid; 12] {
-                return r[..n].to_vec();
-            }
-        }
-    }
-
-    /// Allocates (with the 401 round trip); returns the relayed address.
-    fn allocate(&mut self) -> SocketAddr {
-        let first = self.transact(Method::ALLOCATE, false, |b| {
-            b.add(&Attribute::RequestedTransport(17)).unwrap()
-        });
-        let m = Message::parse(&first).unwrap();
-        assert_eq!(error_code(&m), Some(401));
-        self.realm = parse_text(&m, attr_type::REALM);
-        self.nonce = parse_text(&m, attr_type::NONCE);
-        let resp = self.transact(Method::ALLOCATE, true, |b| {
-            b.add(&Attribute::RequestedTransport(17)).unwrap()
-        });
-        let m = Message::parse(&resp).unwrap();
-        assert_eq!(
-            m.message_type().class,
-            Class::Success,
-            "error {:?}",
-            error_code(&m)
-        );
-        m.verify_integrity(&self.key).unwrap();
-        match m.get_decoded(attr_type::XOR_RELAYED_ADDRESS) {
-            Some(Ok(Attribute::XorRelayedAddress(a))) => a,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn permit(&mut self, peer: SocketAddr) {
-        let resp = self.transact(Method::CREATE_PERMISSION, true, |b| {
-            b.add(&Attribute::XorPeerAddress(peer)).unwrap()
-        });
-        let m = Message::parse(&resp).unwrap();
-        assert_eq!(
-            m.message_type().class,
-            Class::Success,
-            "error {:?}",
-            error_code(&m)
-        );
-    }
-
-    /// The next Data indication, if one arrives within `wait`.
-    fn data(&self, wait: Duration) -> Option<(SocketAddr, Vec<u8>)> {
-        self.sock.set_read_timeout(Some(wait)).unwrap();
-        let mut r = [0u8; 1500];
-        let (n, _) = self.sock.recv_from(&mut r).ok()?;
-        let m = Message::parse(&r[..n]).ok()?;
-        assert_eq!(
-            m.message_type(),
-            MessageType::new(Method::DATA, Class::Indication)
-        );
-        let Some(Ok(Attribute::XorPeerAddress(p))) = m.get_decoded(attr_type::XOR_PEER_ADDRESS)
-        else {
-            panic!()
-        };
-        let Some(Ok(Attribute::Data(d))) = m.get_decoded(attr_type::DATA) else {
-            panic!()
-        };
-        Some((p, d.to_vec()))
-    }
 }
 
 /// A second peer on another loopback address, without a permission, sends 100 datagrams to

@@ -163,13 +163,130 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "TERND_USER_QUOTA")]
     pub user_quota: Option<String>,
 
+    /// Maximum concurrent allocations on the whole server, 0 = unlimited;
+    /// over it Allocate gets 508 [default: 0]
+    #[arg(long, value_name = "N", env = "TERND_TOTAL_QUOTA")]
+    pub total_quota: Option<String>,
+
+    /// Most permissions per allocation, 1..=65535; CreatePermission and
+    /// ChannelBind beyond it get 508 [default: 64]
+    #[arg(long, value_name = "N", env = "TERND_MAX_PERMISSIONS_PER_ALLOCATION")]
+    pub max_permissions_per_allocation: Option<String>,
+
+    /// Most channels per allocation, 1..=16384; ChannelBind beyond it gets
+    /// 508 [default: 64]
+    #[arg(long, value_name = "N", env = "TERND_MAX_CHANNELS_PER_ALLOCATION")]
+    pub max_channels_per_allocation: Option<String>,
+
+    /// Bandwidth limit per allocation and direction in BYTES per second,
+    /// 0 = unlimited; excess packets are dropped [default: 0]
+    #[arg(long, value_name = "BYTES", env = "TERND_MAX_BPS")]
+    pub max_bps: Option<String>,
+
     /// How long a NONCE stays valid [default: 10m]
     #[arg(long, value_name = "DUR", env = "TERND_NONCE_LIFETIME")]
     pub nonce_lifetime: Option<String>,
 
-    /// Address of the HTTP endpoint (not supported yet) [default: off]
+    /// Address of the HTTP endpoint (credentials, health, metrics, admin);
+    /// empty = off [default: 127.0.0.1:9641]
     #[arg(long, value_name = "ADDR", env = "TERND_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+
+    /// PEM certificate chain: serve the HTTP endpoint over TLS (with
+    /// --http-tls-key) [default: none, plain HTTP]
+    #[arg(long, value_name = "FILE", env = "TERND_HTTP_TLS_CERT")]
+    pub http_tls_cert: Option<String>,
+
+    /// PEM private key for --http-tls-cert [default: none]
+    #[arg(long, value_name = "FILE", env = "TERND_HTTP_TLS_KEY")]
+    pub http_tls_key: Option<String>,
+
+    /// Public host name or IP put in the ICE URLs the endpoint returns;
+    /// repeatable [default: the external IP, else the listen IP, else 127.0.0.1]
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "TERND_HTTP_PUBLIC_HOST",
+        value_delimiter = ','
+    )]
+    pub http_public_host: Vec<String>,
+
+    /// Lifetime of credentials minted by the endpoint, cut down to the
+    /// access token's expiry [default: 1h]
+    #[arg(long, value_name = "DUR", env = "TERND_HTTP_CREDENTIAL_TTL")]
+    pub http_credential_ttl: Option<String>,
+
+    /// HS256 secret access tokens may be signed with; repeatable, for
+    /// rotation [default: none]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TERND_TOKEN_HS256_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub token_hs256_secret: Vec<String>,
+
+    /// PEM public key file (Ed25519, P-256 or RSA) access tokens may be
+    /// signed with; repeatable [default: none]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TERND_TOKEN_PUBLIC_KEY",
+        value_delimiter = ','
+    )]
+    pub token_public_key: Vec<String>,
+
+    /// JWKS file with the public keys access tokens may be signed with
+    /// [default: none]
+    #[arg(long, value_name = "FILE", env = "TERND_TOKEN_JWKS_FILE")]
+    pub token_jwks_file: Option<String>,
+
+    /// Required `aud` of access tokens; empty = not checked [default: ternd]
+    #[arg(long, value_name = "AUD", env = "TERND_TOKEN_AUDIENCE")]
+    pub token_audience: Option<String>,
+
+    /// Required `iss` of access tokens [default: not checked]
+    #[arg(long, value_name = "ISS", env = "TERND_TOKEN_ISSUER")]
+    pub token_issuer: Option<String>,
+
+    /// Scope or role access tokens must carry (`scope`, `scp` or `roles`
+    /// claim) [default: none]
+    #[arg(long, value_name = "SCOPE", env = "TERND_TOKEN_SCOPE")]
+    pub token_scope: Option<String>,
+
+    /// Clock skew allowed for the `exp` and `nbf` of access tokens
+    /// [default: 30s]
+    #[arg(long, value_name = "DUR", env = "TERND_TOKEN_LEEWAY")]
+    pub token_leeway: Option<String>,
+
+    /// Browser origin allowed to call the endpoint (CORS, exact match);
+    /// repeatable [default: none]
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "TERND_HTTP_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub http_cors_origin: Vec<String>,
+
+    /// HTTP requests per second per client IP, 0 = no limit [default: 20]
+    #[arg(long, value_name = "N", env = "TERND_HTTP_RATE_LIMIT")]
+    pub http_rate_limit: Option<String>,
+
+    /// Burst of the per-IP HTTP rate limit [default: 40]
+    #[arg(long, value_name = "N", env = "TERND_HTTP_RATE_BURST")]
+    pub http_rate_burst: Option<String>,
+
+    /// Bearer token for the admin API on the HTTP endpoint; empty = admin
+    /// API off [default: off]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TERND_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
 
     /// Worker threads, 0 = one per CPU [default: 0]
     #[arg(long, value_name = "N", env = "TERND_WORKERS")]
@@ -224,6 +341,83 @@ pub enum Command {
     /// Print TURN REST credentials (a time-limited username and password) for a shared secret
     #[command(long_about = CREDENTIALS_ABOUT)]
     Credentials(CredentialsArgs),
+    /// Access tokens for the credentials endpoint (development helper)
+    Token(TokenArgs),
+}
+
+/// Options of `ternd token`.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct TokenArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// Subcommands of `ternd token`.
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum TokenCommand {
+    /// Print an HS256 access token (JWT) for development
+    #[command(long_about = TOKEN_ISSUE_ABOUT)]
+    Issue(TokenIssueArgs),
+}
+
+const TOKEN_ISSUE_ABOUT: &str = "\
+Print a compact HS256 access token (JWT) for development and testing.
+
+A ternd started with the same --token-hs256-secret accepts it at POST /v1/ice-servers and \
+answers with TURN credentials for the token's subject. In production, access tokens come from \
+your application's identity service (signed with a key ternd knows by --token-hs256-secret, \
+--token-public-key or --token-jwks-file), not from this command.";
+
+/// Options of `ternd token issue`.
+#[derive(Args, Clone, PartialEq, Eq)]
+pub struct TokenIssueArgs {
+    /// HS256 secret, as given to the server; of a comma-separated list the first is used
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "TERND_TOKEN_HS256_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true,
+        required = true
+    )]
+    pub token_hs256_secret: Vec<String>,
+
+    /// Subject (`sub`): the user id the TURN credentials are minted for
+    #[arg(long, value_name = "USER")]
+    pub sub: String,
+
+    /// How long the token stays valid (`exp` = now + TTL)
+    #[arg(long, value_name = "DUR", default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+
+    /// Audience (`aud`); empty = no `aud` claim
+    #[arg(long, value_name = "AUD", default_value = "ternd")]
+    pub aud: String,
+
+    /// Issuer (`iss`) [default: none]
+    #[arg(long, value_name = "ISS")]
+    pub iss: Option<String>,
+
+    /// Scope (`scope`, space-separated) [default: none]
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: Option<String>,
+}
+
+impl fmt::Debug for TokenIssueArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenIssueArgs")
+            .field(
+                "token_hs256_secret",
+                &Redacted(self.token_hs256_secret.len()),
+            )
+            .field("sub", &self.sub)
+            .field("ttl", &self.ttl)
+            .field("aud", &self.aud)
+            .field("iss", &self.iss)
+            .field("scope", &self.scope)
+            .finish()
+    }
 }
 
 const CREDENTIALS_ABOUT: &str = "\
@@ -317,8 +511,39 @@ impl fmt::Debug for Cli {
             )
             .field("max_allocation_lifetime", &self.max_allocation_lifetime)
             .field("user_quota", &self.user_quota)
+            .field("total_quota", &self.total_quota)
+            .field(
+                "max_permissions_per_allocation",
+                &self.max_permissions_per_allocation,
+            )
+            .field(
+                "max_channels_per_allocation",
+                &self.max_channels_per_allocation,
+            )
+            .field("max_bps", &self.max_bps)
             .field("nonce_lifetime", &self.nonce_lifetime)
             .field("http_listen", &self.http_listen)
+            .field("http_tls_cert", &self.http_tls_cert)
+            .field("http_tls_key", &self.http_tls_key)
+            .field("http_public_host", &self.http_public_host)
+            .field("http_credential_ttl", &self.http_credential_ttl)
+            .field(
+                "token_hs256_secret",
+                &Redacted(self.token_hs256_secret.len()),
+            )
+            .field("token_public_key", &self.token_public_key)
+            .field("token_jwks_file", &self.token_jwks_file)
+            .field("token_audience", &self.token_audience)
+            .field("token_issuer", &self.token_issuer)
+            .field("token_scope", &self.token_scope)
+            .field("token_leeway", &self.token_leeway)
+            .field("http_cors_origin", &self.http_cors_origin)
+            .field("http_rate_limit", &self.http_rate_limit)
+            .field("http_rate_burst", &self.http_rate_burst)
+            .field(
+                "admin_token",
+                &Redacted(usize::from(self.admin_token.is_some())),
+            )
             .field("workers", &self.workers)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)

@@ -48,6 +48,10 @@ pub(crate) struct Layer {
     pub(crate) default_allocation_lifetime: Slot<Duration>,
     pub(crate) max_allocation_lifetime: Slot<Duration>,
     pub(crate) user_quota: Slot<u32>,
+    pub(crate) total_quota: Slot<u32>,
+    pub(crate) max_permissions_per_allocation: Slot<usize>,
+    pub(crate) max_channels_per_allocation: Slot<usize>,
+    pub(crate) max_bps: Slot<u64>,
 
     /// Inline secrets only (unless `secrets_resolved`).
     pub(crate) secrets: Slot<Vec<String>>,
@@ -60,6 +64,21 @@ pub(crate) struct Layer {
     pub(crate) nonce_lifetime: Slot<Duration>,
 
     pub(crate) http_listen: Slot<Option<SocketAddr>>,
+    pub(crate) http_tls_cert: Slot<Option<PathBuf>>,
+    pub(crate) http_tls_key: Slot<Option<PathBuf>>,
+    pub(crate) http_public_hosts: Slot<Vec<String>>,
+    pub(crate) http_credential_ttl: Slot<Duration>,
+    pub(crate) token_hs256_secrets: Slot<Vec<String>>,
+    pub(crate) token_public_keys: Slot<Vec<PathBuf>>,
+    pub(crate) token_jwks_file: Slot<Option<PathBuf>>,
+    pub(crate) token_audience: Slot<String>,
+    pub(crate) token_issuer: Slot<Option<String>>,
+    pub(crate) token_scope: Slot<Option<String>>,
+    pub(crate) token_leeway: Slot<Duration>,
+    pub(crate) cors_origins: Slot<Vec<String>>,
+    pub(crate) rate_limit: Slot<u32>,
+    pub(crate) rate_burst: Slot<u32>,
+    pub(crate) admin_token: Slot<Option<String>>,
 
     pub(crate) log_level: Slot<String>,
     pub(crate) log_format: Slot<LogFormat>,
@@ -112,6 +131,14 @@ impl Layer {
                 .max_allocation_lifetime
                 .or(self.max_allocation_lifetime),
             user_quota: over.user_quota.or(self.user_quota),
+            total_quota: over.total_quota.or(self.total_quota),
+            max_permissions_per_allocation: over
+                .max_permissions_per_allocation
+                .or(self.max_permissions_per_allocation),
+            max_channels_per_allocation: over
+                .max_channels_per_allocation
+                .or(self.max_channels_per_allocation),
+            max_bps: over.max_bps.or(self.max_bps),
             secrets: over.secrets.or(self.secrets),
             secret_file: over.secret_file.or(self.secret_file),
             secrets_resolved,
@@ -119,6 +146,21 @@ impl Layer {
             rest_separator: over.rest_separator.or(self.rest_separator),
             nonce_lifetime: over.nonce_lifetime.or(self.nonce_lifetime),
             http_listen: over.http_listen.or(self.http_listen),
+            http_tls_cert: over.http_tls_cert.or(self.http_tls_cert),
+            http_tls_key: over.http_tls_key.or(self.http_tls_key),
+            http_public_hosts: over.http_public_hosts.or(self.http_public_hosts),
+            http_credential_ttl: over.http_credential_ttl.or(self.http_credential_ttl),
+            token_hs256_secrets: over.token_hs256_secrets.or(self.token_hs256_secrets),
+            token_public_keys: over.token_public_keys.or(self.token_public_keys),
+            token_jwks_file: over.token_jwks_file.or(self.token_jwks_file),
+            token_audience: over.token_audience.or(self.token_audience),
+            token_issuer: over.token_issuer.or(self.token_issuer),
+            token_scope: over.token_scope.or(self.token_scope),
+            token_leeway: over.token_leeway.or(self.token_leeway),
+            cors_origins: over.cors_origins.or(self.cors_origins),
+            rate_limit: over.rate_limit.or(self.rate_limit),
+            rate_burst: over.rate_burst.or(self.rate_burst),
+            admin_token: over.admin_token.or(self.admin_token),
             log_level: over.log_level.or(self.log_level),
             log_format: over.log_format.or(self.log_format),
         }
@@ -163,11 +205,8 @@ impl Layer {
             secrets.extend(read_secret_file(path, origin, key)?);
         }
 
-        let http_listen = self.http_listen.as_ref().and_then(|v| v.value);
-        let mut not_yet_supported = Vec::new();
-        if http_listen.is_some() {
-            not_yet_supported.push("http.listen");
-        }
+        let http = self.build_http(&defaults.http)?;
+        let not_yet_supported = Vec::new();
 
         Ok(Config {
             listen: value_or(&self.listen, defaults.listen),
@@ -194,6 +233,16 @@ impl Layer {
                 default_allocation_lifetime: default_lifetime,
                 max_allocation_lifetime: max_lifetime,
                 user_quota: value_or(&self.user_quota, relay_defaults.user_quota),
+                total_quota: value_or(&self.total_quota, relay_defaults.total_quota),
+                max_permissions_per_allocation: value_or(
+                    &self.max_permissions_per_allocation,
+                    relay_defaults.max_permissions_per_allocation,
+                ),
+                max_channels_per_allocation: value_or(
+                    &self.max_channels_per_allocation,
+                    relay_defaults.max_channels_per_allocation,
+                ),
+                max_bps: value_or(&self.max_bps, relay_defaults.max_bps),
             },
             auth: AuthConfig {
                 secrets,
@@ -202,9 +251,7 @@ impl Layer {
                 rest_separator: value_or(&self.rest_separator, defaults.auth.rest_separator),
                 nonce_lifetime: value_or(&self.nonce_lifetime, defaults.auth.nonce_lifetime),
             },
-            http: HttpConfig {
-                listen: http_listen,
-            },
+            http,
             log: LogConfig {
                 level: value_or(&self.log_level, defaults.log.level),
                 format: value_or(&self.log_format, defaults.log.format),
@@ -303,6 +350,25 @@ impl Layer {
                 &c.user_quota,
                 values::uint,
             )?,
+            total_quota: cli_one(
+                "TERND_TOTAL_QUOTA",
+                "--total-quota",
+                &c.total_quota,
+                values::uint,
+            )?,
+            max_permissions_per_allocation: cli_one(
+                "TERND_MAX_PERMISSIONS_PER_ALLOCATION",
+                "--max-permissions-per-allocation",
+                &c.max_permissions_per_allocation,
+                |s| values::uint(s).and_then(values::max_permissions),
+            )?,
+            max_channels_per_allocation: cli_one(
+                "TERND_MAX_CHANNELS_PER_ALLOCATION",
+                "--max-channels-per-allocation",
+                &c.max_channels_per_allocation,
+                |s| values::uint(s).and_then(values::max_channels),
+            )?,
+            max_bps: cli_one("TERND_MAX_BPS", "--max-bps", &c.max_bps, values::uint)?,
             secrets: cli_list("TERND_SECRET", "--secret", &c.secret, values::secrets)?,
             secret_file: cli_one("TERND_SECRET_FILE", "--secret-file", &c.secret_file, |s| {
                 Ok((!s.is_empty()).then(|| PathBuf::from(s)))
@@ -328,6 +394,96 @@ impl Layer {
                 "--http-listen",
                 &c.http_listen,
                 values::http_listen,
+            )?,
+            http_tls_cert: cli_one(
+                "TERND_HTTP_TLS_CERT",
+                "--http-tls-cert",
+                &c.http_tls_cert,
+                values::optional_path,
+            )?,
+            http_tls_key: cli_one(
+                "TERND_HTTP_TLS_KEY",
+                "--http-tls-key",
+                &c.http_tls_key,
+                values::optional_path,
+            )?,
+            http_public_hosts: cli_list(
+                "TERND_HTTP_PUBLIC_HOST",
+                "--http-public-host",
+                &c.http_public_host,
+                values::public_hosts,
+            )?,
+            http_credential_ttl: cli_one(
+                "TERND_HTTP_CREDENTIAL_TTL",
+                "--http-credential-ttl",
+                &c.http_credential_ttl,
+                |s| values::duration(s).and_then(values::credential_ttl),
+            )?,
+            token_hs256_secrets: cli_list(
+                "TERND_TOKEN_HS256_SECRET",
+                "--token-hs256-secret",
+                &c.token_hs256_secret,
+                values::secrets,
+            )?,
+            token_public_keys: cli_list(
+                "TERND_TOKEN_PUBLIC_KEY",
+                "--token-public-key",
+                &c.token_public_key,
+                values::paths,
+            )?,
+            token_jwks_file: cli_one(
+                "TERND_TOKEN_JWKS_FILE",
+                "--token-jwks-file",
+                &c.token_jwks_file,
+                values::optional_path,
+            )?,
+            token_audience: cli_one(
+                "TERND_TOKEN_AUDIENCE",
+                "--token-audience",
+                &c.token_audience,
+                values::audience,
+            )?,
+            token_issuer: cli_one(
+                "TERND_TOKEN_ISSUER",
+                "--token-issuer",
+                &c.token_issuer,
+                values::optional_text,
+            )?,
+            token_scope: cli_one(
+                "TERND_TOKEN_SCOPE",
+                "--token-scope",
+                &c.token_scope,
+                values::scope,
+            )?,
+            token_leeway: cli_one(
+                "TERND_TOKEN_LEEWAY",
+                "--token-leeway",
+                &c.token_leeway,
+                values::leeway,
+            )?,
+            cors_origins: cli_list(
+                "TERND_HTTP_CORS_ORIGIN",
+                "--http-cors-origin",
+                &c.http_cors_origin,
+                values::cors_origins,
+            )?,
+            rate_limit: cli_one(
+                "TERND_HTTP_RATE_LIMIT",
+                "--http-rate-limit",
+                &c.http_rate_limit,
+                values::uint,
+            )?,
+            rate_burst: cli_one(
+                "TERND_HTTP_RATE_BURST",
+                "--http-rate-burst",
+                &c.http_rate_burst,
+                |s| values::uint(s).and_then(values::rate_burst),
+            )?,
+            admin_token: cli_one(
+                "TERND_ADMIN_TOKEN",
+                "--admin-token",
+                &c.admin_token,
+                values::admin_token,
             )?,
             log_level: cli_one(
                 "TERND_LOG_LEVEL",
@@ -414,6 +570,16 @@ impl Layer {
                 "relay.max_allocation_lifetime",
             ),
             user_quota: v(relay.user_quota, "relay.user_quota"),
+            total_quota: v(relay.total_quota, "relay.total_quota"),
+            max_permissions_per_allocation: v(
+                relay.max_permissions_per_allocation,
+                "relay.max_permissions_per_allocation",
+            ),
+            max_channels_per_allocation: v(
+                relay.max_channels_per_allocation,
+                "relay.max_channels_per_allocation",
+            ),
+            max_bps: v(relay.max_bps, "relay.max_bps"),
             secrets: v(secrets, "auth.secrets"),
             secret_file: v(auth.secret_file, "auth.secret_file"),
             secrets_resolved: !secrets_change,
@@ -421,9 +587,99 @@ impl Layer {
             rest_separator: v(auth.rest_separator, "auth.rest_separator"),
             nonce_lifetime: v(auth.nonce_lifetime, "auth.nonce_lifetime"),
             http_listen: v(http.listen, "http.listen"),
+            http_tls_cert: v(http.tls_cert, "http.tls_cert"),
+            http_tls_key: v(http.tls_key, "http.tls_key"),
+            http_public_hosts: v(http.public_hosts, "http.public_hosts"),
+            http_credential_ttl: v(http.credential_ttl, "http.credential_ttl"),
+            token_hs256_secrets: v(http.token_hs256_secrets, "http.token_hs256_secrets"),
+            token_public_keys: v(http.token_public_keys, "http.token_public_keys"),
+            token_jwks_file: v(http.token_jwks_file, "http.token_jwks_file"),
+            token_audience: v(http.token_audience, "http.token_audience"),
+            token_issuer: v(http.token_issuer, "http.token_issuer"),
+            token_scope: v(http.token_scope, "http.token_scope"),
+            token_leeway: v(http.token_leeway, "http.token_leeway"),
+            cors_origins: v(http.cors_origins, "http.cors_origins"),
+            rate_limit: v(http.rate_limit, "http.rate_limit"),
+            rate_burst: v(http.rate_burst, "http.rate_burst"),
+            admin_token: v(http.admin_token, "http.admin_token"),
             log_level: v(log.level, "log.level"),
             log_format: v(log.format, "log.format"),
         }
+    }
+}
+
+impl Layer {
+    /// The `[http]` section: defaults filled in, key and certificate files
+    /// read and parsed (errors name the key and the file).
+    fn build_http(&self, d: &HttpConfig) -> Result<HttpConfig, ConfigError> {
+        let tls_cert = self.http_tls_cert.as_ref().and_then(|v| v.value.clone());
+        let tls_key = self.http_tls_key.as_ref().and_then(|v| v.value.clone());
+        match (&self.http_tls_cert, &self.http_tls_key, &tls_cert, &tls_key) {
+            (_, _, Some(cert), Some(key)) => {
+                if let Err(m) = crate::http::tls::server_config(cert, key) {
+                    let slot = if m.starts_with("certificate") {
+                        &self.http_tls_cert
+                    } else {
+                        &self.http_tls_key
+                    };
+                    return Err(slot_error(slot, "http.tls_key", m));
+                }
+            }
+            (Some(v), _, Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    &v.origin,
+                    &v.key,
+                    "a TLS certificate needs a private key too (http.tls_key / --http-tls-key)",
+                ));
+            }
+            (_, Some(v), None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    &v.origin,
+                    &v.key,
+                    "a TLS private key needs a certificate too (http.tls_cert / --http-tls-cert)",
+                ));
+            }
+            _ => {}
+        }
+        let token_public_keys = value_or(&self.token_public_keys, Vec::new());
+        if let Some(slot) = &self.token_public_keys {
+            for path in &token_public_keys {
+                if let Err(m) = crate::http::token::load_pem_file(path) {
+                    return Err(ConfigError::invalid(&slot.origin, &slot.key, m));
+                }
+            }
+        }
+        let token_jwks_file = self.token_jwks_file.as_ref().and_then(|v| v.value.clone());
+        if let (Some(slot), Some(path)) = (&self.token_jwks_file, &token_jwks_file)
+            && let Err(m) = crate::http::token::load_jwks_file(path)
+        {
+            return Err(ConfigError::invalid(&slot.origin, &slot.key, m));
+        }
+        Ok(HttpConfig {
+            listen: value_or(&self.http_listen, d.listen),
+            tls_cert,
+            tls_key,
+            public_hosts: value_or(&self.http_public_hosts, d.public_hosts.clone()),
+            credential_ttl: value_or(&self.http_credential_ttl, d.credential_ttl),
+            token_hs256_secrets: value_or(&self.token_hs256_secrets, Vec::new()),
+            token_public_keys,
+            token_jwks_file,
+            token_audience: value_or(&self.token_audience, d.token_audience.clone()),
+            token_issuer: value_or(&self.token_issuer, None),
+            token_scope: value_or(&self.token_scope, None),
+            token_leeway: value_or(&self.token_leeway, d.token_leeway),
+            cors_origins: value_or(&self.cors_origins, Vec::new()),
+            rate_limit: value_or(&self.rate_limit, d.rate_limit),
+            rate_burst: value_or(&self.rate_burst, d.rate_burst),
+            admin_token: value_or(&self.admin_token, None),
+        })
+    }
+}
+
+fn slot_error<T>(slot: &Slot<T>, fallback_key: &str, message: String) -> ConfigError {
+    match slot {
+        Some(v) => ConfigError::invalid(&v.origin, &v.key, message),
+        None => ConfigError::invalid(&Origin::Merged, fallback_key, message),
     }
 }
 

@@ -35,7 +35,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use cli::{Cli, Command, CredentialsArgs};
+pub use cli::{Cli, Command, CredentialsArgs, TokenArgs, TokenCommand, TokenIssueArgs};
 pub use error::{ConfigError, Origin};
 
 /// The complete, validated server configuration.
@@ -99,7 +99,22 @@ pub struct RelayConfig {
     /// [`default_allocation_lifetime`](Self::default_allocation_lifetime).
     pub max_allocation_lifetime: Duration,
     /// Maximum concurrent allocations per user; 0 means unlimited. Default 100.
+    /// Over it, Allocate gets 486 (Allocation Quota Reached).
     pub user_quota: u32,
+    /// Maximum concurrent allocations on the whole server; 0 means unlimited.
+    /// Default 0. Over it, Allocate gets 508 (Insufficient Capacity).
+    pub total_quota: u32,
+    /// Most permissions one allocation may hold; CreatePermission and
+    /// ChannelBind beyond it get 508. Default 64; range `1..=65_535`.
+    pub max_permissions_per_allocation: usize,
+    /// Most channels one allocation may bind; ChannelBind beyond it gets 508.
+    /// Default 64; range `1..=16_384`.
+    pub max_channels_per_allocation: usize,
+    /// Bandwidth limit per allocation and direction, in bytes per second
+    /// (coturn's unit); 0 means unlimited. Default 0. Excess packets are
+    /// dropped (and counted), never queued; bursts of a quarter second of
+    /// traffic (at least 3000 bytes) pass.
+    pub max_bps: u64,
 }
 
 /// A public address advertised for a relay address family.
@@ -158,11 +173,53 @@ pub enum UserCredential {
     Md5Key([u8; 16]),
 }
 
-/// HTTP endpoint settings (`[http]`).
-#[derive(Debug, Clone, PartialEq, Default)]
+/// HTTP endpoint settings (`[http]`): the credentials endpoint
+/// (`/v1/ice-servers`), health, metrics and the admin API.
+#[derive(Clone, PartialEq)]
 pub struct HttpConfig {
-    /// Address of the HTTP endpoint. Default `None` (off).
+    /// Address of the HTTP endpoint. Default `127.0.0.1:9641`; `None` = off.
     pub listen: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS. Default `None` (plain HTTP). Set
+    /// together with [`tls_key`](Self::tls_key); checked at load.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (PKCS#8, PKCS#1 or SEC1). Default `None`.
+    pub tls_key: Option<PathBuf>,
+    /// Public host names or IP addresses put in the returned ICE URLs.
+    /// Default empty: the server uses the external IP, else the first
+    /// specific listen IP, else `127.0.0.1`.
+    pub public_hosts: Vec<String>,
+    /// Lifetime of credentials minted by the endpoint (cut down to the access
+    /// token's `exp`). Default 1 hour.
+    pub credential_ttl: Duration,
+    /// HS256 shared secrets access tokens may be signed with (rotation list).
+    /// Default none.
+    pub token_hs256_secrets: Vec<String>,
+    /// PEM public key files (Ed25519 → EdDSA, P-256 → ES256, P-384 → ES384,
+    /// RSA → RS256); checked at load. Default none.
+    pub token_public_keys: Vec<PathBuf>,
+    /// JWKS file with public keys (OKP/Ed25519, EC P-256/P-384, RSA); checked
+    /// at load. Default none.
+    pub token_jwks_file: Option<PathBuf>,
+    /// Required `aud` of access tokens. Default `"ternd"`; empty = no `aud`
+    /// check (and `aud` not required).
+    pub token_audience: String,
+    /// Required `iss` of access tokens. Default `None` (not checked).
+    pub token_issuer: Option<String>,
+    /// Scope or role access tokens must carry (in a space-separated `scope`
+    /// string, or a `scp` / `roles` array). Default `None`.
+    pub token_scope: Option<String>,
+    /// Clock skew allowed when checking `exp` and `nbf`. Default 30 s; may be 0.
+    pub token_leeway: Duration,
+    /// Origins allowed by CORS (exact match, e.g. `https://app.example.com`).
+    /// Default none.
+    pub cors_origins: Vec<String>,
+    /// Requests per second allowed per source IP (IPv6: per /64); 0 = no
+    /// limit. Default 20.
+    pub rate_limit: u32,
+    /// Burst size of the per-IP rate limit. Default 40; at least 1.
+    pub rate_burst: u32,
+    /// Bearer token of the admin API. Default `None` (admin API off).
+    pub admin_token: Option<String>,
 }
 
 /// Logging settings (`[log]`).
@@ -232,6 +289,10 @@ impl Default for RelayConfig {
             default_allocation_lifetime: Duration::from_secs(600),
             max_allocation_lifetime: Duration::from_secs(3600),
             user_quota: 100,
+            total_quota: 0,
+            max_permissions_per_allocation: crate::turn::DEFAULT_MAX_PERMISSIONS,
+            max_channels_per_allocation: crate::turn::DEFAULT_MAX_CHANNELS,
+            max_bps: 0,
         }
     }
 }
@@ -244,6 +305,29 @@ impl Default for AuthConfig {
             users: Vec::new(),
             rest_separator: ':',
             nonce_lifetime: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9641))),
+            tls_cert: None,
+            tls_key: None,
+            public_hosts: Vec::new(),
+            credential_ttl: Duration::from_secs(3600),
+            token_hs256_secrets: Vec::new(),
+            token_public_keys: Vec::new(),
+            token_jwks_file: None,
+            token_audience: "ternd".to_owned(),
+            token_issuer: None,
+            token_scope: None,
+            token_leeway: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            rate_limit: 20,
+            rate_burst: 40,
+            admin_token: None,
         }
     }
 }
@@ -434,6 +518,35 @@ impl fmt::Debug for AuthConfig {
             .field("users", &self.users)
             .field("rest_separator", &self.rest_separator)
             .field("nonce_lifetime", &self.nonce_lifetime)
+            .finish()
+    }
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("public_hosts", &self.public_hosts)
+            .field("credential_ttl", &self.credential_ttl)
+            .field(
+                "token_hs256_secrets",
+                &Redacted(self.token_hs256_secrets.len()),
+            )
+            .field("token_public_keys", &self.token_public_keys)
+            .field("token_jwks_file", &self.token_jwks_file)
+            .field("token_audience", &self.token_audience)
+            .field("token_issuer", &self.token_issuer)
+            .field("token_scope", &self.token_scope)
+            .field("token_leeway", &self.token_leeway)
+            .field("cors_origins", &self.cors_origins)
+            .field("rate_limit", &self.rate_limit)
+            .field("rate_burst", &self.rate_burst)
+            .field(
+                "admin_token",
+                &Redacted(usize::from(self.admin_token.is_some())),
+            )
             .finish()
     }
 }

@@ -112,11 +112,38 @@ fn defaults() {
     );
     assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(3600));
     assert_eq!(c.relay.user_quota, 100);
+    assert_eq!(c.relay.total_quota, 0);
+    assert_eq!(c.relay.max_permissions_per_allocation, 64);
+    assert_eq!(c.relay.max_channels_per_allocation, 64);
+    assert_eq!(
+        (
+            c.relay.max_permissions_per_allocation,
+            c.relay.max_channels_per_allocation
+        ),
+        (
+            crate::turn::DEFAULT_MAX_PERMISSIONS,
+            crate::turn::DEFAULT_MAX_CHANNELS
+        )
+    );
+    assert_eq!(c.relay.max_bps, 0);
     assert!(c.auth.secrets.is_empty() && c.auth.users.is_empty());
     assert_eq!(c.auth.secret_file, None);
     assert_eq!(c.auth.rest_separator, ':');
     assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(600));
-    assert_eq!(c.http.listen, None);
+    assert_eq!(c.http.listen, Some(sa("127.0.0.1:9641")));
+    assert_eq!(c.http.tls_cert, None);
+    assert_eq!(c.http.tls_key, None);
+    assert!(c.http.public_hosts.is_empty());
+    assert_eq!(c.http.credential_ttl, Duration::from_secs(3600));
+    assert!(c.http.token_hs256_secrets.is_empty() && c.http.token_public_keys.is_empty());
+    assert_eq!(c.http.token_jwks_file, None);
+    assert_eq!(c.http.token_audience, "ternd");
+    assert_eq!(c.http.token_issuer, None);
+    assert_eq!(c.http.token_scope, None);
+    assert_eq!(c.http.token_leeway, Duration::from_secs(30));
+    assert!(c.http.cors_origins.is_empty());
+    assert_eq!((c.http.rate_limit, c.http.rate_burst), (20, 40));
+    assert_eq!(c.http.admin_token, None);
     assert_eq!(c.log.level, "info");
     assert_eq!(c.log.format, LogFormat::Text);
     assert!(c.not_yet_supported.is_empty());
@@ -355,34 +382,358 @@ fn workers_zero_resolves_to_available_parallelism() {
 
 #[test]
 fn empty_strings_mean_off() {
-    let c =
-        parse("software = \"\"\n[http]\nlisten = \"\"\n[auth]\nsecret_file = \"\"").expect("off");
-    assert_eq!(c, Config::default());
+    let c = parse(
+        "software = \"\"\n[http]\nlisten = \"\"\ntls_cert = \"\"\ntls_key = \"\"\n\
+         token_jwks_file = \"\"\ntoken_issuer = \"\"\ntoken_scope = \"\"\nadmin_token = \"\"\n\
+         [auth]\nsecret_file = \"\"",
+    )
+    .expect("off");
+    let mut expected = Config::default();
+    expected.http.listen = None;
+    assert_eq!(c, expected);
 }
 
 #[test]
-fn not_yet_supported_http_listen() {
+fn http_listen_is_supported() {
     let c = parse("[http]\nlisten = \"127.0.0.1:8080\"").expect("http listen");
     assert_eq!(c.http.listen, Some(sa("127.0.0.1:8080")));
-    assert_eq!(c.not_yet_supported, vec!["http.listen"]);
+    assert!(c.not_yet_supported.is_empty());
 
     let c = Config::default()
         .apply_cli(&cli(&["--http-listen", "[::1]:8080"]))
         .expect("--http-listen");
-    assert_eq!(c.not_yet_supported, vec!["http.listen"]);
+    assert_eq!(c.http.listen, Some(sa("[::1]:8080")));
+    assert!(c.not_yet_supported.is_empty());
 
-    // Turning it off again on the command line clears it.
+    // Turning it off on the command line.
     let c = parse("[http]\nlisten = \"127.0.0.1:8080\"")
         .expect("http listen")
         .apply_cli(&cli(&["--http-listen", ""]))
         .expect("off");
     assert_eq!(c.http.listen, None);
-    assert!(c.not_yet_supported.is_empty());
 
     // Relay and auth keys are accepted.
     let c =
         parse("[relay]\nports = \"10000-30000\"\n[auth]\nsecrets = [\"x\"]").expect("relay/auth");
     assert!(c.not_yet_supported.is_empty());
+}
+
+/// A fresh temp directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("ternd-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+
+    fn file(&self, name: &str, contents: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, contents).expect("write");
+        p.to_str().expect("utf-8").to_owned()
+    }
+
+    /// Runs openssl in the directory; false if it is not installed.
+    fn openssl(&self, args: &[&str]) -> bool {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&self.0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().expect("utf-8").to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn http_section() {
+    let c = parse(
+        r#"
+[http]
+listen = "0.0.0.0:9000"
+public_hosts = ["turn.example.org", "2001:db8::1", "[2001:db8::2]", "turn.example.org"]
+credential_ttl = "30m"
+token_hs256_secrets = ["a", "b"]
+token_audience = ""
+token_issuer = "https://id.example"
+token_scope = "turn"
+token_leeway = 0
+cors_origins = ["https://app.example.com", "http://localhost:3000"]
+rate_limit = 0
+rate_burst = 5
+admin_token = "0123456789abcdef0123"
+"#,
+    )
+    .expect("http section");
+    let h = &c.http;
+    assert_eq!(h.listen, Some(sa("0.0.0.0:9000")));
+    assert_eq!(
+        h.public_hosts,
+        vec!["turn.example.org", "2001:db8::1", "2001:db8::2"]
+    );
+    assert_eq!(h.credential_ttl, Duration::from_secs(1800));
+    assert_eq!(h.token_hs256_secrets, vec!["a", "b"]);
+    assert_eq!(h.token_audience, "");
+    assert_eq!(h.token_issuer.as_deref(), Some("https://id.example"));
+    assert_eq!(h.token_scope.as_deref(), Some("turn"));
+    assert_eq!(h.token_leeway, Duration::ZERO);
+    assert_eq!(
+        h.cors_origins,
+        vec!["https://app.example.com", "http://localhost:3000"]
+    );
+    assert_eq!((h.rate_limit, h.rate_burst), (0, 5));
+    assert_eq!(h.admin_token.as_deref(), Some("0123456789abcdef0123"));
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("0123456789abcdef0123"), "{debug}");
+    assert!(!debug.contains("\"a\""), "{debug}");
+
+    // The command line overrides, lists replace.
+    let c = c
+        .apply_cli(&cli(&[
+            "--http-public-host",
+            "192.0.2.1",
+            "--http-credential-ttl",
+            "2h",
+            "--token-hs256-secret",
+            "c",
+            "--token-audience",
+            "app",
+            "--token-issuer",
+            "",
+            "--token-scope",
+            "",
+            "--token-leeway",
+            "1m",
+            "--http-cors-origin",
+            "https://x.example",
+            "--http-rate-limit",
+            "7",
+            "--http-rate-burst",
+            "9",
+            "--admin-token",
+            "",
+        ]))
+        .expect("cli");
+    let h = &c.http;
+    assert_eq!(h.public_hosts, vec!["192.0.2.1"]);
+    assert_eq!(h.credential_ttl, Duration::from_secs(7200));
+    assert_eq!(h.token_hs256_secrets, vec!["c"]);
+    assert_eq!(h.token_audience, "app");
+    assert_eq!(
+        (h.token_issuer.as_ref(), h.token_scope.as_ref()),
+        (None, None)
+    );
+    assert_eq!(h.token_leeway, Duration::from_secs(60));
+    assert_eq!(h.cors_origins, vec!["https://x.example"]);
+    assert_eq!((h.rate_limit, h.rate_burst), (7, 9));
+    assert_eq!(h.admin_token, None);
+    let debug = format!(
+        "{:?}",
+        cli(&[
+            "--token-hs256-secret",
+            "zzsecret",
+            "--admin-token",
+            "adminadminadminadmin"
+        ])
+    );
+    assert!(
+        !debug.contains("zzsecret") && !debug.contains("adminadmin"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn http_errors_name_the_key() {
+    names(
+        &err("[http]\npublic_hosts = [\"http://x\"]"),
+        "http.public_hosts",
+        FILE,
+    );
+    names(
+        &err("[http]\npublic_hosts = [\"x:80\"]"),
+        "http.public_hosts",
+        FILE,
+    );
+    names(
+        &err("[http]\ncors_origins = [\"https://a.example/\"]"),
+        "http.cors_origins",
+        FILE,
+    );
+    names(
+        &err("[http]\ncors_origins = [\"*\"]"),
+        "http.cors_origins",
+        FILE,
+    );
+    names(
+        &err("[http]\ncredential_ttl = 0"),
+        "http.credential_ttl",
+        FILE,
+    );
+    names(
+        &err("[http]\ncredential_ttl = \"30d\""),
+        "http.credential_ttl",
+        FILE,
+    );
+    names(
+        &err("[http]\ntoken_leeway = \"2h\""),
+        "http.token_leeway",
+        FILE,
+    );
+    names(&err("[http]\ntoken_leeway = -1"), "http.token_leeway", FILE);
+    names(
+        &err("[http]\ntoken_hs256_secrets = [\"\"]"),
+        "http.token_hs256_secrets",
+        FILE,
+    );
+    names(
+        &err("[http]\ntoken_scope = \"a b\""),
+        "http.token_scope",
+        FILE,
+    );
+    names(&err("[http]\nrate_burst = 0"), "http.rate_burst", FILE);
+    names(&err("[http]\nrate_limit = -1"), "http.rate_limit", FILE);
+    names(
+        &err("[http]\nadmin_token = \"short\""),
+        "http.admin_token",
+        FILE,
+    );
+    names(
+        &err("[http]\nadmin_token = \"has space has space\""),
+        "http.admin_token",
+        FILE,
+    );
+    names(
+        &cli_err(&["--http-rate-burst", "0"]),
+        "--http-rate-burst",
+        "command line",
+    );
+    names(
+        &cli_err(&["--token-leeway", "soon"]),
+        "--token-leeway",
+        "command line",
+    );
+    names(
+        &cli_err(&["--http-cors-origin", "app.example"]),
+        "--http-cors-origin",
+        "command line",
+    );
+    names(
+        &cli_err(&["--admin-token", "x"]),
+        "--admin-token",
+        "command line",
+    );
+
+    let m = err("[http]\ntoken_public_keys = [\"/nonexistent/k.pem\"]");
+    names(&m, "http.token_public_keys", FILE);
+    assert!(m.contains("/nonexistent/k.pem"), "{m}");
+    let m = cli_err(&["--token-jwks-file", "/nonexistent/jwks.json"]);
+    names(&m, "--token-jwks-file", "command line");
+    assert!(m.contains("/nonexistent/jwks.json"), "{m}");
+
+    let dir = TempDir::new("http-keys");
+    let junk = dir.file("junk.pem", "not a key");
+    let m = err(&format!("[http]\ntoken_public_keys = [\"{junk}\"]"));
+    names(&m, "http.token_public_keys", FILE);
+    assert!(m.contains(&junk), "{m}");
+    let jwks = dir.file("jwks.json", "{\"keys\": 5}");
+    let m = err(&format!("[http]\ntoken_jwks_file = \"{jwks}\""));
+    names(&m, "http.token_jwks_file", FILE);
+    assert!(m.contains(&jwks), "{m}");
+
+    // TLS files come in pairs and must parse.
+    let m = err(&format!("[http]\ntls_cert = \"{junk}\""));
+    names(&m, "http.tls_cert", FILE);
+    let m = err(&format!("[http]\ntls_key = \"{junk}\""));
+    names(&m, "http.tls_key", FILE);
+    let m = err(&format!(
+        "[http]\ntls_cert = \"{junk}\"\ntls_key = \"{junk}\""
+    ));
+    names(&m, "http.tls_cert", FILE);
+    assert!(m.contains(&junk), "{m}");
+}
+
+#[test]
+fn http_key_files_load() {
+    let dir = TempDir::new("http-keyfiles");
+    if !dir.openssl(&["genpkey", "-algorithm", "ed25519", "-out", "ed.key"])
+        || !dir.openssl(&["pkey", "-in", "ed.key", "-pubout", "-out", "ed.pub"])
+        || !dir.openssl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ec.key",
+        ])
+        || !dir.openssl(&["ec", "-in", "ec.key", "-pubout", "-out", "ec.pub"])
+        || !dir.openssl(&[
+            "genpkey",
+            "-algorithm",
+            "rsa",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.key",
+        ])
+        || !dir.openssl(&["pkey", "-in", "rsa.key", "-pubout", "-out", "rsa.pub"])
+        || !dir.openssl(&[
+            "req",
+            "-x509",
+            "-key",
+            "ec.key",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "2",
+            "-out",
+            "cert.pem",
+        ])
+    {
+        eprintln!("openssl not available; skipping");
+        return;
+    }
+    let (ed, ec, rsa) = (dir.path("ed.pub"), dir.path("ec.pub"), dir.path("rsa.pub"));
+    let c = parse(&format!(
+        "[http]\ntoken_public_keys = [\"{ed}\", \"{ec}\", \"{rsa}\"]\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+        dir.path("cert.pem"),
+        dir.path("ec.key"),
+    ))
+    .expect("keys load");
+    assert_eq!(c.http.token_public_keys.len(), 3);
+    let v = crate::http::token::Verifier::from_config(&c.http).expect("verifier");
+    let algs: Vec<_> = v
+        .keys()
+        .iter()
+        .map(|k| format!("{:?}", k.algorithm()))
+        .collect();
+    assert_eq!(algs, vec!["EdDSA", "ES256", "RS256"]);
+
+    // A private key where a public one belongs is refused with a hint.
+    let m = err(&format!(
+        "[http]\ntoken_public_keys = [\"{}\"]",
+        dir.path("ed.key")
+    ));
+    assert!(m.contains("private key"), "{m}");
+    // A key that does not fit the certificate.
+    let m = err(&format!(
+        "[http]\ntls_cert = \"{}\"\ntls_key = \"{}\"",
+        dir.path("cert.pem"),
+        dir.path("rsa.key"),
+    ));
+    names(&m, "http.tls_key", FILE);
 }
 
 // ---------------------------------------------------------------------------
@@ -835,6 +1186,158 @@ fn other_ranges() {
             .apply_cli(&cli(&["--log-level", level]))
             .expect(level);
         assert_eq!(c.log.level, level);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Capacity and bandwidth limits
+
+#[test]
+fn relay_limits_from_file() {
+    let c = parse(
+        "[relay]\ntotal_quota = 500\nmax_permissions_per_allocation = 65535\n\
+         max_channels_per_allocation = 16384\nmax_bps = 125000",
+    )
+    .expect("limits");
+    assert_eq!(c.relay.total_quota, 500);
+    assert_eq!(c.relay.max_permissions_per_allocation, 65_535);
+    assert_eq!(c.relay.max_channels_per_allocation, 16_384);
+    assert_eq!(c.relay.max_bps, 125_000);
+
+    let c = parse(
+        "[relay]\ntotal_quota = 4294967295\nmax_permissions_per_allocation = 1\n\
+         max_channels_per_allocation = 1\nmax_bps = 0",
+    )
+    .expect("extremes");
+    assert_eq!(c.relay.total_quota, u32::MAX);
+    assert_eq!(c.relay.max_permissions_per_allocation, 1);
+    assert_eq!(c.relay.max_channels_per_allocation, 1);
+    assert_eq!(c.relay.max_bps, 0);
+}
+
+#[test]
+fn relay_limit_errors_name_the_key() {
+    for (text, key) in [
+        ("total_quota = -1", "relay.total_quota"),
+        ("total_quota = 4294967296", "relay.total_quota"),
+        ("total_quota = \"10\"", "relay.total_quota"),
+        (
+            "max_permissions_per_allocation = 0",
+            "relay.max_permissions_per_allocation",
+        ),
+        (
+            "max_permissions_per_allocation = 65536",
+            "relay.max_permissions_per_allocation",
+        ),
+        (
+            "max_permissions_per_allocation = -1",
+            "relay.max_permissions_per_allocation",
+        ),
+        (
+            "max_channels_per_allocation = 0",
+            "relay.max_channels_per_allocation",
+        ),
+        (
+            "max_channels_per_allocation = 16385",
+            "relay.max_channels_per_allocation",
+        ),
+        ("max_bps = -1", "relay.max_bps"),
+        ("max_bps = 1.5", "relay.max_bps"),
+        ("max_bps = \"1M\"", "relay.max_bps"),
+    ] {
+        names(&err(&format!("[relay]\n{text}")), key, FILE);
+    }
+    let m = err("[relay]\nmax_permissions_per_allocation = 65536");
+    assert!(m.contains("1..=65535"), "{m}");
+    let m = err("[relay]\nmax_channels_per_allocation = 0");
+    assert!(m.contains("1..=16384"), "{m}");
+}
+
+#[test]
+fn relay_limits_on_cli() {
+    let c = Config::default()
+        .apply_cli(&cli(&[
+            "--total-quota",
+            "1000",
+            "--max-permissions-per-allocation",
+            "10",
+            "--max-channels-per-allocation=20",
+            "--max-bps",
+            "62500",
+        ]))
+        .expect("limit flags");
+    assert_eq!(c.relay.total_quota, 1000);
+    assert_eq!(c.relay.max_permissions_per_allocation, 10);
+    assert_eq!(c.relay.max_channels_per_allocation, 20);
+    assert_eq!(c.relay.max_bps, 62_500);
+
+    // The command line overrides the file; absent flags keep its values.
+    let file = parse(
+        "[relay]\ntotal_quota = 5\nmax_permissions_per_allocation = 6\n\
+         max_channels_per_allocation = 7\nmax_bps = 8",
+    )
+    .expect("file");
+    assert_eq!(file.clone().apply_cli(&cli(&[])).expect("none"), file);
+    let c = file
+        .apply_cli(&cli(&["--total-quota", "0", "--max-bps", "0"]))
+        .expect("override");
+    assert_eq!((c.relay.total_quota, c.relay.max_bps), (0, 0));
+    assert_eq!(c.relay.max_permissions_per_allocation, 6);
+    assert_eq!(c.relay.max_channels_per_allocation, 7);
+
+    for (args, flag) in [
+        (&["--total-quota=-1"][..], "--total-quota"),
+        (&["--total-quota", "4294967296"], "--total-quota"),
+        (
+            &["--max-permissions-per-allocation", "0"],
+            "--max-permissions-per-allocation",
+        ),
+        (
+            &["--max-permissions-per-allocation", "65536"],
+            "--max-permissions-per-allocation",
+        ),
+        (
+            &["--max-channels-per-allocation", "0"],
+            "--max-channels-per-allocation",
+        ),
+        (
+            &["--max-channels-per-allocation", "16385"],
+            "--max-channels-per-allocation",
+        ),
+        (&["--max-bps", "1M"], "--max-bps"),
+        (&["--max-bps=-5"], "--max-bps"),
+    ] {
+        names(&cli_err(args), flag, "command line");
+    }
+}
+
+#[test]
+fn relay_limit_env_vars() {
+    // The environment itself is exercised in tests/config_env.rs; here only
+    // the flag <-> variable pairing (no test here touches the environment).
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    for (flag, env) in [
+        ("total-quota", "TERND_TOTAL_QUOTA"),
+        (
+            "max-permissions-per-allocation",
+            "TERND_MAX_PERMISSIONS_PER_ALLOCATION",
+        ),
+        (
+            "max-channels-per-allocation",
+            "TERND_MAX_CHANNELS_PER_ALLOCATION",
+        ),
+        ("max-bps", "TERND_MAX_BPS"),
+    ] {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag))
+            .unwrap_or_else(|| panic!("no --{flag}"));
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some(env),
+            "--{flag}"
+        );
     }
 }
 

@@ -206,6 +206,16 @@ impl Walker {
                 }
                 "max_allocation_lifetime" => l.max_allocation_lifetime = self.duration(key, v)?,
                 "user_quota" => l.user_quota = self.set(key, Ok(self.integer(key, v)?))?,
+                "total_quota" => l.total_quota = self.set(key, Ok(self.integer(key, v)?))?,
+                "max_permissions_per_allocation" => {
+                    l.max_permissions_per_allocation =
+                        self.set(key, values::max_permissions(self.integer(key, v)?))?;
+                }
+                "max_channels_per_allocation" => {
+                    l.max_channels_per_allocation =
+                        self.set(key, values::max_channels(self.integer(key, v)?))?;
+                }
+                "max_bps" => l.max_bps = self.set(key, Ok(self.integer(key, v)?))?,
                 _ => return Err(self.unknown(key.clone())),
             }
         }
@@ -293,6 +303,66 @@ impl Walker {
             match k.as_str() {
                 "listen" => {
                     l.http_listen = self.set(key, values::http_listen(self.string(key, v)?))?;
+                }
+                "tls_cert" => {
+                    l.http_tls_cert = self.set(key, values::optional_path(self.string(key, v)?))?;
+                }
+                "tls_key" => {
+                    l.http_tls_key = self.set(key, values::optional_path(self.string(key, v)?))?;
+                }
+                "public_hosts" => {
+                    l.http_public_hosts =
+                        self.set(key, values::public_hosts(&self.strings(key, v)?))?;
+                }
+                "credential_ttl" => {
+                    l.http_credential_ttl = match self.duration(key, v)? {
+                        Some(d) => self.set(key, values::credential_ttl(d.value))?,
+                        None => None,
+                    };
+                }
+                "token_hs256_secrets" => {
+                    l.token_hs256_secrets =
+                        self.set(key, values::secrets(&self.strings(key, v)?))?;
+                }
+                "token_public_keys" => {
+                    l.token_public_keys = self.set(key, values::paths(&self.strings(key, v)?))?;
+                }
+                "token_jwks_file" => {
+                    l.token_jwks_file =
+                        self.set(key, values::optional_path(self.string(key, v)?))?;
+                }
+                "token_audience" => {
+                    l.token_audience = self.set(key, values::audience(self.string(key, v)?))?;
+                }
+                "token_issuer" => {
+                    l.token_issuer = self.set(key, values::optional_text(self.string(key, v)?))?;
+                }
+                "token_scope" => {
+                    l.token_scope = self.set(key, values::scope(self.string(key, v)?))?;
+                }
+                "token_leeway" => {
+                    let r = match v {
+                        Value::String(s) => values::leeway(s),
+                        Value::Integer(n) => values::leeway_secs(*n),
+                        other => {
+                            return Err(self.wrong_type(
+                                key,
+                                "a duration (e.g. \"30s\" or a number of seconds)",
+                                other,
+                            ));
+                        }
+                    };
+                    l.token_leeway = self.set(key, r)?;
+                }
+                "cors_origins" => {
+                    l.cors_origins = self.set(key, values::cors_origins(&self.strings(key, v)?))?;
+                }
+                "rate_limit" => l.rate_limit = self.set(key, Ok(self.integer(key, v)?))?,
+                "rate_burst" => {
+                    l.rate_burst = self.set(key, values::rate_burst(self.integer(key, v)?))?;
+                }
+                "admin_token" => {
+                    l.admin_token = self.set(key, values::admin_token(self.string(key, v)?))?;
                 }
                 _ => return Err(self.unknown(key.clone())),
             }

@@ -251,6 +251,28 @@ pub(crate) fn max_tcp_connections(n: usize) -> Result<usize, String> {
     }
 }
 
+/// Largest `relay.max_permissions_per_allocation`.
+pub(crate) const MAX_PERMISSIONS: usize = 65_535;
+/// Largest `relay.max_channels_per_allocation`: every channel number of the
+/// RFC 5766 range 0x4000-0x7FFF.
+pub(crate) const MAX_CHANNELS: usize = 16_384;
+
+pub(crate) fn max_permissions(n: usize) -> Result<usize, String> {
+    if (1..=MAX_PERMISSIONS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is out of range (1..={MAX_PERMISSIONS})"))
+    }
+}
+
+pub(crate) fn max_channels(n: usize) -> Result<usize, String> {
+    if (1..=MAX_CHANNELS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is out of range (1..={MAX_CHANNELS})"))
+    }
+}
+
 pub(crate) fn secrets<S: AsRef<str>>(items: &[S]) -> Result<Vec<String>, String> {
     let mut out = Vec::with_capacity(items.len());
     for (i, s) in items.iter().enumerate() {
@@ -391,4 +413,180 @@ pub(crate) fn log_level(s: &str) -> Result<String, String> {
 
 pub(crate) fn log_format(s: &str) -> Result<LogFormat, String> {
     s.parse::<LogFormat>().map_err(|e| e.to_string())
+}
+
+/// A file name; empty means "none".
+pub(crate) fn optional_path(s: &str) -> Result<Option<std::path::PathBuf>, String> {
+    Ok((!s.is_empty()).then(|| std::path::PathBuf::from(s)))
+}
+
+/// A list of file names (none may be empty).
+pub(crate) fn paths<S: AsRef<str>>(items: &[S]) -> Result<Vec<std::path::PathBuf>, String> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let s = s.as_ref();
+            if s.is_empty() {
+                Err(format!("file name #{} is empty", i + 1))
+            } else {
+                Ok(std::path::PathBuf::from(s))
+            }
+        })
+        .collect()
+}
+
+/// Host names or IP literals for URLs.
+pub(crate) fn public_hosts<S: AsRef<str>>(items: &[S]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let h = item.as_ref().trim();
+        let bracketed = h.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+        let ok = if let Some(inner) = bracketed {
+            inner.parse::<std::net::Ipv6Addr>().is_ok()
+        } else if h.contains(':') {
+            h.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        if !ok {
+            return Err(format!(
+                "invalid public host `{}` (expected a host name or an IP address, without port or scheme)",
+                item.as_ref().escape_default()
+            ));
+        }
+        let h = bracketed.unwrap_or(h).to_owned();
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    Ok(out)
+}
+
+/// CORS origins: `scheme://host[:port]`, compared exactly with the browser's
+/// `Origin` header (so no path and no trailing slash).
+pub(crate) fn cors_origins<S: AsRef<str>>(items: &[S]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let o = item.as_ref().trim();
+        let rest = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        let ok = rest.is_some_and(|r| {
+            !r.is_empty()
+                && r.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
+                })
+        });
+        if !ok {
+            return Err(format!(
+                "invalid CORS origin `{}` (expected scheme://host[:port] such as https://app.example.com, without path or trailing slash)",
+                item.as_ref().escape_default()
+            ));
+        }
+        if !out.iter().any(|x| x == o) {
+            out.push(o.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Access-token clock-skew leeway: zero allowed, at most one hour.
+pub(crate) fn leeway(s: &str) -> Result<Duration, String> {
+    let d = if s.trim() == "0" {
+        Duration::ZERO
+    } else {
+        duration(s)?
+    };
+    leeway_limit(d)
+}
+
+pub(crate) fn leeway_secs(secs: i64) -> Result<Duration, String> {
+    let secs =
+        u64::try_from(secs).map_err(|_| format!("duration must not be negative, got {secs}"))?;
+    leeway_limit(Duration::from_secs(secs))
+}
+
+fn leeway_limit(d: Duration) -> Result<Duration, String> {
+    if d > Duration::from_secs(3600) {
+        Err("leeway longer than 1h is not allowed".to_owned())
+    } else {
+        Ok(d)
+    }
+}
+
+/// Credential lifetime of the endpoint: 1 s ..= 7 days.
+pub(crate) fn credential_ttl(d: Duration) -> Result<Duration, String> {
+    if d < Duration::from_secs(1) {
+        Err("must be at least one second".to_owned())
+    } else if d > Duration::from_secs(7 * 24 * 3600) {
+        Err("longer than 7 days is not allowed".to_owned())
+    } else {
+        Ok(d)
+    }
+}
+
+/// Free text where empty means "none" (token issuer).
+pub(crate) fn optional_text(s: &str) -> Result<Option<String>, String> {
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok((!s.is_empty()).then(|| s.to_owned()))
+}
+
+/// The token audience (empty = no check).
+pub(crate) fn audience(s: &str) -> Result<String, String> {
+    if s.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+/// A required scope token (RFC 6749 §3.3 characters); empty = none.
+pub(crate) fn scope(s: &str) -> Result<Option<String>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if s.bytes()
+        .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    {
+        Ok(Some(s.to_owned()))
+    } else {
+        Err(format!(
+            "invalid scope `{}` (one scope token: printable ASCII without space, `\"` or `\\`)",
+            s.escape_default()
+        ))
+    }
+}
+
+/// The per-IP burst: at least 1.
+pub(crate) fn rate_burst(n: u32) -> Result<u32, String> {
+    if n == 0 {
+        Err("must be at least 1 (use rate_limit = 0 to turn the limit off)".to_owned())
+    } else {
+        Ok(n)
+    }
+}
+
+/// Smallest admin token accepted.
+pub(crate) const MIN_ADMIN_TOKEN: usize = 16;
+
+/// The admin bearer token; empty = admin API off.
+pub(crate) fn admin_token(s: &str) -> Result<Option<String>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the admin token must be printable ASCII without spaces".to_owned());
+    }
+    if s.len() < MIN_ADMIN_TOKEN {
+        return Err(format!(
+            "the admin token is too short ({} characters; at least {MIN_ADMIN_TOKEN}, e.g. from `openssl rand -hex 32`)",
+            s.len()
+        ));
+    }
+    Ok(Some(s.to_owned()))
 }

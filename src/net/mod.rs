@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::nonce::NonceKey;
 use crate::auth::store::CredentialStore;
@@ -30,8 +30,8 @@ use crate::policy::PeerPolicy;
 use crate::stun::channel::ChannelRange;
 use crate::stun::stream::StreamBuffer;
 use crate::turn::{
-    CoreConfig, FiveTuple, Outcome, PEER_HEADROOM, PEER_TAILROOM, RelayAddress, Server, Shared,
-    Stats, StatsSnapshot, Transport,
+    CoreConfig, FiveTuple, Outcome, PEER_HEADROOM, PEER_TAILROOM, RelayAddress, Server,
+    SessionInfo, Shared, Stats, StatsSnapshot, Transport,
 };
 
 pub use listen::BindError;
@@ -50,9 +50,134 @@ pub struct Handle {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
     relay_v4: Option<RelayAddress>,
-    stats: Vec<Arc<Stats>>,
+    view: Arc<View>,
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// An operator command for one worker.
+enum AdminCmd {
+    List(oneshot::Sender<Vec<SessionInfo>>),
+    End(u64, oneshot::Sender<bool>),
+    EndUser(String, oneshot::Sender<usize>),
+}
+
+/// What a scrape or an operator sees of the running server: the workers' counters and
+/// command channels. Cloned into the HTTP server.
+#[derive(Debug)]
+pub struct View {
+    stats: Vec<Arc<Stats>>,
+    admin: Vec<mpsc::UnboundedSender<AdminCmd>>,
+    shared: Arc<Shared>,
+    net: Arc<NetShared>,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for AdminCmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminCmd")
+    }
+}
+
+impl View {
+    /// Counters of every worker.
+    pub fn worker_stats(&self) -> Vec<StatsSnapshot> {
+        self.stats.iter().map(|s| s.snapshot()).collect()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn metrics(&self) -> String {
+        let workers = self.worker_stats();
+        let live: u64 = workers
+            .iter()
+            .map(|w| w.allocations_created.saturating_sub(w.allocations_ended))
+            .sum();
+        crate::metrics::render(
+            &workers,
+            crate::metrics::Gauges {
+                tcp_connections: self.net.tcp_connections.load(Ordering::Relaxed) as u64,
+                relay_ports_in_use: live + self.shared.reservation_count() as u64,
+                draining: !self.ready.load(Ordering::Relaxed),
+            },
+        )
+    }
+
+    /// Every live session, from all workers.
+    pub async fn list_sessions(&self) -> Vec<SessionInfo> {
+        let mut all = Vec::new();
+        for tx in &self.admin {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(AdminCmd::List(reply)).is_ok()
+                && let Ok(list) = rx.await
+            {
+                all.extend(list);
+            }
+        }
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
+    /// Ends session `id` at once; false if no worker has it.
+    pub async fn end_session(&self, id: u64) -> bool {
+        let worker = (id >> 48) as usize;
+        let Some(tx) = self.admin.get(worker) else {
+            return false;
+        };
+        let (reply, rx) = oneshot::channel();
+        if tx.send(AdminCmd::End(id, reply)).is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Ends every session of `user` at once; returns how many ended.
+    pub async fn end_user_sessions(&self, user: &str) -> usize {
+        let mut n = 0;
+        for tx in &self.admin {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(AdminCmd::EndUser(user.to_string(), reply)).is_ok() {
+                n += rx.await.unwrap_or(0);
+            }
+        }
+        n
+    }
+
+    /// True while the server accepts new allocations.
+    pub fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+impl crate::http::Backend for View {
+    fn metrics(&self) -> String {
+        View::metrics(self)
+    }
+
+    fn ready(&self) -> bool {
+        View::ready(self)
+    }
+
+    fn admin(&self) -> Option<&dyn crate::http::Admin> {
+        Some(self)
+    }
+}
+
+impl crate::http::Admin for View {
+    fn sessions(&self) -> BoxFuture<'_, serde_json::Value> {
+        Box::pin(
+            async move { serde_json::to_value(self.list_sessions().await).unwrap_or_default() },
+        )
+    }
+
+    fn kill_session(&self, id: u64) -> BoxFuture<'_, bool> {
+        Box::pin(self.end_session(id))
+    }
+
+    fn kill_user(&self, user: String) -> BoxFuture<'_, usize> {
+        Box::pin(async move { self.end_user_sessions(&user).await })
+    }
 }
 
 impl Handle {
@@ -73,11 +198,17 @@ impl Handle {
 
     /// The counters of all workers, summed.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.iter().map(|s| s.snapshot()).sum()
+        self.view.worker_stats().into_iter().sum()
+    }
+
+    /// The server as metrics and operators see it.
+    pub fn view(&self) -> Arc<View> {
+        self.view.clone()
     }
 
     /// Stops every worker (ending their allocations) and waits for them.
     pub fn shutdown(self) {
+        self.view.ready.store(false, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
         for t in self.threads {
             let _ = t.join();
@@ -101,6 +232,7 @@ pub enum StartError {
 }
 
 /// Settings the I/O loops of every worker share (read-only but for one counter).
+#[derive(Debug)]
 struct NetShared {
     channel_range: ChannelRange,
     max_frame_size: usize,
@@ -128,7 +260,7 @@ impl Worker {
             Transport::Udp => {
                 let listeners = self.listeners.borrow();
                 if let Some(l) = listeners.get(&tuple.server)
-                    && l.try_send_to(bytes, tuple.client).is_err()
+                    && send_now(l, bytes, tuple.client).is_err()
                 {
                     self.server.borrow().stats().peer_dropped.inc();
                 }
@@ -147,7 +279,7 @@ impl Worker {
     fn forward(&self, relay: SocketAddr, peer: SocketAddr, payload: &[u8]) {
         let relays = self.relays.borrow();
         if let Some(r) = relays.get(&relay)
-            && r.sock.try_send_to(payload, peer).is_err()
+            && send_now(&r.sock, payload, peer).is_err()
         {
             self.server.borrow().stats().dropped.inc();
         }
@@ -249,6 +381,10 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         default_lifetime: config.relay.default_allocation_lifetime,
         max_lifetime: config.relay.max_allocation_lifetime,
         user_quota: config.relay.user_quota,
+        total_quota: config.relay.total_quota,
+        max_permissions: config.relay.max_permissions_per_allocation,
+        max_channels: config.relay.max_channels_per_allocation,
+        max_bps: config.relay.max_bps,
         nonce_lifetime: config.auth.nonce_lifetime,
         clock_anchor: (Instant::now(), unix),
     };
@@ -265,27 +401,38 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     let reserved: Reserved = Arc::default();
     let (tx, rx) = watch::channel(false);
     let mut stats = Vec::new();
+    let mut admin = Vec::new();
     let mut threads = Vec::new();
     for (i, sockets) in bound.per_worker.into_iter().enumerate() {
         let worker_stats = Arc::new(Stats::default());
         stats.push(worker_stats.clone());
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| StartError::Random(e.to_string()))?;
-        let server = Server::new(shared.clone(), worker_stats, seed);
+        let mut server = Server::new(shared.clone(), worker_stats, seed);
+        server.set_worker_index(i as u16);
+        let (admin_tx, admin_rx) = mpsc::unbounded_channel();
+        admin.push(admin_tx);
         let net = net.clone();
         let reserved = reserved.clone();
         let rx = rx.clone();
         let t = std::thread::Builder::new()
             .name(format!("ternd-worker-{i}"))
-            .spawn(move || run_worker(i, sockets, server, net, reserved, rx))
+            .spawn(move || run_worker(i, sockets, server, net, reserved, admin_rx, rx))
             .map_err(|e| StartError::Bind(BindError::Thread(e)))?;
         threads.push(t);
     }
+    let view = Arc::new(View {
+        stats,
+        admin,
+        shared,
+        net,
+        ready: std::sync::atomic::AtomicBool::new(true),
+    });
     Ok(Handle {
         udp: bound.udp_addrs,
         tcp: bound.tcp_addrs,
         relay_v4,
-        stats,
+        view,
         shutdown: tx,
         threads,
     })
@@ -297,6 +444,7 @@ fn run_worker(
     server: Server,
     net: Arc<NetShared>,
     reserved: Reserved,
+    admin: mpsc::UnboundedReceiver<AdminCmd>,
     shutdown: watch::Receiver<bool>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -337,6 +485,7 @@ fn run_worker(
                 Err(e) => tracing::error!(worker = index, %addr, error = %e, "cannot register TCP listener"),
             }
         }
+        tasks.push(tokio::task::spawn_local(admin_loop(worker.clone(), admin, shutdown.clone())));
         tasks.push(tokio::task::spawn_local(timer_loop(worker.clone(), shutdown.clone())));
         for t in tasks {
             let _ = t.await;
@@ -346,6 +495,36 @@ fn run_worker(
         worker.server.borrow_mut().shutdown(Instant::now(), &mut relays);
         worker.relays.borrow_mut().clear();
     });
+}
+
+async fn admin_loop(
+    worker: Rc<Worker>,
+    mut rx: mpsc::UnboundedReceiver<AdminCmd>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let cmd = tokio::select! {
+            c = rx.recv() => match c { Some(c) => c, None => return },
+            _ = shutdown.changed() => return,
+        };
+        let now = Instant::now();
+        let mut relays = NetRelays { worker: &worker };
+        match cmd {
+            AdminCmd::List(reply) => {
+                let _ = reply.send(worker.server.borrow().sessions(now));
+            }
+            AdminCmd::End(id, reply) => {
+                let _ = reply.send(worker.server.borrow_mut().end_session(id, now, &mut relays));
+            }
+            AdminCmd::EndUser(user, reply) => {
+                let _ = reply.send(worker.server.borrow_mut().end_user_sessions(
+                    &user,
+                    now,
+                    &mut relays,
+                ));
+            }
+        }
+    }
 }
 
 async fn timer_loop(worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
@@ -362,6 +541,13 @@ async fn timer_loop(worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
             .borrow_mut()
             .handle_timeout(Instant::now(), &mut relays);
     }
+}
+
+/// Sends a datagram now, without waiting: one non-blocking `sendto`. (Tokio's
+/// `try_send_to` consults its cached readiness first, and a socket registered a moment ago
+/// has none yet, so the first packet on a new relay socket would be dropped.)
+fn send_now(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+    socket2::SockRef::from(sock).send_to(bytes, &to.into())
 }
 
 /// Acts on what the core decided about a client packet.
@@ -415,7 +601,7 @@ async fn udp_loop(
             );
             act(&worker, outcome, &buf[..n], &out, |bytes| {
                 // Never wait on a full socket buffer: a dropped answer is a lost datagram.
-                if sock.try_send_to(bytes, from).is_err() {
+                if send_now(&sock, bytes, from).is_err() {
                     worker.server.borrow().stats().dropped.inc();
                 }
             });

@@ -14,8 +14,10 @@ pub const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 pub const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
 /// After a channel expires, its number and peer stay reserved this long (RFC 8656 §12).
 pub const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);
-/// Most permissions one allocation may hold.
-pub const MAX_PERMISSIONS: usize = 1024;
+/// Default for the most permissions one allocation may hold (`max_permissions_per_allocation`).
+pub const DEFAULT_MAX_PERMISSIONS: usize = 64;
+/// Default for the most channels one allocation may bind (`max_channels_per_allocation`).
+pub const DEFAULT_MAX_CHANNELS: usize = 64;
 
 /// A channel binding.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +29,7 @@ pub struct Channel {
 }
 
 /// Per-allocation traffic counters.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct Traffic {
     /// Packets relayed client → peer.
     pub packets_out: u64,
@@ -39,9 +41,48 @@ pub struct Traffic {
     pub bytes_in: u64,
 }
 
+/// A token bucket in bytes (for `max_bps`): refilled at `rate` bytes per second up to
+/// `burst`; a packet passes if it fits, else it is dropped (never queued).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    tokens: u64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(now: Instant, burst: u64) -> Self {
+        Self {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes `bytes` if they fit after refilling at `rate` up to `burst`.
+    #[inline]
+    pub fn take(&mut self, bytes: u64, rate: u64, burst: u64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last);
+        if !elapsed.is_zero() {
+            let add = (elapsed.as_nanos().saturating_mul(u128::from(rate)) / 1_000_000_000) as u64;
+            if add > 0 {
+                self.tokens = self.tokens.saturating_add(add).min(burst);
+                self.last = now;
+            }
+        }
+        if self.tokens >= bytes {
+            self.tokens -= bytes;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// An allocation.
 #[derive(Debug)]
 pub struct Allocation {
+    /// Its id for operators (admin API); unique on this server.
+    pub id: u64,
     /// The client's 5-tuple.
     pub tuple: FiveTuple,
     /// The local address of the relay socket.
@@ -74,6 +115,8 @@ pub struct Allocation {
     pub allocate_response: (TransactionId, Vec<u8>),
     /// Traffic counters.
     pub traffic: Traffic,
+    /// Bandwidth buckets (client → peer, peer → client), used when `max_bps` is set.
+    pub buckets: [TokenBucket; 2],
     /// The deadline of this allocation's one live timer entry; entries at other times are
     /// stale and skipped.
     pub scheduled: Instant,

@@ -31,16 +31,17 @@ mod stats;
 pub mod testing;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 pub use allocation::{
-    Allocation, CHANNEL_COOLDOWN, CHANNEL_LIFETIME, MAX_PERMISSIONS, PERMISSION_LIFETIME, Traffic,
+    Allocation, CHANNEL_COOLDOWN, CHANNEL_LIFETIME, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_PERMISSIONS,
+    PERMISSION_LIFETIME, TokenBucket, Traffic,
 };
-pub use stats::{Counter, Stats, StatsSnapshot};
+pub use stats::{Counter, REQUEST_METHODS, RESPONSE_CODES, Stats, StatsSnapshot};
 
 use crate::auth::nonce::{self, NonceKey};
 use crate::auth::store::{CredentialStore, Key};
@@ -119,6 +120,14 @@ pub struct CoreConfig {
     pub max_lifetime: Duration,
     /// Concurrent allocations per user; 0 = unlimited.
     pub user_quota: u32,
+    /// Concurrent allocations on the whole server; 0 = unlimited.
+    pub total_quota: u32,
+    /// Most permissions one allocation may hold.
+    pub max_permissions: usize,
+    /// Most channels one allocation may bind.
+    pub max_channels: usize,
+    /// Bandwidth limit per allocation and direction, bytes per second; 0 = unlimited.
+    pub max_bps: u64,
     /// How long a nonce stays valid.
     pub nonce_lifetime: Duration,
     /// A monotonic instant and the UNIX time (seconds) it corresponds to.
@@ -141,6 +150,10 @@ impl CoreConfig {
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             user_quota: 100,
+            total_quota: 0,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_channels: DEFAULT_MAX_CHANNELS,
+            max_bps: 0,
             nonce_lifetime: Duration::from_secs(600),
             clock_anchor: anchor,
         }
@@ -173,6 +186,48 @@ struct Reservation {
     expires: Instant,
 }
 
+/// One session as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionInfo {
+    /// Session id (for `DELETE /admin/sessions/{id}`).
+    pub id: u64,
+    /// Quota key (REST USER part or static user).
+    pub user: String,
+    /// Full USERNAME.
+    pub username: String,
+    /// Client transport address.
+    pub client: SocketAddr,
+    /// Relayed transport address (as advertised).
+    pub relay: SocketAddr,
+    /// "udp", "tcp" or "tls".
+    pub transport: &'static str,
+    /// Creation time, UNIX seconds.
+    pub created_unix: u64,
+    /// Expiry time, UNIX seconds.
+    pub expires_unix: u64,
+    /// Permissions held.
+    pub permissions: usize,
+    /// Channels bound.
+    pub channels: usize,
+    /// Traffic so far.
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+/// Allocation counts for the quotas.
+#[derive(Debug, Default)]
+struct Quotas {
+    per_user: HashMap<String, u32>,
+    total: u32,
+}
+
+/// Which quota refused an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuotaExceeded {
+    User,
+    Total,
+}
+
 /// State all workers share. Touched on Allocate and teardown only, never per packet.
 #[derive(Debug)]
 pub struct Shared {
@@ -184,7 +239,10 @@ pub struct Shared {
     pub nonce_key: NonceKey,
     /// Which peers may be reached.
     pub policy: PeerPolicy,
-    quotas: Mutex<HashMap<String, u32>>,
+    quotas: Mutex<Quotas>,
+    /// Relayed transport addresses (bound and advertised) of live allocations on this
+    /// server, all workers: peers the policy lets through even in denied ranges.
+    live_relays: RwLock<HashSet<SocketAddr>>,
     reservations: Mutex<HashMap<[u8; 8], Reservation>>,
 }
 
@@ -201,7 +259,8 @@ impl Shared {
             store,
             nonce_key,
             policy,
-            quotas: Mutex::new(HashMap::new()),
+            quotas: Mutex::new(Quotas::default()),
+            live_relays: RwLock::new(HashSet::new()),
             reservations: Mutex::new(HashMap::new()),
         }
     }
@@ -210,33 +269,89 @@ impl Shared {
     pub fn user_allocations(&self, user: &str) -> u32 {
         self.quotas
             .lock()
-            .map(|q| q.get(user).copied().unwrap_or(0))
+            .map(|q| q.per_user.get(user).copied().unwrap_or(0))
             .unwrap_or(0)
     }
 
-    fn quota_take(&self, user: &str) -> bool {
-        let Ok(mut q) = self.quotas.lock() else {
-            return false;
+    /// EVEN-PORT reservations held now.
+    pub fn reservation_count(&self) -> usize {
+        self.reservations.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Allocations currently counted on the whole server.
+    pub fn total_allocations(&self) -> u32 {
+        self.quotas.lock().map(|q| q.total).unwrap_or(0)
+    }
+
+    /// True if `addr` is the relayed transport address of a live allocation here.
+    pub fn is_live_relay(&self, addr: SocketAddr) -> bool {
+        self.live_relays.read().is_ok_and(|r| r.contains(&addr))
+    }
+
+    /// True if `ip` is one of this server's relay addresses (bound or advertised).
+    fn is_relay_ip(&self, ip: IpAddr) -> bool {
+        let ip = crate::policy::canonical(ip);
+        [self.config.relay_v4, self.config.relay_v6]
+            .into_iter()
+            .flatten()
+            .any(|r| r.bind == ip || r.advertise == ip)
+    }
+
+    /// The peer policy with the same-server exception: two clients of this server that
+    /// both need a relay reach each other through it (client → ternd → ternd → client),
+    /// even where the relay address is in a denied range. An explicit `--deny-peer` still
+    /// wins, and only live relayed addresses are let through (for an IP-only check, the
+    /// relay IP; every later check with a port is exact).
+    pub fn check_peer_policy(
+        &self,
+        peer: SocketAddr,
+        with_port: bool,
+    ) -> Result<(), crate::policy::Denied> {
+        let verdict = if with_port {
+            self.policy.check(peer)
+        } else {
+            self.policy.check_ip(peer.ip())
         };
-        let n = q.entry(user.to_string()).or_insert(0);
-        if self.config.user_quota != 0 && *n >= self.config.user_quota {
-            if *n == 0 {
-                q.remove(user);
+        match verdict {
+            Err(crate::policy::Denied::Explicit(n)) => Err(crate::policy::Denied::Explicit(n)),
+            Err(e) => {
+                let canonical = SocketAddr::new(crate::policy::canonical(peer.ip()), peer.port());
+                let exempt = if with_port {
+                    self.is_live_relay(canonical)
+                } else {
+                    self.is_relay_ip(peer.ip())
+                };
+                if exempt { Ok(()) } else { Err(e) }
             }
-            return false;
+            Ok(()) => Ok(()),
         }
-        *n += 1;
-        true
+    }
+
+    fn quota_take(&self, user: &str) -> Result<(), QuotaExceeded> {
+        let Ok(mut q) = self.quotas.lock() else {
+            return Err(QuotaExceeded::Total);
+        };
+        if self.config.total_quota != 0 && q.total >= self.config.total_quota {
+            return Err(QuotaExceeded::Total);
+        }
+        let n = q.per_user.get(user).copied().unwrap_or(0);
+        if self.config.user_quota != 0 && n >= self.config.user_quota {
+            return Err(QuotaExceeded::User);
+        }
+        q.per_user.insert(user.to_string(), n + 1);
+        q.total += 1;
+        Ok(())
     }
 
     fn quota_release(&self, user: &str) {
-        if let Ok(mut q) = self.quotas.lock()
-            && let Some(n) = q.get_mut(user)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                q.remove(user);
+        if let Ok(mut q) = self.quotas.lock() {
+            if let Some(n) = q.per_user.get_mut(user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    q.per_user.remove(user);
+                }
             }
+            q.total = q.total.saturating_sub(1);
         }
     }
 }
@@ -327,6 +442,8 @@ pub enum DropReason {
     OutputTooSmall,
     /// Data for a relay address with no allocation (a late packet after expiry).
     UnknownRelay,
+    /// Over the allocation's bandwidth limit (`max_bps`).
+    RateLimited,
 }
 
 /// Why an allocation ended (for the accounting line).
@@ -341,6 +458,8 @@ pub enum EndReason {
     Shutdown,
     /// The client's TCP/TLS connection closed.
     ConnectionClosed,
+    /// An operator ended it (admin API).
+    Admin,
 }
 
 impl EndReason {
@@ -349,8 +468,20 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Deleted => "deleted by client",
             EndReason::Shutdown => "server shutdown",
+            EndReason::Admin => "ended by an operator",
             EndReason::ConnectionClosed => "connection closed",
         }
+    }
+}
+
+/// The error code of a response this core built (every error response starts with
+/// ERROR-CODE), or 0 for a success.
+fn response_code(resp: &[u8]) -> u16 {
+    let is_error = resp.len() >= 28 && resp[0] & 0x01 == 0x01 && resp[1] & 0x10 == 0x10;
+    if is_error && resp[20..22] == attr_type::ERROR_CODE.to_be_bytes() {
+        u16::from(resp[26] & 0x07) * 100 + u16::from(resp[27])
+    } else {
+        0
     }
 }
 
@@ -406,6 +537,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     rng: Rng,
     secret_rng: SecretRng,
+    id_prefix: u64,
+    next_id: u64,
 }
 
 /// A response in progress: the request it answers and how to protect it.
@@ -431,6 +564,8 @@ impl Server {
             by_relay: HashMap::new(),
             timers: BinaryHeap::new(),
             rng: Rng(u64::from_le_bytes(t)),
+            id_prefix: 0,
+            next_id: 0,
             secret_rng: SecretRng {
                 key: secret_key,
                 counter: 0,
@@ -500,6 +635,7 @@ impl Server {
         len: usize,
         now: Instant,
     ) -> PeerOutcome {
+        let (max_bps, burst) = (self.shared.config.max_bps, self.burst());
         let Some(&idx) = self.by_relay.get(&relay) else {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::UnknownRelay);
@@ -524,6 +660,10 @@ impl Server {
         if buf.len() < PEER_HEADROOM + len + PEER_TAILROOM {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::OutputTooSmall);
+        }
+        if max_bps != 0 && !alloc.buckets[1].take(len as u64, max_bps, burst, now) {
+            self.stats.rate_limited.inc();
+            return PeerOutcome::Dropped(DropReason::RateLimited);
         }
         alloc.traffic.packets_in += 1;
         alloc.traffic.bytes_in += len as u64;
@@ -629,6 +769,78 @@ impl Server {
         }
     }
 
+    /// Numbers this worker's session ids (the admin API's) apart from other workers'.
+    pub fn set_worker_index(&mut self, index: u16) {
+        self.id_prefix = u64::from(index) << 48;
+    }
+
+    /// The live sessions, for operators.
+    pub fn sessions(&self, now: Instant) -> Vec<SessionInfo> {
+        let c = &self.shared.config;
+        self.slots
+            .iter()
+            .flatten()
+            .map(|a| SessionInfo {
+                id: a.id,
+                user: a.user.clone(),
+                username: a.username.clone(),
+                client: a.tuple.client,
+                relay: a.advertised,
+                transport: match a.tuple.transport {
+                    Transport::Udp => "udp",
+                    Transport::Tcp => "tcp",
+                    Transport::Tls => "tls",
+                },
+                created_unix: a.started_unix,
+                expires_unix: c.unix_at(a.expires.max(now)),
+                permissions: a.permissions.len(),
+                channels: a.channels.len(),
+                traffic: a.traffic,
+            })
+            .collect()
+    }
+
+    /// Ends the session `id` at once (admin API); false if there is none.
+    pub fn end_session(&mut self, id: u64, now: Instant, relays: &mut dyn Relays) -> bool {
+        let found = self
+            .slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|a| a.id == id));
+        match found {
+            Some(idx) => {
+                self.remove(idx as u32, now, EndReason::Admin, relays);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends every session of `user` at once (admin API); returns how many.
+    pub fn end_user_sessions(
+        &mut self,
+        user: &str,
+        now: Instant,
+        relays: &mut dyn Relays,
+    ) -> usize {
+        let idxs: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.as_ref().is_some_and(|a| a.user == user))
+            .map(|(i, _)| i as u32)
+            .collect();
+        for &i in &idxs {
+            self.remove(i, now, EndReason::Admin, relays);
+        }
+        idxs.len()
+    }
+
+    /// Bucket size for `max_bps`: a quarter second of traffic, at least two full-size
+    /// datagrams so a packet is never too big to ever pass.
+    fn burst(&self) -> u64 {
+        (self.shared.config.max_bps / 4).max(2 * 1500)
+    }
+
     /// Ends the allocation of a 5-tuple whose connection closed (TCP/TLS clients).
     pub fn close_tuple(&mut self, tuple: &FiveTuple, now: Instant, relays: &mut dyn Relays) {
         if let Some(&idx) = self.by_tuple.get(tuple) {
@@ -660,6 +872,7 @@ impl Server {
 
     #[inline]
     fn channel_data(&mut self, packet: &[u8], tuple: FiveTuple, now: Instant) -> Outcome {
+        let (max_bps, burst) = (self.shared.config.max_bps, self.burst());
         let Ok(cd) = ChannelData::parse(packet, self.shared.config.channel_range) else {
             return self.drop(DropReason::Malformed);
         };
@@ -678,6 +891,10 @@ impl Server {
         // The channel installed the permission; it may have lapsed if not refreshed.
         if !alloc.permitted(peer.ip(), now) {
             return self.drop(DropReason::NoPermission);
+        }
+        if max_bps != 0 && !alloc.buckets[0].take(cd.data.len() as u64, max_bps, burst, now) {
+            self.stats.rate_limited.inc();
+            return Outcome::Dropped(DropReason::RateLimited);
         }
         alloc.traffic.packets_out += 1;
         alloc.traffic.bytes_out += cd.data.len() as u64;
@@ -744,7 +961,13 @@ impl Server {
                     self.turn_request(&msg, tuple, now, out, relays)
                 };
                 match result {
-                    Some(len) => Outcome::Reply { len },
+                    Some(len) => {
+                        let code = response_code(&out[..len]);
+                        self.stats.responses[stats::method_index(typ.method)]
+                            [stats::code_index(code)]
+                        .inc();
+                        Outcome::Reply { len }
+                    }
                     None => self.drop(DropReason::OutputTooSmall),
                 }
             }
@@ -758,6 +981,7 @@ impl Server {
         tuple: FiveTuple,
         now: Instant,
     ) -> Outcome {
+        let (max_bps, burst) = (self.shared.config.max_bps, self.burst());
         let Some(&idx) = self.by_tuple.get(&tuple) else {
             return self.drop(DropReason::NoAllocation);
         };
@@ -773,7 +997,7 @@ impl Server {
         if msg.unknown_comprehension_required(attr_type::is_known, &mut [0u16; 1]) > 0 {
             return self.drop(DropReason::Malformed);
         }
-        if self.shared.policy.check(peer).is_err() {
+        if self.shared.check_peer_policy(peer, true).is_err() {
             self.stats.policy_denied.inc();
             return self.drop(DropReason::PolicyDenied);
         }
@@ -787,6 +1011,10 @@ impl Server {
             || !alloc.permitted(peer.ip(), now)
         {
             return self.drop(DropReason::NoPermission);
+        }
+        if max_bps != 0 && !alloc.buckets[0].take(data.value.len() as u64, max_bps, burst, now) {
+            self.stats.rate_limited.inc();
+            return Outcome::Dropped(DropReason::RateLimited);
         }
         alloc.traffic.packets_out += 1;
         alloc.traffic.bytes_out += data.value.len() as u64;
@@ -957,12 +1185,20 @@ impl Server {
             Err(f) => {
                 self.stats.auth_failures.inc();
                 return match f {
-                    AuthFailure::Unauthorized => self.challenge(msg, 401, tuple.client, now, out),
-                    AuthFailure::StaleNonce => self.challenge(msg, 438, tuple.client, now, out),
+                    AuthFailure::Unauthorized => {
+                        self.stats.auth_unauthorized.inc();
+                        self.challenge(msg, 401, tuple.client, now, out)
+                    }
+                    AuthFailure::StaleNonce => {
+                        self.stats.auth_stale_nonce.inc();
+                        self.challenge(msg, 438, tuple.client, now, out)
+                    }
                     AuthFailure::BadRequest => {
+                        self.stats.auth_bad_request.inc();
                         self.error(&Reply { msg, key: None }, 400, "Bad Request", out)
                     }
                     AuthFailure::WrongCredentials(key) => {
+                        self.stats.auth_wrong_credentials.inc();
                         // Authentic with other credentials: protect the answer with them.
                         self.error(
                             &Reply {
@@ -977,6 +1213,7 @@ impl Server {
                 };
             }
         };
+        self.stats.auth_ok.inc();
         let reply = Reply {
             msg,
             key: Some(auth.key),
@@ -1101,12 +1338,21 @@ impl Server {
             }
             return self.challenge(msg, 401, tuple.client, now, out);
         }
-        if !self.shared.quota_take(&auth.user) {
+        if let Err(which) = self.shared.quota_take(&auth.user) {
             if let Some(a) = reserved {
                 relays.release(a);
             }
-            self.stats.quota_rejections.inc();
-            return self.error(reply, 486, "Allocation Quota Reached", out);
+            // A user over its quota gets 486; a server at its total capacity, 508 (§7.2).
+            return match which {
+                QuotaExceeded::User => {
+                    self.stats.quota_rejections.inc();
+                    self.error(reply, 486, "Allocation Quota Reached", out)
+                }
+                QuotaExceeded::Total => {
+                    self.stats.total_quota_rejections.inc();
+                    self.error(reply, 508, "Insufficient Capacity", out)
+                }
+            };
         }
         // The relay socket.
         let mut new_token = None;
@@ -1167,7 +1413,12 @@ impl Server {
             channel_by_peer: HashMap::new(),
             allocate_response: (msg.transaction_id(), out[..len].to_vec()),
             traffic: Traffic::default(),
+            buckets: [TokenBucket::new(now, self.burst()); 2],
             scheduled: now + lifetime,
+            id: {
+                self.next_id += 1;
+                self.id_prefix | self.next_id
+            },
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -1181,6 +1432,10 @@ impl Server {
         };
         self.by_tuple.insert(tuple, idx);
         self.by_relay.insert(relay, idx);
+        if let Ok(mut live) = self.shared.live_relays.write() {
+            live.insert(relay);
+            live.insert(advertised);
+        }
         self.timers.push(Reverse((now + lifetime, idx)));
         self.stats.allocations_created.inc();
         tracing::debug!(client = %tuple.client, %relay, %advertised, lifetime = lifetime.as_secs(), "allocation created");
@@ -1325,12 +1580,7 @@ impl Server {
         if AddressFamily::of(peer.ip()) != AddressFamily::of(alloc_relay.ip()) {
             return Err((443, "Peer Address Family Mismatch"));
         }
-        let verdict = if with_port {
-            self.shared.policy.check(peer)
-        } else {
-            self.shared.policy.check_ip(peer.ip())
-        };
-        if verdict.is_err() {
+        if self.shared.check_peer_policy(peer, with_port).is_err() {
             self.stats.policy_denied.inc();
             return Err((403, "Forbidden"));
         }
@@ -1363,6 +1613,7 @@ impl Server {
         if count == 0 {
             return self.error(reply, 400, "Bad Request", out);
         }
+        let max_permissions = self.shared.config.max_permissions;
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
         let mut new: Vec<IpAddr> = msg
             .attributes()
@@ -1376,7 +1627,7 @@ impl Server {
         new.sort_unstable();
         new.dedup();
         let new = new.len();
-        if alloc.permissions.len() + new > MAX_PERMISSIONS {
+        if alloc.permissions.len() + new > max_permissions {
             return self.error(reply, 508, "Insufficient Capacity", out);
         }
         for raw in msg
@@ -1427,9 +1678,16 @@ impl Server {
         if let Err((code, reason)) = self.check_peer(relay, peer, true) {
             return self.error(reply, code, reason, out);
         }
+        let (max_permissions, max_channels) = (
+            self.shared.config.max_permissions,
+            self.shared.config.max_channels,
+        );
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
-        if !alloc.permissions.contains_key(&peer.ip()) && alloc.permissions.len() >= MAX_PERMISSIONS
-        {
+        let over_permissions = !alloc.permissions.contains_key(&peer.ip())
+            && alloc.permissions.len() >= max_permissions;
+        let over_channels =
+            !alloc.channels.contains_key(&number) && alloc.channels.len() >= max_channels;
+        if over_permissions || over_channels {
             return self.error(reply, 508, "Insufficient Capacity", out);
         }
         alloc.channels.insert(
@@ -1468,9 +1726,20 @@ impl Server {
         self.free.push(idx);
         self.by_tuple.remove(&a.tuple);
         self.by_relay.remove(&a.relay);
+        if let Ok(mut live) = self.shared.live_relays.write() {
+            live.remove(&a.relay);
+            live.remove(&a.advertised);
+        }
         relays.close(a.relay);
         self.shared.quota_release(&a.user);
         self.stats.allocations_ended.inc();
+        match why {
+            EndReason::Expired => self.stats.ended_expired.inc(),
+            EndReason::Deleted => self.stats.ended_deleted.inc(),
+            EndReason::ConnectionClosed => self.stats.ended_connection_closed.inc(),
+            EndReason::Admin => self.stats.ended_admin.inc(),
+            EndReason::Shutdown => self.stats.ended_shutdown.inc(),
+        }
         let t = a.traffic;
         tracing::info!(
             target: "ternd::session",

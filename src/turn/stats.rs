@@ -35,28 +35,76 @@ macro_rules! stats {
         #[derive(Debug, Default)]
         pub struct Stats {
             $($(#[$doc])* pub $name: Counter,)*
+            /// Responses sent, by request method and response code.
+            pub responses: [[Counter; RESPONSE_CODES.len()]; REQUEST_METHODS.len()],
         }
 
         /// A point-in-time copy of [`Stats`], summable across workers.
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
         pub struct StatsSnapshot {
             $($(#[$doc])* pub $name: u64,)*
+            /// Responses sent, by [`REQUEST_METHODS`] then [`RESPONSE_CODES`] index.
+            pub responses: [[u64; RESPONSE_CODES.len()]; REQUEST_METHODS.len()],
         }
 
         impl Stats {
             /// Reads every counter.
             pub fn snapshot(&self) -> StatsSnapshot {
-                StatsSnapshot { $($name: self.$name.get(),)* }
+                StatsSnapshot {
+                    $($name: self.$name.get(),)*
+                    responses: std::array::from_fn(|m| std::array::from_fn(|c| self.responses[m][c].get())),
+                }
             }
         }
 
         impl std::ops::Add for StatsSnapshot {
             type Output = StatsSnapshot;
             fn add(self, o: StatsSnapshot) -> StatsSnapshot {
-                StatsSnapshot { $($name: self.$name.wrapping_add(o.$name),)* }
+                StatsSnapshot {
+                    $($name: self.$name.wrapping_add(o.$name),)*
+                    responses: std::array::from_fn(|m| {
+                        std::array::from_fn(|c| self.responses[m][c].wrapping_add(o.responses[m][c]))
+                    }),
+                }
             }
         }
     };
+}
+
+/// Request methods counted separately in [`Stats::responses`]; the last is "other".
+pub const REQUEST_METHODS: [&str; 6] = [
+    "binding",
+    "allocate",
+    "refresh",
+    "create_permission",
+    "channel_bind",
+    "other",
+];
+/// Response codes counted separately in [`Stats::responses`] (0 = success); the last is
+/// "other".
+pub const RESPONSE_CODES: [u16; 15] = [
+    0, 300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443, 486, 508, 999,
+];
+
+/// The [`Stats::responses`] index of a method.
+pub fn method_index(method: crate::stun::Method) -> usize {
+    use crate::stun::Method;
+    match method {
+        Method::BINDING => 0,
+        Method::ALLOCATE => 1,
+        Method::REFRESH => 2,
+        Method::CREATE_PERMISSION => 3,
+        Method::CHANNEL_BIND => 4,
+        _ => 5,
+    }
+}
+
+/// The [`Stats::responses`] index of a response code (0 = success).
+pub fn code_index(code: u16) -> usize {
+    RESPONSE_CODES
+        .iter()
+        .position(|&c| c == code)
+        .unwrap_or(RESPONSE_CODES.len() - 1)
 }
 
 stats! {
@@ -92,8 +140,32 @@ stats! {
     capacity_rejections,
     /// Allocations created.
     allocations_created,
-    /// Allocations ended.
+    /// Allocations ended (all reasons).
     allocations_ended,
+    /// Allocations ended because their lifetime ran out.
+    ended_expired,
+    /// Allocations deleted by their client (Refresh with LIFETIME 0).
+    ended_deleted,
+    /// Allocations ended because their TCP/TLS connection closed.
+    ended_connection_closed,
+    /// Allocations ended by an operator (admin API).
+    ended_admin,
+    /// Allocations ended at shutdown.
+    ended_shutdown,
+    /// Requests that failed authentication: no or bad credentials (401).
+    auth_unauthorized,
+    /// Requests that failed authentication: stale or foreign nonce (438).
+    auth_stale_nonce,
+    /// Requests that failed authentication: malformed credentials (400).
+    auth_bad_request,
+    /// Requests with credentials other than their allocation's (441).
+    auth_wrong_credentials,
+    /// Requests that authenticated.
+    auth_ok,
+    /// Allocations refused by the total quota (486).
+    total_quota_rejections,
+    /// Packets dropped by an allocation's bandwidth limit (max_bps).
+    rate_limited,
     /// Packets relayed client to peer.
     relayed_out_packets,
     /// Payload bytes relayed client to peer.

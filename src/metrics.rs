@@ -1,0 +1,289 @@
+//! Prometheus metrics, rendered at scrape time from the workers' counters.
+//!
+//! Nothing here runs on the packet path: each worker bumps its own plain counters
+//! ([`crate::turn::Stats`]) and a scrape sums them into metric families, encoded with the
+//! `prometheus` crate's text encoder.
+
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder as _, TextEncoder};
+
+use crate::turn::{REQUEST_METHODS, RESPONSE_CODES, StatsSnapshot};
+
+/// Point-in-time values that are not counters of the workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Open TCP client connections.
+    pub tcp_connections: u64,
+    /// Relay ports held (live allocations plus EVEN-PORT reservations).
+    pub relay_ports_in_use: u64,
+    /// 1 while draining (not accepting new allocations).
+    pub draining: bool,
+}
+
+struct Builder {
+    families: Vec<MetricFamily>,
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut l = LabelPair::default();
+            l.set_name((*k).to_string());
+            l.set_value((*v).to_string());
+            l
+        })
+        .collect()
+}
+
+impl Builder {
+    fn family(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        samples: Vec<(Vec<LabelPair>, f64)>,
+    ) {
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_string());
+        f.set_help(help.to_string());
+        f.set_field_type(kind);
+        for (l, v) in samples {
+            let mut m = Metric::default();
+            m.set_label(l);
+            match kind {
+                MetricType::GAUGE => {
+                    let mut g = Gauge::default();
+                    g.set_value(v);
+                    m.set_gauge(g);
+                }
+                _ => {
+                    let mut c = Counter::default();
+                    c.set_value(v);
+                    m.set_counter(c);
+                }
+            }
+            f.mut_metric().push(m);
+        }
+        self.families.push(f);
+    }
+
+    fn counter(&mut self, name: &str, help: &str, samples: Vec<(Vec<LabelPair>, u64)>) {
+        self.family(
+            name,
+            help,
+            MetricType::COUNTER,
+            samples.into_iter().map(|(l, v)| (l, v as f64)).collect(),
+        );
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, samples: Vec<(Vec<LabelPair>, u64)>) {
+        self.family(
+            name,
+            help,
+            MetricType::GAUGE,
+            samples.into_iter().map(|(l, v)| (l, v as f64)).collect(),
+        );
+    }
+}
+
+/// Renders the text exposition format from each worker's counters and the gauges.
+pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
+    let s: StatsSnapshot = workers.iter().copied().sum();
+    let mut b = Builder {
+        families: Vec::new(),
+    };
+    b.gauge(
+        "ternd_build_info",
+        "Build information.",
+        vec![(labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1)],
+    );
+    b.gauge(
+        "ternd_allocations_active",
+        "Allocations alive now.",
+        vec![(
+            vec![],
+            s.allocations_created.saturating_sub(s.allocations_ended),
+        )],
+    );
+    b.counter(
+        "ternd_allocations_created_total",
+        "Allocations created.",
+        vec![(vec![], s.allocations_created)],
+    );
+    b.counter(
+        "ternd_allocations_ended_total",
+        "Allocations ended, by reason.",
+        vec![
+            (labels(&[("reason", "expired")]), s.ended_expired),
+            (labels(&[("reason", "deleted")]), s.ended_deleted),
+            (
+                labels(&[("reason", "connection_closed")]),
+                s.ended_connection_closed,
+            ),
+            (labels(&[("reason", "admin")]), s.ended_admin),
+            (labels(&[("reason", "shutdown")]), s.ended_shutdown),
+        ],
+    );
+    b.counter(
+        "ternd_auth_total",
+        "Authentication results of TURN requests, by result.",
+        vec![
+            (labels(&[("result", "ok")]), s.auth_ok),
+            (labels(&[("result", "unauthorized")]), s.auth_unauthorized),
+            (labels(&[("result", "stale_nonce")]), s.auth_stale_nonce),
+            (labels(&[("result", "bad_request")]), s.auth_bad_request),
+            (
+                labels(&[("result", "wrong_credentials")]),
+                s.auth_wrong_credentials,
+            ),
+        ],
+    );
+    b.counter(
+        "ternd_requests_total",
+        "STUN/TURN requests received.",
+        vec![(vec![], s.requests)],
+    );
+    b.counter(
+        "ternd_indications_total",
+        "STUN/TURN indications received.",
+        vec![(vec![], s.indications)],
+    );
+    let mut responses = Vec::new();
+    for (m, method) in REQUEST_METHODS.iter().enumerate() {
+        for (c, code) in RESPONSE_CODES.iter().enumerate() {
+            let n = s.responses[m][c];
+            if n == 0 {
+                continue;
+            }
+            let code = match *code {
+                0 => "success".to_string(),
+                999 => "other".to_string(),
+                x => x.to_string(),
+            };
+            responses.push((labels(&[("method", method), ("code", &code)]), n));
+        }
+    }
+    b.counter(
+        "ternd_responses_total",
+        "Responses sent, by request method and code.",
+        responses,
+    );
+    let mut packets = Vec::new();
+    let mut bytes = Vec::new();
+    for (i, w) in workers.iter().enumerate() {
+        let worker = i.to_string();
+        packets.push((
+            labels(&[("direction", "to_peer"), ("worker", &worker)]),
+            w.relayed_out_packets,
+        ));
+        packets.push((
+            labels(&[("direction", "to_client"), ("worker", &worker)]),
+            w.relayed_in_packets,
+        ));
+        bytes.push((
+            labels(&[("direction", "to_peer"), ("worker", &worker)]),
+            w.relayed_out_bytes,
+        ));
+        bytes.push((
+            labels(&[("direction", "to_client"), ("worker", &worker)]),
+            w.relayed_in_bytes,
+        ));
+    }
+    b.counter(
+        "ternd_relayed_packets_total",
+        "Packets relayed, by direction and worker.",
+        packets,
+    );
+    b.counter(
+        "ternd_relayed_bytes_total",
+        "Payload bytes relayed, by direction and worker.",
+        bytes,
+    );
+    b.counter(
+        "ternd_dropped_total",
+        "Packets and requests dropped or refused, by reason.",
+        vec![
+            (labels(&[("reason", "malformed")]), s.malformed),
+            (
+                labels(&[("reason", "no_permission")]),
+                s.client_dropped_no_permission,
+            ),
+            (
+                labels(&[("reason", "peer_no_permission")]),
+                s.peer_dropped_no_permission,
+            ),
+            (labels(&[("reason", "peer_denied")]), s.policy_denied),
+            (labels(&[("reason", "user_quota")]), s.quota_rejections),
+            (
+                labels(&[("reason", "total_quota")]),
+                s.total_quota_rejections,
+            ),
+            (labels(&[("reason", "no_capacity")]), s.capacity_rejections),
+            (labels(&[("reason", "rate_limit")]), s.rate_limited),
+            (labels(&[("reason", "other_client")]), s.dropped),
+            (labels(&[("reason", "other_peer")]), s.peer_dropped),
+        ],
+    );
+    b.gauge(
+        "ternd_relay_ports_in_use",
+        "Relay ports held.",
+        vec![(vec![], gauges.relay_ports_in_use)],
+    );
+    b.gauge(
+        "ternd_connections",
+        "Open client connections, by transport.",
+        vec![(labels(&[("transport", "tcp")]), gauges.tcp_connections)],
+    );
+    b.gauge(
+        "ternd_draining",
+        "1 while the server drains.",
+        vec![(vec![], u64::from(gauges.draining))],
+    );
+    let mut out = Vec::new();
+    if TextEncoder::new().encode(&b.families, &mut out).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_labels() {
+        let mut a = StatsSnapshot {
+            allocations_created: 5,
+            allocations_ended: 2,
+            relayed_out_packets: 7,
+            ..Default::default()
+        };
+        a.responses[1][0] = 3;
+        let b = StatsSnapshot {
+            relayed_out_packets: 4,
+            malformed: 9,
+            ..Default::default()
+        };
+        let text = render(
+            &[a, b],
+            Gauges {
+                tcp_connections: 2,
+                relay_ports_in_use: 3,
+                draining: false,
+            },
+        );
+        assert!(text.contains("ternd_allocations_active 3\n"), "{text}");
+        assert!(
+            text.contains("ternd_relayed_packets_total{direction=\"to_peer\",worker=\"0\"} 7\n")
+        );
+        assert!(
+            text.contains("ternd_relayed_packets_total{direction=\"to_peer\",worker=\"1\"} 4\n")
+        );
+        assert!(text.contains("ternd_responses_total{method=\"allocate\",code=\"success\"} 3\n"));
+        assert!(text.contains("ternd_dropped_total{reason=\"malformed\"} 9\n"));
+        assert!(text.contains("ternd_connections{transport=\"tcp\"} 2\n"));
+        assert!(text.contains("# TYPE ternd_allocations_created_total counter"));
+        assert!(text.contains("ternd_build_info{version=\""));
+    }
+}
