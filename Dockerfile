@@ -27,4 +27,7 @@ COPY config/ternd.toml /etc/ternd/ternd.toml
 USER ternd
 # STUN/TURN over UDP and TCP, TURN over TLS, and the default relay port range.
 EXPOSE 3478/udp 3478/tcp 5349/tcp 49152-65535/udp
+# /healthz on the HTTP endpoint (default 127.0.0.1:9641), with bash alone: the image has no curl.
+HEALTHCHECK --interval=30s --timeout=3s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9641 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q ' 200 ' <&3"]
 ENTRYPOINT ["/usr/local/bin/ternd", "-c", "/etc/ternd/ternd.toml"]
