@@ -22,6 +22,10 @@ struct Server {
 
 impl Server {
     fn start(ports: (u16, u16)) -> Server {
+        Self::start_with(ports, Vec::new())
+    }
+
+    fn start_with(ports: (u16, u16), public_keys: Vec<std::path::PathBuf>) -> Server {
         let mut c = Config {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             workers: 2,
@@ -39,6 +43,7 @@ impl Server {
             http: HttpConfig {
                 listen: None,
                 token_hs256_secrets: vec![TOKEN_KEY.into()],
+                token_public_keys: public_keys,
                 admin_token: Some(ADMIN.into()),
                 rate_limit: 0,
                 ..HttpConfig::default()
@@ -101,7 +106,11 @@ fn token(sub: &str) -> String {
 }
 
 fn ice_credentials(s: &Server, sub: &str) -> (String, String, serde_json::Value) {
-    let auth = format!("Bearer {}", token(sub));
+    ice_credentials_with(s, &token(sub))
+}
+
+fn ice_credentials_with(s: &Server, token: &str) -> (String, String, serde_json::Value) {
+    let auth = format!("Bearer {token}");
     let r = http(
         s.http_addr,
         "POST",
@@ -352,4 +361,66 @@ fn admin_kills_a_session_at_once() {
     );
     assert_eq!(metric(&text, "ternd_allocations_active", &[]), 0.0);
     s.stop();
+}
+
+/// An EdDSA (Ed25519) access token, verified with a PEM public key, gives credentials that
+/// allocate on the relay.
+#[test]
+fn eddsa_token_to_allocation() {
+    let dir = std::env::temp_dir().join(format!("ternd-eddsa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, public) = (dir.join("ed.key"), dir.join("ed.pub"));
+    for args in [
+        vec![
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            key.to_str().unwrap(),
+        ],
+        vec![
+            "pkey",
+            "-in",
+            key.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    ] {
+        let ok = Command::new("openssl")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "openssl {args:?}");
+    }
+    let s = Server::start_with((25500, 25999), vec![public.clone()]);
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: u64,
+        aud: &'a str,
+    }
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let pem = std::fs::read(&key).unwrap();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA),
+        &Claims {
+            sub: "erin",
+            exp,
+            aud: "ternd",
+        },
+        &jsonwebtoken::EncodingKey::from_ed_pem(&pem).unwrap(),
+    )
+    .unwrap();
+    let (username, credential, _) = ice_credentials_with(&s, &token);
+    assert!(username.ends_with(":erin"));
+    let mut c = Client::with_credentials(s.relay.udp_addrs()[0], &username, &credential);
+    c.allocate();
+    s.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
