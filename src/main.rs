@@ -92,6 +92,7 @@ fn main() -> ExitCode {
     tracing::info!(
         udp = ?handle.udp_addrs(),
         tcp = ?handle.tcp_addrs(),
+        tls = ?handle.tls_addrs(),
         workers = config.workers,
         realm = %config.realm,
         "ternd {} listening",
@@ -123,7 +124,17 @@ fn main() -> ExitCode {
         );
     }
 
-    signals.wait();
+    signals.wait(|| {
+        // SIGHUP: reload the TLS certificate without dropping connections.
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key)
+            && !handle.tls_addrs().is_empty()
+        {
+            match handle.reload_tls(cert, key) {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the old one"),
+            }
+        }
+    });
     tracing::info!("shutting down");
     let _ = http_stop.send(true);
     if let Some(h) = http {
@@ -180,7 +191,7 @@ fn start_http(
     let ice = ternd::http::IceSettings {
         hosts,
         udp_tcp_port: handle.udp_addrs().first().map(|a| a.port()).unwrap_or(3478),
-        tls_port: None,
+        tls_port: handle.tls_addrs().first().map(|a| a.port()),
         secret: config.auth.secrets.first().cloned().unwrap_or_default(),
         separator: config.auth.rest_separator,
         ttl: config.http.credential_ttl,
@@ -242,8 +253,8 @@ config/ternd.toml) and mint credentials in your backend the same way.",
     );
 }
 
-/// SIGINT and SIGTERM handlers, installed before the server starts so that a signal
-/// arriving during start-up still means a clean stop.
+/// SIGINT, SIGTERM and SIGHUP handlers, installed before the server starts so that a
+/// signal arriving during start-up still means a clean stop.
 struct Signals {
     rt: tokio::runtime::Runtime,
     #[cfg(unix)]
@@ -262,6 +273,7 @@ impl Signals {
             vec![
                 signal(SignalKind::interrupt())?,
                 signal(SignalKind::terminate())?,
+                signal(SignalKind::hangup())?,
             ]
         };
         Ok(Signals {
@@ -271,21 +283,27 @@ impl Signals {
         })
     }
 
-    /// Blocks until SIGINT or SIGTERM.
-    fn wait(self) {
+    /// Blocks until SIGINT or SIGTERM, calling `on_hangup` for every SIGHUP meanwhile.
+    fn wait(self, mut on_hangup: impl FnMut()) {
         #[cfg(unix)]
         {
             let Signals { rt, mut streams } = self;
             rt.block_on(async move {
-                let (a, b) = streams.split_at_mut(1);
-                tokio::select! {
-                    _ = a[0].recv() => {}
-                    _ = b[0].recv() => {}
+                let [int, term, hup] = &mut streams[..] else {
+                    return;
+                };
+                loop {
+                    tokio::select! {
+                        _ = int.recv() => return,
+                        _ = term.recv() => return,
+                        _ = hup.recv() => on_hangup(),
+                    }
                 }
             });
         }
         #[cfg(not(unix))]
         {
+            let _ = &mut on_hangup;
             let _ = self.rt.block_on(tokio::signal::ctrl_c());
         }
     }

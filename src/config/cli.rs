@@ -317,18 +317,72 @@ pub struct Cli {
     )]
     pub stun_backward_compatibility: Option<bool>,
 
-    /// Largest STUN/ChannelData frame accepted on TCP, 548..=65540
+    /// Largest STUN/ChannelData frame accepted on TCP and TLS, 548..=65540
     /// [default: 65540]
     #[arg(long, value_name = "BYTES", env = "TERND_MAX_FRAME_SIZE")]
     pub max_frame_size: Option<String>,
 
-    /// Close TCP connections idle for this long [default: 5m]
+    /// Close TCP and TLS connections idle for this long; those holding an
+    /// allocation are kept [default: 5m]
     #[arg(long, value_name = "DUR", env = "TERND_TCP_IDLE_TIMEOUT")]
     pub tcp_idle_timeout: Option<String>,
 
     /// Maximum concurrent TCP connections [default: 10000]
     #[arg(long, value_name = "N", env = "TERND_MAX_TCP_CONNECTIONS")]
     pub max_tcp_connections: Option<String>,
+
+    /// Address to listen on for TURN over TLS (turns:), e.g. 0.0.0.0:5349 or
+    /// :443 (all interfaces); repeatable; needs --cert and --key
+    /// [default: none, TLS off]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "TERND_TLS_LISTEN",
+        value_delimiter = ','
+    )]
+    pub tls_listen: Vec<String>,
+
+    /// PEM certificate chain for the TLS listeners; reloaded on SIGHUP
+    /// [default: none]
+    #[arg(long, value_name = "FILE", env = "TERND_CERT")]
+    pub cert: Option<String>,
+
+    /// PEM private key for --cert; reloaded on SIGHUP [default: none]
+    #[arg(long, value_name = "FILE", env = "TERND_KEY")]
+    pub key: Option<String>,
+
+    /// Time a client has to complete the TLS handshake [default: 10s]
+    #[arg(long, value_name = "DUR", env = "TERND_TLS_HANDSHAKE_TIMEOUT")]
+    pub tls_handshake_timeout: Option<String>,
+
+    /// Allow RFC 6062 TCP allocations (REQUESTED-TRANSPORT=TCP)
+    /// [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "TERND_TCP_RELAY",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub tcp_relay: Option<bool>,
+
+    /// TCP or TLS listener address (from --listen or --tls-listen) that
+    /// expects a PROXY protocol v1/v2 header on every connection; only for
+    /// listeners reachable solely through the load balancer; repeatable
+    /// [default: none]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "TERND_PROXY_PROTOCOL",
+        value_delimiter = ','
+    )]
+    pub proxy_protocol: Vec<String>,
+
+    /// Maximum concurrent TCP/TLS connections per client IP, 1..=1000000
+    /// [default: 100]
+    #[arg(long, value_name = "N", env = "TERND_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<String>,
 
     /// A subcommand; without one, `ternd` runs the server.
     #[command(subcommand)]
@@ -555,6 +609,13 @@ impl fmt::Debug for Cli {
             .field("max_frame_size", &self.max_frame_size)
             .field("tcp_idle_timeout", &self.tcp_idle_timeout)
             .field("max_tcp_connections", &self.max_tcp_connections)
+            .field("tls_listen", &self.tls_listen)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("tls_handshake_timeout", &self.tls_handshake_timeout)
+            .field("tcp_relay", &self.tcp_relay)
+            .field("proxy_protocol", &self.proxy_protocol)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("command", &self.command)
             .finish()
     }

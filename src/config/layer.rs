@@ -38,6 +38,13 @@ pub(crate) struct Layer {
     pub(crate) max_frame_size: Slot<usize>,
     pub(crate) tcp_idle_timeout: Slot<Duration>,
     pub(crate) max_tcp_connections: Slot<usize>,
+    pub(crate) tls_listen: Slot<Vec<SocketAddr>>,
+    pub(crate) tls_cert: Slot<Option<PathBuf>>,
+    pub(crate) tls_key: Slot<Option<PathBuf>>,
+    pub(crate) tls_handshake_timeout: Slot<Duration>,
+    pub(crate) tcp_relay: Slot<bool>,
+    pub(crate) proxy_protocol: Slot<Vec<SocketAddr>>,
+    pub(crate) max_connections_per_ip: Slot<usize>,
 
     pub(crate) relay_ips: Slot<Vec<IpAddr>>,
     pub(crate) external_ips: Slot<Vec<ExternalIp>>,
@@ -116,6 +123,13 @@ impl Layer {
             max_frame_size: over.max_frame_size.or(self.max_frame_size),
             tcp_idle_timeout: over.tcp_idle_timeout.or(self.tcp_idle_timeout),
             max_tcp_connections: over.max_tcp_connections.or(self.max_tcp_connections),
+            tls_listen: over.tls_listen.or(self.tls_listen),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+            tls_handshake_timeout: over.tls_handshake_timeout.or(self.tls_handshake_timeout),
+            tcp_relay: over.tcp_relay.or(self.tcp_relay),
+            proxy_protocol: over.proxy_protocol.or(self.proxy_protocol),
+            max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
             relay_ips: over.relay_ips.or(self.relay_ips),
             external_ips: over.external_ips.or(self.external_ips),
             ports: over.ports.or(self.ports),
@@ -205,11 +219,15 @@ impl Layer {
             secrets.extend(read_secret_file(path, origin, key)?);
         }
 
+        let listen = value_or(&self.listen, defaults.listen);
+        let (tls_listen, tls_cert, tls_key) = self.build_tls(&listen)?;
+        let proxy_protocol = self.check_proxy_protocol(&listen, &tls_listen)?;
+
         let http = self.build_http(&defaults.http)?;
         let not_yet_supported = Vec::new();
 
         Ok(Config {
-            listen: value_or(&self.listen, defaults.listen),
+            listen,
             realm: value_or(&self.realm, defaults.realm),
             workers,
             software: value_or(&self.software, defaults.software),
@@ -220,6 +238,19 @@ impl Layer {
             max_frame_size: value_or(&self.max_frame_size, defaults.max_frame_size),
             tcp_idle_timeout: value_or(&self.tcp_idle_timeout, defaults.tcp_idle_timeout),
             max_tcp_connections: value_or(&self.max_tcp_connections, defaults.max_tcp_connections),
+            tls_listen,
+            tls_cert,
+            tls_key,
+            tls_handshake_timeout: value_or(
+                &self.tls_handshake_timeout,
+                defaults.tls_handshake_timeout,
+            ),
+            tcp_relay: value_or(&self.tcp_relay, defaults.tcp_relay),
+            proxy_protocol,
+            max_connections_per_ip: value_or(
+                &self.max_connections_per_ip,
+                defaults.max_connections_per_ip,
+            ),
             relay: RelayConfig {
                 relay_ips: value_or(&self.relay_ips, Vec::new()),
                 external_ips: value_or(&self.external_ips, Vec::new()),
@@ -296,6 +327,33 @@ impl Layer {
                 "--max-tcp-connections",
                 &c.max_tcp_connections,
                 |s| values::uint(s).and_then(values::max_tcp_connections),
+            )?,
+            tls_listen: cli_list(
+                "TERND_TLS_LISTEN",
+                "--tls-listen",
+                &c.tls_listen,
+                values::listener_list,
+            )?,
+            tls_cert: cli_one("TERND_CERT", "--cert", &c.cert, values::optional_path)?,
+            tls_key: cli_one("TERND_KEY", "--key", &c.key, values::optional_path)?,
+            tls_handshake_timeout: cli_one(
+                "TERND_TLS_HANDSHAKE_TIMEOUT",
+                "--tls-handshake-timeout",
+                &c.tls_handshake_timeout,
+                values::duration,
+            )?,
+            tcp_relay: cli_bool("TERND_TCP_RELAY", "--tcp-relay", c.tcp_relay),
+            proxy_protocol: cli_list(
+                "TERND_PROXY_PROTOCOL",
+                "--proxy-protocol",
+                &c.proxy_protocol,
+                values::listener_list,
+            )?,
+            max_connections_per_ip: cli_one(
+                "TERND_MAX_CONNECTIONS_PER_IP",
+                "--max-connections-per-ip",
+                &c.max_connections_per_ip,
+                |s| values::uint(s).and_then(values::max_connections_per_ip),
             )?,
             relay_ips: cli_list(
                 "TERND_RELAY_IP",
@@ -519,6 +577,13 @@ impl Layer {
             max_frame_size,
             tcp_idle_timeout,
             max_tcp_connections,
+            tls_listen,
+            tls_cert,
+            tls_key,
+            tls_handshake_timeout,
+            tcp_relay,
+            proxy_protocol,
+            max_connections_per_ip,
             relay,
             auth,
             http,
@@ -552,6 +617,13 @@ impl Layer {
             max_frame_size: v(max_frame_size, "max_frame_size"),
             tcp_idle_timeout: v(tcp_idle_timeout, "tcp_idle_timeout"),
             max_tcp_connections: v(max_tcp_connections, "max_tcp_connections"),
+            tls_listen: v(tls_listen, "tls_listen"),
+            tls_cert: v(tls_cert, "tls_cert"),
+            tls_key: v(tls_key, "tls_key"),
+            tls_handshake_timeout: v(tls_handshake_timeout, "tls_handshake_timeout"),
+            tcp_relay: v(tcp_relay, "tcp_relay"),
+            proxy_protocol: v(proxy_protocol, "proxy_protocol"),
+            max_connections_per_ip: v(max_connections_per_ip, "max_connections_per_ip"),
             relay_ips: v(relay.relay_ips, "relay.relay_ips"),
             external_ips: v(relay.external_ips, "relay.external_ips"),
             ports: v(relay.ports, "relay.ports"),
@@ -608,7 +680,111 @@ impl Layer {
     }
 }
 
+/// `TLS listeners, certificate, key` as built by [`Layer::build_tls`].
+type TlsParts = (Vec<SocketAddr>, Option<PathBuf>, Option<PathBuf>);
+
+/// `` `KEY` from ORIGIN `` for messages about another value, or `builtin`.
+fn describe<T>(slot: &Slot<T>, builtin: &str) -> String {
+    match slot {
+        Some(v) => format!("`{}` from {}", v.key, v.origin),
+        None => builtin.to_owned(),
+    }
+}
+
 impl Layer {
+    /// The TURN-over-TLS listeners, certificate and key: listeners distinct
+    /// from the TCP ones, certificate and key given together (and required
+    /// with listeners), read and parsed (errors name the key and the file).
+    fn build_tls(&self, listen: &[SocketAddr]) -> Result<TlsParts, ConfigError> {
+        let tls_listen = value_or(&self.tls_listen, Vec::new());
+        if let Some(slot) = &self.tls_listen {
+            for &addr in &tls_listen {
+                if let Some(&other) = listen.iter().find(|&&l| values::listeners_overlap(addr, l)) {
+                    let what = if other == addr {
+                        format!("`{addr}` is also a TCP listen address")
+                    } else {
+                        format!("`{addr}` overlaps the TCP listen address `{other}`")
+                    };
+                    return Err(ConfigError::invalid(
+                        &slot.origin,
+                        &slot.key,
+                        format!(
+                            "{what} ({}); a TLS listener needs an address (port) of its own",
+                            describe(&self.listen, "built-in default of `listen`"),
+                        ),
+                    ));
+                }
+            }
+        }
+        let cert = self.tls_cert.as_ref().and_then(|v| v.value.clone());
+        let key = self.tls_key.as_ref().and_then(|v| v.value.clone());
+        match (&self.tls_cert, &self.tls_key, &cert, &key) {
+            (_, _, Some(c), Some(k)) => {
+                if let Err(m) = crate::http::tls::server_config(c, k) {
+                    let slot = if m.starts_with("certificate") {
+                        &self.tls_cert
+                    } else {
+                        &self.tls_key
+                    };
+                    return Err(slot_error(slot, "tls_key", m));
+                }
+            }
+            (Some(v), _, Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    &v.origin,
+                    &v.key,
+                    "a TLS certificate needs a private key too (tls_key / --key / TERND_KEY)",
+                ));
+            }
+            (_, Some(v), None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    &v.origin,
+                    &v.key,
+                    "a TLS private key needs a certificate too (tls_cert / --cert / TERND_CERT)",
+                ));
+            }
+            _ => {}
+        }
+        if cert.is_none()
+            && key.is_none()
+            && let (Some(slot), false) = (&self.tls_listen, tls_listen.is_empty())
+        {
+            return Err(ConfigError::invalid(
+                &slot.origin,
+                &slot.key,
+                "TLS listeners need a certificate and a private key \
+                 (tls_cert and tls_key / --cert and --key / TERND_CERT and TERND_KEY)",
+            ));
+        }
+        Ok((tls_listen, cert, key))
+    }
+
+    /// PROXY-protocol addresses: each must be a TCP or TLS listener.
+    fn check_proxy_protocol(
+        &self,
+        listen: &[SocketAddr],
+        tls_listen: &[SocketAddr],
+    ) -> Result<Vec<SocketAddr>, ConfigError> {
+        let proxy = value_or(&self.proxy_protocol, Vec::new());
+        if let Some(slot) = &self.proxy_protocol
+            && let Some(addr) = proxy
+                .iter()
+                .find(|a| !listen.contains(a) && !tls_listen.contains(a))
+        {
+            return Err(ConfigError::invalid(
+                &slot.origin,
+                &slot.key,
+                format!(
+                    "`{addr}` is not a listener address: each address must appear exactly in \
+                     listen ({}) or tls_listen ({})",
+                    describe(&self.listen, "built-in default"),
+                    describe(&self.tls_listen, "empty"),
+                ),
+            ));
+        }
+        Ok(proxy)
+    }
+
     /// The `[http]` section: defaults filled in, key and certificate files
     /// read and parsed (errors name the key and the file).
     fn build_http(&self, d: &HttpConfig) -> Result<HttpConfig, ConfigError> {
@@ -689,10 +865,6 @@ fn lifetime_error(
     default_value: Duration,
     max_value: Duration,
 ) -> ConfigError {
-    let describe = |slot: &Slot<Duration>, builtin: &str| match slot {
-        Some(v) => format!("`{}` from {}", v.key, v.origin),
-        None => builtin.to_owned(),
-    };
     // Blame the value with the highest precedence; on a tie, the maximum.
     let blame_default = match (default, max) {
         (Some(d), Some(m)) => rank(&d.origin) > rank(&m.origin),

@@ -55,13 +55,46 @@ pub struct Config {
     pub software: Option<String>,
     /// Answer RFC 3489 clients that send no magic cookie. Default `false`.
     pub stun_backward_compatibility: bool,
-    /// Largest STUN message or ChannelData frame accepted on a TCP stream,
-    /// in bytes. Default 65 540; range `548..=65_540`.
+    /// Largest STUN message or ChannelData frame accepted on a TCP or TLS
+    /// stream, in bytes. Default 65 540; range `548..=65_540`.
     pub max_frame_size: usize,
-    /// TCP connections idle for this long are closed. Default 5 minutes.
+    /// TCP and TLS connections idle for this long are closed, except those
+    /// holding an allocation (the allocation's lifetime governs them).
+    /// Default 5 minutes.
     pub tcp_idle_timeout: Duration,
     /// Maximum number of concurrent TCP connections. Default 10 000; at least 1.
     pub max_tcp_connections: usize,
+    /// Addresses of the TURN-over-TLS listeners (`turns:`), TCP only.
+    /// Default empty (off). `:PORT` in the file or on the command line stands
+    /// for `0.0.0.0:PORT` and `[::]:PORT`. No address may also be in
+    /// [`listen`](Self::listen) (nor overlap one through an unspecified IP).
+    /// Needs [`tls_cert`](Self::tls_cert) and [`tls_key`](Self::tls_key).
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain of the TLS listeners. Default `None`; required
+    /// (with [`tls_key`](Self::tls_key)) when
+    /// [`tls_listen`](Self::tls_listen) is not empty; checked at load with
+    /// `crate::http::tls::server_config`. Reloaded on SIGHUP without dropping
+    /// connections. TLS 1.2 and 1.3; ALPN `stun.turn` / `stun.nat-discovery`
+    /// (RFC 7443) accepted, not required.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the TLS listeners.
+    /// Default `None`; see [`tls_cert`](Self::tls_cert).
+    pub tls_key: Option<PathBuf>,
+    /// Time a client has to complete the TLS handshake. Default 10 s; nonzero.
+    pub tls_handshake_timeout: Duration,
+    /// Allow RFC 6062 TCP allocations (REQUESTED-TRANSPORT=TCP over a TCP or
+    /// TLS control connection). Default `false`, as hardening guides advise.
+    pub tcp_relay: bool,
+    /// TCP/TLS listener addresses (each one of [`listen`](Self::listen) or
+    /// [`tls_listen`](Self::tls_listen)) that expect a PROXY protocol v1/v2
+    /// header on every connection (behind an L4 load balancer); connections
+    /// without a valid header there are refused. Default empty. The header
+    /// is trusted: enable it only on listeners reachable solely through the
+    /// load balancer.
+    pub proxy_protocol: Vec<SocketAddr>,
+    /// Maximum concurrent TCP/TLS client connections per source IP address.
+    /// Default 100; range `1..=1_000_000`.
+    pub max_connections_per_ip: usize,
     /// TURN relay settings.
     pub relay: RelayConfig,
     /// Authentication settings.
@@ -268,6 +301,13 @@ impl Default for Config {
             max_frame_size: values::MAX_FRAME_SIZE,
             tcp_idle_timeout: Duration::from_secs(5 * 60),
             max_tcp_connections: 10_000,
+            tls_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            tcp_relay: false,
+            proxy_protocol: Vec::new(),
+            max_connections_per_ip: 100,
             relay: RelayConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),

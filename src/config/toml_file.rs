@@ -171,6 +171,25 @@ impl Walker {
                     l.max_tcp_connections =
                         self.set(key, values::max_tcp_connections(self.integer(key, v)?))?;
                 }
+                "tls_listen" => {
+                    l.tls_listen = self.set(key, values::listener_list(&self.strings(key, v)?))?;
+                }
+                "tls_cert" => {
+                    l.tls_cert = self.set(key, values::optional_path(self.string(key, v)?))?;
+                }
+                "tls_key" => {
+                    l.tls_key = self.set(key, values::optional_path(self.string(key, v)?))?;
+                }
+                "tls_handshake_timeout" => l.tls_handshake_timeout = self.duration(key, v)?,
+                "tcp_relay" => l.tcp_relay = self.set(key, Ok(self.boolean(key, v)?))?,
+                "proxy_protocol" => {
+                    l.proxy_protocol =
+                        self.set(key, values::listener_list(&self.strings(key, v)?))?;
+                }
+                "max_connections_per_ip" => {
+                    l.max_connections_per_ip =
+                        self.set(key, values::max_connections_per_ip(self.integer(key, v)?))?;
+                }
                 "relay" => self.relay(&mut l, self.table(key, v)?)?,
                 "auth" => self.auth(&mut l, self.table(key, v)?)?,
                 "http" => self.http(&mut l, self.table(key, v)?)?,

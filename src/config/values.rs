@@ -146,6 +146,50 @@ pub(crate) fn listen<S: AsRef<str>>(items: &[S]) -> Result<Vec<SocketAddr>, Stri
     Ok(out)
 }
 
+/// One TCP/TLS listener address: `IP:PORT`, or `:PORT` for every interface,
+/// which stands for both `0.0.0.0:PORT` and `[::]:PORT` (the IPv6 one is
+/// skipped at bind time on hosts without IPv6).
+fn listener_addrs(s: &str) -> Result<Vec<SocketAddr>, String> {
+    let t = s.trim();
+    if let Some(port) = t.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| {
+            format!("invalid socket address `{s}` (expected IP:PORT or :PORT, e.g. 0.0.0.0:5349, [::]:5349 or :443)")
+        })?;
+        return Ok(vec![
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            SocketAddr::from(([0u16; 8], port)),
+        ]);
+    }
+    t.parse().map(|a| vec![a]).map_err(|_| {
+        format!("invalid socket address `{s}` (expected IP:PORT or :PORT, e.g. 0.0.0.0:5349, [::]:5349 or :443)")
+    })
+}
+
+/// A possibly empty list of listener addresses (`tls_listen`,
+/// `proxy_protocol`); `:PORT` expands to both families; no duplicates.
+pub(crate) fn listener_list<S: AsRef<str>>(items: &[S]) -> Result<Vec<SocketAddr>, String> {
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(items.len());
+    for item in items {
+        for addr in listener_addrs(item.as_ref())? {
+            if out.contains(&addr) {
+                return Err(format!("address `{addr}` listed twice"));
+            }
+            out.push(addr);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a TCP listener on `a` and one on `b` would take the same
+/// connections: the same port (not 0, which picks a free one) and the same
+/// IP, or an unspecified IP of the other's family.
+pub(crate) fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// A duration: a humantime string (`"600s"`, `"10m"`, `"1h30m"`) or a bare
 /// integer number of seconds. Zero is rejected.
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
@@ -248,6 +292,19 @@ pub(crate) fn max_tcp_connections(n: usize) -> Result<usize, String> {
         Err("must be at least 1".to_owned())
     } else {
         Ok(n)
+    }
+}
+
+/// Largest `max_connections_per_ip`.
+pub(crate) const MAX_CONNECTIONS_PER_IP: usize = 1_000_000;
+
+pub(crate) fn max_connections_per_ip(n: usize) -> Result<usize, String> {
+    if (1..=MAX_CONNECTIONS_PER_IP).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range (1..={MAX_CONNECTIONS_PER_IP})"
+        ))
     }
 }
 

@@ -32,6 +32,8 @@ pub enum BindError {
 pub(super) struct WorkerSockets {
     pub udp: Vec<(SocketAddr, UdpSocket)>,
     pub tcp: Vec<(SocketAddr, TcpListener)>,
+    /// TURN over TLS listeners.
+    pub tls: Vec<(SocketAddr, TcpListener)>,
 }
 
 /// Everything bound.
@@ -39,6 +41,7 @@ pub(super) struct WorkerSockets {
 pub(super) struct Bound {
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
+    pub tls_addrs: Vec<SocketAddr>,
     pub per_worker: Vec<WorkerSockets>,
 }
 
@@ -145,6 +148,7 @@ pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, Bi
     let mut bound = Bound {
         udp_addrs: Vec::new(),
         tcp_addrs: Vec::new(),
+        tls_addrs: Vec::new(),
         per_worker: (0..workers).map(|_| WorkerSockets::default()).collect(),
     };
     for &addr in addrs {
@@ -173,4 +177,41 @@ pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, Bi
         return Err(BindError::NothingBound);
     }
     Ok(bound)
+}
+
+/// TCP listeners only (TURN over TLS), one `SO_REUSEPORT` socket per worker per address.
+pub(super) fn bind_tls(bound: &mut Bound, addrs: &[SocketAddr]) -> Result<(), BindError> {
+    let workers = bound.per_worker.len();
+    for &addr in addrs {
+        let bind = |addr: SocketAddr| -> io::Result<(SocketAddr, Vec<TcpListener>)> {
+            let actual = if addr.port() == 0 {
+                SocketAddr::new(addr.ip(), probe_free_port(addr)?)
+            } else {
+                addr
+            };
+            let listeners = (0..workers)
+                .map(|_| tcp(actual))
+                .collect::<io::Result<Vec<_>>>()?;
+            Ok((actual, listeners))
+        };
+        match bind(addr) {
+            Ok((actual, listeners)) => {
+                bound.tls_addrs.push(actual);
+                for (w, l) in bound.per_worker.iter_mut().zip(listeners) {
+                    w.tls.push((actual, l));
+                }
+            }
+            Err(e) if no_ipv6(addr, &e) => {
+                tracing::warn!(%addr, error = %e, "IPv6 unavailable on this host; not listening on it");
+            }
+            Err(source) => {
+                return Err(BindError::Listen {
+                    proto: "TLS",
+                    addr,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
 }

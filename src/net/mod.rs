@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::nonce::NonceKey;
@@ -49,6 +49,7 @@ const TCP_QUEUE: usize = 256;
 pub struct Handle {
     udp: Vec<SocketAddr>,
     tcp: Vec<SocketAddr>,
+    tls: Vec<SocketAddr>,
     relay_v4: Option<RelayAddress>,
     view: Arc<View>,
     shutdown: watch::Sender<bool>,
@@ -191,6 +192,25 @@ impl Handle {
         &self.tcp
     }
 
+    /// The TURN-over-TLS addresses the server listens on.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls
+    }
+
+    /// Reloads the TLS certificate and key (SIGHUP). Existing connections keep the old
+    /// configuration; new handshakes use the new one. On error the old one stays.
+    pub fn reload_tls(&self, cert: &std::path::Path, key: &std::path::Path) -> Result<(), String> {
+        let cfg = turn_tls_config(cert, key)?;
+        let mut slot = self
+            .view
+            .net
+            .tls
+            .write()
+            .map_err(|_| "TLS configuration lock poisoned".to_string())?;
+        *slot = Some(cfg);
+        Ok(())
+    }
+
     /// Where IPv4 relay sockets are bound and what is advertised.
     pub fn relay_v4(&self) -> Option<RelayAddress> {
         self.relay_v4
@@ -226,19 +246,53 @@ pub enum StartError {
     /// A credential could not be prepared (SASLprep).
     #[error("credentials: {0}")]
     Credentials(#[from] crate::auth::PrepError),
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The OS random number generator failed.
     #[error("random number generator: {0}")]
     Random(String),
 }
 
 /// Settings the I/O loops of every worker share (read-only but for one counter).
-#[derive(Debug)]
 struct NetShared {
+    /// The TLS configuration of the TURN/TLS listeners; replaced on SIGHUP.
+    tls: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
+    tls_handshake_timeout: Duration,
+    max_connections_per_ip: usize,
+    per_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
     channel_range: ChannelRange,
     max_frame_size: usize,
     tcp_idle_timeout: Duration,
     max_tcp_connections: usize,
     tcp_connections: AtomicUsize,
+}
+
+impl std::fmt::Debug for NetShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetShared")
+            .field("max_tcp_connections", &self.max_tcp_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NetShared {
+    fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        let cfg = self.tls.read().ok()?.clone()?;
+        Some(tokio_rustls::TlsAcceptor::from(cfg))
+    }
+}
+
+/// The rustls configuration for TURN over TLS: the certificate chain and key, TLS 1.2 and
+/// 1.3, ALPN `stun.turn` / `stun.nat-discovery` (RFC 7443) offered, not required.
+pub fn turn_tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let base = crate::http::tls::server_config(cert, key)?;
+    let mut c = (*base).clone();
+    c.alpn_protocols = vec![b"stun.turn".to_vec(), b"stun.nat-discovery".to_vec()];
+    Ok(Arc::new(c))
 }
 
 /// One worker's state, owned by its thread.
@@ -351,10 +405,20 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
     let workers = config.workers.max(1);
-    let bound = listen::bind_all(&config.listen, workers)?;
+    let mut bound = listen::bind_all(&config.listen, workers)?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) if !config.tls_listen.is_empty() => {
+            Some(turn_tls_config(c, k).map_err(StartError::Tls)?)
+        }
+        _ => None,
+    };
+    if tls.is_some() {
+        listen::bind_tls(&mut bound, &config.tls_listen)?;
+    }
     let (relay_v4, relay_v6) = relay_addresses(config);
 
     let mut service: Vec<SocketAddr> = bound.udp_addrs.clone();
+    service.extend(bound.tls_addrs.iter().copied());
     service.extend(config.http.listen);
     let mut local_ips: Vec<IpAddr> = service.iter().map(|a| a.ip()).collect();
     for r in [relay_v4, relay_v6].into_iter().flatten() {
@@ -397,6 +461,10 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         tcp_idle_timeout: config.tcp_idle_timeout,
         max_tcp_connections: config.max_tcp_connections,
         tcp_connections: AtomicUsize::new(0),
+        tls: std::sync::RwLock::new(tls),
+        tls_handshake_timeout: config.tls_handshake_timeout,
+        max_connections_per_ip: config.max_connections_per_ip,
+        per_ip: std::sync::Mutex::new(HashMap::new()),
     });
     let reserved: Reserved = Arc::default();
     let (tx, rx) = watch::channel(false);
@@ -431,6 +499,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     Ok(Handle {
         udp: bound.udp_addrs,
         tcp: bound.tcp_addrs,
+        tls: bound.tls_addrs,
         relay_v4,
         view,
         shutdown: tx,
@@ -481,8 +550,26 @@ fn run_worker(
         }
         for (addr, l) in sockets.tcp {
             match TcpListener::from_std(l) {
-                Ok(l) => tasks.push(tokio::task::spawn_local(tcp_accept_loop(l, addr, worker.clone(), shutdown.clone()))),
+                Ok(l) => tasks.push(tokio::task::spawn_local(tcp_accept_loop(
+                    l,
+                    addr,
+                    StreamKind::Tcp,
+                    worker.clone(),
+                    shutdown.clone(),
+                ))),
                 Err(e) => tracing::error!(worker = index, %addr, error = %e, "cannot register TCP listener"),
+            }
+        }
+        for (addr, l) in sockets.tls {
+            match TcpListener::from_std(l) {
+                Ok(l) => tasks.push(tokio::task::spawn_local(tcp_accept_loop(
+                    l,
+                    addr,
+                    StreamKind::Tls,
+                    worker.clone(),
+                    shutdown.clone(),
+                ))),
+                Err(e) => tracing::error!(worker = index, %addr, error = %e, "cannot register TLS listener"),
             }
         }
         tasks.push(tokio::task::spawn_local(admin_loop(worker.clone(), admin, shutdown.clone())));
@@ -610,9 +697,58 @@ async fn udp_loop(
     }
 }
 
+/// Which protocol a stream listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    Tcp,
+    Tls,
+}
+
+/// A slot in the per-source-IP connection count; released on drop.
+struct IpSlot {
+    net: Arc<NetShared>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        self.net.tcp_connections.fetch_sub(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.net.per_ip.lock()
+            && let Some(n) = m.get_mut(&self.ip)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl NetShared {
+    /// Counts a new connection from `ip` against the total and per-IP limits (accept time
+    /// only, never per packet).
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let mut m = self.per_ip.lock().ok()?;
+        if self.tcp_connections.load(Ordering::Relaxed) >= self.max_tcp_connections {
+            return None;
+        }
+        let n = m.get(&ip).copied().unwrap_or(0);
+        if n >= self.max_connections_per_ip {
+            return None;
+        }
+        m.insert(ip, n + 1);
+        self.tcp_connections.fetch_add(1, Ordering::Relaxed);
+        Some(IpSlot {
+            net: self.clone(),
+            ip,
+        })
+    }
+}
+
 async fn tcp_accept_loop(
     listener: TcpListener,
     local: SocketAddr,
+    kind: StreamKind,
     worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -630,37 +766,57 @@ async fn tcp_accept_loop(
             _ = shutdown.changed() => return,
         };
         let net = worker.net.clone();
-        let open = net.tcp_connections.fetch_add(1, Ordering::Relaxed);
-        if open >= net.max_tcp_connections {
-            net.tcp_connections.fetch_sub(1, Ordering::Relaxed);
-            tracing::debug!(%local, "TCP connection refused: max_tcp_connections reached");
-            drop(stream);
+        let Some(slot) = net.admit(peer.ip()) else {
+            tracing::debug!(%local, "connection refused: connection limit reached");
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
         let worker = worker.clone();
         let shutdown = shutdown.clone();
         tokio::task::spawn_local(async move {
-            tcp_connection(stream, peer, local, &worker, shutdown).await;
-            net.tcp_connections.fetch_sub(1, Ordering::Relaxed);
+            let local = stream.local_addr().unwrap_or(local);
+            match kind {
+                StreamKind::Tcp => {
+                    stream_connection(stream, peer, local, Transport::Tcp, &worker, shutdown).await;
+                }
+                StreamKind::Tls => {
+                    let Some(acceptor) = worker.net.tls_acceptor() else {
+                        return;
+                    };
+                    let handshake =
+                        tokio::time::timeout(net.tls_handshake_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls)) => {
+                            stream_connection(tls, peer, local, Transport::Tls, &worker, shutdown)
+                                .await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            drop(slot);
         });
     }
 }
 
-async fn tcp_connection(
-    stream: TcpStream,
+/// One TCP or TLS client connection: frames in, answers and relayed data out.
+async fn stream_connection<S>(
+    stream: S,
     peer: SocketAddr,
     local: SocketAddr,
+    transport: Transport,
     worker: &Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let local = stream.local_addr().unwrap_or(local);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
     let tuple = FiveTuple {
         client: peer,
         server: local,
-        transport: Transport::Tcp,
+        transport,
     };
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
     worker.tcp_clients.borrow_mut().insert(tuple, tx.clone());
     let idle = worker.net.tcp_idle_timeout;

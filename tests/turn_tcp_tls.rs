@@ -1,0 +1,482 @@
+//! TURN over TCP and TLS against the real server on loopback: coturn's uclient (`-t`,
+//! `-t -S`), certificate reload with a rustls client, allocation freed when the control
+//! connection closes, framing limits and slow clients.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::SECRET;
+use ternd::config::{Config, PortRange, RelayConfig};
+use ternd::stun::{
+    Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
+};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("ternd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A self-signed certificate for `cn` (key, cert) made with openssl.
+fn self_signed(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let (key, cert) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+    );
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            &format!("/CN={cn}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{cn},IP:127.0.0.1"),
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is needed to make test certificates");
+    assert!(status.success());
+    (key, cert)
+}
+
+fn server(dir: &Path, ports: (u16, u16), tweak: impl FnOnce(&mut Config)) -> ternd::net::Handle {
+    let (key, cert) = self_signed(dir, "server", "localhost");
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        workers: 2,
+        relay: RelayConfig {
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            ports: PortRange {
+                lo: ports.0,
+                hi: ports.1,
+            },
+            allow_peer: vec!["127.0.0.1/32".parse().unwrap()],
+            rfc5766_channel_numbers: true,
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.auth.secrets = vec![SECRET.into()];
+    tweak(&mut c);
+    ternd::net::start(&c).expect("start")
+}
+
+fn interop_required() -> bool {
+    std::env::var("TERND_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new(cmd)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A turnutils_peer on a port between the relay ranges and Linux's ephemeral range.
+fn peer(port: u16) -> Peer {
+    Peer(
+        Command::new("turnutils_peer")
+            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("turnutils_peer"),
+    )
+}
+
+fn uclient(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("90")
+        .arg("turnutils_uclient")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// coturn's uclient over TCP (`-t`) and TLS (`-t -S`), channel mode, 0 lost.
+#[test]
+fn coturn_uclient_over_tcp_and_tls() {
+    if !have("turnutils_uclient") {
+        assert!(
+            !interop_required(),
+            "turnutils_uclient is required (TERND_REQUIRE_INTEROP=1)"
+        );
+        eprintln!("SKIPPED coturn_uclient_over_tcp_and_tls: coturn's turnutils_* not installed");
+        return;
+    }
+    let dir = TempDir::new("uclient-tls");
+    let h = server(&dir.0, (26000, 26999), |_| {});
+    let _p = peer(31001);
+    std::thread::sleep(Duration::from_millis(200));
+    let tcp_port = h.tcp_addrs()[0].port().to_string();
+    let tls_port = h.tls_addrs()[0].port().to_string();
+    let common_args = [
+        "-W",
+        SECRET,
+        "-u",
+        "bob",
+        "-e",
+        "127.0.0.1",
+        "-r",
+        "31001",
+        "-m",
+        "10",
+        "-n",
+        "500",
+        "-l",
+        "200",
+    ];
+    let runs: [(&str, Vec<&str>); 2] = [
+        ("tcp", vec!["-t", "-p", &tcp_port]),
+        ("tls", vec!["-t", "-S", "-p", &tls_port]),
+    ];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|(name, extra)| {
+                let mut args: Vec<&str> = extra.clone();
+                args.extend_from_slice(&common_args);
+                args.push("127.0.0.1");
+                s.spawn(move || (*name, uclient(&args)))
+            })
+            .collect();
+        for hnd in handles {
+            let (name, text) = hnd.join().unwrap();
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
+        }
+    });
+    let st = h.stats();
+    assert!(st.allocations_created >= 20, "{st:?}");
+    h.shutdown();
+}
+
+fn tls_client(cert: &Path) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(cert).unwrap();
+    for c in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Serves one Binding over an open TLS stream; returns the mapped address.
+fn binding<S: Read + Write>(s: &mut S, tid: u8) -> SocketAddr {
+    let mut buf = [0u8; 64];
+    let b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId([tid; 12]),
+    )
+    .unwrap();
+    let n = b.finish();
+    s.write_all(&buf[..n]).unwrap();
+    let mut head = [0u8; 20];
+    s.read_exact(&mut head).unwrap();
+    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    let mut msg = head.to_vec();
+    msg.extend_from_slice(&body);
+    match Message::parse(&msg)
+        .unwrap()
+        .get_decoded(attr_type::XOR_MAPPED_ADDRESS)
+    {
+        Some(Ok(Attribute::XorMappedAddress(a))) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn connect_tls(
+    addr: SocketAddr,
+    cfg: Arc<rustls::ClientConfig>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let conn = rustls::ClientConnection::new(cfg, "localhost".try_into().unwrap()).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// A new certificate is served after reload; a connection made before keeps working.
+#[test]
+fn certificate_reload_keeps_connections() {
+    let dir = TempDir::new("reload");
+    let h = server(&dir.0, (27000, 27099), |_| {});
+    let first_cert = dir.0.join("server.crt");
+    let (key2, cert2) = self_signed(&dir.0, "second", "localhost");
+    let addr = h.tls_addrs()[0];
+    let mut old = connect_tls(addr, tls_client(&first_cert));
+    let local = old.sock.local_addr().unwrap();
+    assert_eq!(binding(&mut old, 1), local);
+    h.reload_tls(&cert2, &key2).unwrap();
+    // New handshakes present the new certificate: a client trusting only the old one fails,
+    // one trusting the new one succeeds.
+    let mut stale = connect_tls(addr, tls_client(&first_cert));
+    let mut buf = [0u8; 20];
+    assert!(
+        stale
+            .write_all(&buf)
+            .and_then(|_| stale.read(&mut buf))
+            .is_err(),
+        "old certificate no longer served"
+    );
+    let mut fresh = connect_tls(addr, tls_client(&cert2));
+    assert_eq!(binding(&mut fresh, 2), fresh.sock.local_addr().unwrap());
+    // The connection from before the reload is still served.
+    assert_eq!(binding(&mut old, 3), local);
+    // A bad reload keeps the old configuration.
+    assert!(h.reload_tls(&dir.0.join("missing.crt"), &key2).is_err());
+    let mut again = connect_tls(addr, tls_client(&cert2));
+    assert_eq!(binding(&mut again, 4), again.sock.local_addr().unwrap());
+    h.shutdown();
+}
+
+fn stream_roundtrip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+    s.write_all(msg).unwrap();
+    let mut head = [0u8; 20];
+    s.read_exact(&mut head).unwrap();
+    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    let mut out = head.to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Closing the TCP control connection frees the allocation and its port within 1 s.
+#[test]
+fn closing_the_control_connection_frees_the_allocation() {
+    let dir = TempDir::new("close");
+    let h = server(&dir.0, (27100, 27100), |_| {});
+    let mut s = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let allocate = |tid: u8, auth: Option<(&str, &str, &str, &[u8; 16])>| {
+        let mut buf = [0u8; 512];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::ALLOCATE, Class::Request),
+            TransactionId([tid; 12]),
+        )
+        .unwrap();
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        if let Some((u, r, n, k)) = auth {
+            b.add(&Attribute::Username(u)).unwrap();
+            b.add(&Attribute::Realm(r)).unwrap();
+            b.add(&Attribute::Nonce(n)).unwrap();
+            b.add_message_integrity(k).unwrap();
+        }
+        let n = b.finish();
+        buf[..n].to_vec()
+    };
+    let first = stream_roundtrip(&mut s, &allocate(1, None));
+    let m = Message::parse(&first).unwrap();
+    let text = |t| match m.get_decoded(t) {
+        Some(Ok(Attribute::Realm(x))) | Some(Ok(Attribute::Nonce(x))) => x.to_string(),
+        o => panic!("{o:?}"),
+    };
+    let (realm, nonce) = (text(attr_type::REALM), text(attr_type::NONCE));
+    let expiry = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let (user, pass) = ternd::auth::rest::credentials(SECRET, "tcp", expiry, ':');
+    let key = ternd::auth::long_term_key_md5(&user, &realm, &pass).unwrap();
+    let ok = stream_roundtrip(&mut s, &allocate(2, Some((&user, &realm, &nonce, &key))));
+    assert_eq!(
+        Message::parse(&ok).unwrap().message_type().class,
+        Class::Success
+    );
+    assert_eq!(h.stats().allocations_created, 1);
+    drop(s);
+    let t0 = Instant::now();
+    while h.stats().ended_connection_closed < 1 && t0.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.stats().ended_connection_closed, 1, "freed within 1 s");
+    // The single relay port is free again: bind it ourselves.
+    assert!(
+        std::net::UdpSocket::bind("127.0.0.1:27100").is_ok(),
+        "relay port released"
+    );
+    h.shutdown();
+}
+
+/// A frame over the limit closes the connection and is counted.
+#[test]
+fn oversized_frame_closes_the_connection() {
+    let dir = TempDir::new("oversize");
+    let h = server(&dir.0, (27200, 27299), |c| c.max_frame_size = 600);
+    let mut s = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    // A STUN header announcing 1,000 bytes of attributes.
+    let mut hdr = vec![0x00, 0x01, 0x03, 0xE8, 0x21, 0x12, 0xA4, 0x42];
+    hdr.extend_from_slice(&[9; 12]);
+    s.write_all(&hdr).unwrap();
+    let mut b = [0u8; 8];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "closed");
+    assert!(h.stats().malformed >= 1);
+    h.shutdown();
+}
+
+/// Slow clients (partial header then silence; TLS without a handshake) are closed by the
+/// timeouts while other clients are served.
+#[test]
+fn slowloris_connections_are_closed_by_timeouts() {
+    let dir = TempDir::new("slowloris");
+    let h = server(&dir.0, (27300, 27399), |c| {
+        c.tcp_idle_timeout = Duration::from_secs(1);
+        c.tls_handshake_timeout = Duration::from_secs(1);
+    });
+    let mut slow: Vec<TcpStream> = Vec::new();
+    for i in 0..40 {
+        let addr = if i % 2 == 0 {
+            h.tcp_addrs()[0]
+        } else {
+            h.tls_addrs()[0]
+        };
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+        let _ = s.write_all(&[0x00, 0x01, 0x00]);
+        slow.push(s);
+    }
+    // Meanwhile a normal client is served.
+    let mut ok = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
+    ok.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 64];
+    let b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId([5; 12]),
+    )
+    .unwrap();
+    let n = b.finish();
+    let resp = stream_roundtrip(&mut ok, &buf[..n]);
+    assert_eq!(
+        Message::parse(&resp).unwrap().message_type().class,
+        Class::Success
+    );
+    // Every stalled connection is closed by the server within a few seconds.
+    let t0 = Instant::now();
+    for mut s in slow {
+        // The TLS side may answer the garbage with an alert first; then it closes.
+        let mut b = [0u8; 64];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    panic!(
+                        "a stalled connection is still open after {:?}",
+                        t0.elapsed()
+                    )
+                }
+                Err(_) => break, // reset: closed
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(6),
+            "closed by the timeouts"
+        );
+    }
+    h.shutdown();
+}
+
+/// The per-source-IP connection cap refuses the connection over the limit.
+#[test]
+fn connections_per_ip_are_capped() {
+    let dir = TempDir::new("perip");
+    let h = server(&dir.0, (27400, 27499), |c| c.max_connections_per_ip = 3);
+    let keep: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(h.tcp_addrs()[0]).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut extra = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut b = [0u8; 4];
+    assert_eq!(
+        extra.read(&mut b).unwrap_or(0),
+        0,
+        "refused (closed at once)"
+    );
+    drop(keep);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
+    again
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let bld = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId([6; 12]),
+    )
+    .unwrap();
+    let n = bld.finish();
+    assert_eq!(
+        Message::parse(&stream_roundtrip(&mut again, &buf[..n]))
+            .unwrap()
+            .message_type()
+            .class,
+        Class::Success
+    );
+    h.shutdown();
+}
