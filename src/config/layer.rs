@@ -224,7 +224,14 @@ impl Layer {
         let proxy_protocol = self.check_proxy_protocol(&listen, &tls_listen)?;
 
         let http = self.build_http(&defaults.http)?;
-        let not_yet_supported = Vec::new();
+        // Parsed and validated now; refused at start until the feature is wired in.
+        let mut not_yet_supported = Vec::new();
+        if value_or(&self.tcp_relay, defaults.tcp_relay) {
+            not_yet_supported.push("tcp_relay");
+        }
+        if !proxy_protocol.is_empty() {
+            not_yet_supported.push("proxy_protocol");
+        }
 
         Ok(Config {
             listen,
