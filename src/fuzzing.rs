@@ -107,3 +107,52 @@ pub fn stream(data: &[u8]) {
         }
     }
 }
+
+/// Parses `data` as a PROXY protocol header (v1 or v2) and checks that parsing is
+/// incremental: every prefix answers "need more" until the first decision, which no longer
+/// prefix contradicts; a complete header is within bounds and parses the same alone; and
+/// addresses it carries survive a v1 round trip.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy::{self, MAX_HEADER_LEN, Proxied};
+
+    let full = proxy::parse(data);
+    let mut decided = None;
+    for k in 0..=data.len().min(MAX_HEADER_LEN) {
+        let r = proxy::parse(&data[..k]);
+        match decided {
+            None if r != Ok(None) => decided = Some(r),
+            None => {}
+            Some(Err(_)) => assert!(r.is_err()),
+            Some(d) => assert_eq!(r, d),
+        }
+    }
+    match decided {
+        None => assert!(data.len() < MAX_HEADER_LEN && full == Ok(None)),
+        Some(Err(_)) => assert!(full.is_err()),
+        Some(d) => assert_eq!(full, d),
+    }
+    let Ok(Some((proxied, n))) = full else {
+        return;
+    };
+    assert!(n <= data.len() && n <= MAX_HEADER_LEN);
+    assert_eq!(proxy::parse(&data[..n]), full);
+    if let Proxied::Addresses {
+        source,
+        destination,
+    } = proxied
+    {
+        assert_eq!(source.is_ipv4(), destination.is_ipv4());
+        let proto = if source.is_ipv4() { "TCP4" } else { "TCP6" };
+        let line = format!(
+            "PROXY {proto} {} {} {} {}\r\n",
+            source.ip(),
+            destination.ip(),
+            source.port(),
+            destination.port()
+        );
+        assert_eq!(
+            proxy::parse(line.as_bytes()),
+            Ok(Some((proxied, line.len())))
+        );
+    }
+}

@@ -17,6 +17,7 @@ pub mod ice;
 pub mod metrics;
 pub mod net;
 pub mod policy;
+pub mod proxy;
 pub mod stun;
 pub mod token_cmd;
 pub mod turn;

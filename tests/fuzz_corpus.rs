@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 type EntryPoint = fn(&[u8]);
 
 /// The cargo-fuzz targets and the entry point each one calls.
-const TARGETS: [(&str, EntryPoint); 3] = [
+const TARGETS: [(&str, EntryPoint); 4] = [
     ("stun_message", ternd::fuzzing::message),
     ("channel_data", ternd::fuzzing::channel_data),
     ("stream_framing", ternd::fuzzing::stream),
+    ("proxy_header", ternd::fuzzing::proxy_header),
 ];
 
 /// The regular files of `dir` other than dotfiles (`.gitkeep`) and READMEs, sorted; none

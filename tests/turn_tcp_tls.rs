@@ -480,3 +480,71 @@ fn connections_per_ip_are_capped() {
     );
     h.shutdown();
 }
+
+/// On a PROXY-protocol listener the header's source address is the client's address
+/// (XOR-MAPPED-ADDRESS shows it); a connection without a valid header is refused.
+#[test]
+fn proxy_protocol_header_names_the_client() {
+    let dir = TempDir::new("proxy");
+    let h = server(&dir.0, (27500, 27599), |c| {
+        c.proxy_protocol = vec!["127.0.0.1:0".parse().unwrap()]
+    });
+    let addr = h.tcp_addrs()[0];
+    let mut buf = [0u8; 64];
+    let b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId([8; 12]),
+    )
+    .unwrap();
+    let n = b.finish();
+    let binding_req = buf[..n].to_vec();
+    let mapped = |resp: &[u8]| match Message::parse(resp)
+        .unwrap()
+        .get_decoded(attr_type::XOR_MAPPED_ADDRESS)
+    {
+        Some(Ok(Attribute::XorMappedAddress(a))) => a,
+        o => panic!("{o:?}"),
+    };
+    // v1, header and request in one write.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut first = format!(
+        "PROXY TCP4 198.51.100.7 127.0.0.1 40000 {}\r\n",
+        addr.port()
+    )
+    .into_bytes();
+    first.extend_from_slice(&binding_req);
+    assert_eq!(
+        mapped(&stream_roundtrip(&mut s, &first)),
+        "198.51.100.7:40000".parse().unwrap()
+    );
+    // v2 (binary), IPv6 source, header split across writes.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[0x21, 0x21, 0x00, 36]); // v2 PROXY, TCP over IPv6, 36 bytes
+    v2.extend_from_slice(
+        &"2001:db8::7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    v2.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    v2.extend_from_slice(&50000u16.to_be_bytes());
+    v2.extend_from_slice(&addr.port().to_be_bytes());
+    let mut s2 = TcpStream::connect(addr).unwrap();
+    s2.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s2.write_all(&v2[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s2.write_all(&v2[10..]).unwrap();
+    assert_eq!(
+        mapped(&stream_roundtrip(&mut s2, &binding_req)),
+        "[2001:db8::7]:50000".parse().unwrap()
+    );
+    // No header: refused.
+    let mut s3 = TcpStream::connect(addr).unwrap();
+    s3.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s3.write_all(&binding_req).unwrap();
+    let mut b3 = [0u8; 8];
+    assert_eq!(s3.read(&mut b3).unwrap_or(0), 0, "closed without an answer");
+    h.shutdown();
+}

@@ -229,9 +229,6 @@ impl Layer {
         if value_or(&self.tcp_relay, defaults.tcp_relay) {
             not_yet_supported.push("tcp_relay");
         }
-        if !proxy_protocol.is_empty() {
-            not_yet_supported.push("proxy_protocol");
-        }
 
         Ok(Config {
             listen,

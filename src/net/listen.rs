@@ -42,6 +42,8 @@ pub(super) struct Bound {
     pub udp_addrs: Vec<SocketAddr>,
     pub tcp_addrs: Vec<SocketAddr>,
     pub tls_addrs: Vec<SocketAddr>,
+    /// (configured, bound) for every stream listener, to match per-listener settings.
+    pub stream_origins: Vec<(SocketAddr, SocketAddr)>,
     pub per_worker: Vec<WorkerSockets>,
 }
 
@@ -149,6 +151,7 @@ pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, Bi
         udp_addrs: Vec::new(),
         tcp_addrs: Vec::new(),
         tls_addrs: Vec::new(),
+        stream_origins: Vec::new(),
         per_worker: (0..workers).map(|_| WorkerSockets::default()).collect(),
     };
     for &addr in addrs {
@@ -156,6 +159,7 @@ pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, Bi
             Ok((actual, sockets)) => {
                 bound.udp_addrs.push(actual);
                 bound.tcp_addrs.push(actual);
+                bound.stream_origins.push((addr, actual));
                 for (w, (u, t)) in bound.per_worker.iter_mut().zip(sockets) {
                     w.udp.push((actual, u));
                     w.tcp.push((actual, t));
@@ -197,6 +201,7 @@ pub(super) fn bind_tls(bound: &mut Bound, addrs: &[SocketAddr]) -> Result<(), Bi
         match bind(addr) {
             Ok((actual, listeners)) => {
                 bound.tls_addrs.push(actual);
+                bound.stream_origins.push((addr, actual));
                 for (w, l) in bound.per_worker.iter_mut().zip(listeners) {
                     w.tls.push((actual, l));
                 }

@@ -260,6 +260,8 @@ struct NetShared {
     tls: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
     tls_handshake_timeout: Duration,
     max_connections_per_ip: usize,
+    /// Bound stream listeners that expect a PROXY protocol header.
+    proxy_listeners: Vec<SocketAddr>,
     per_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
     channel_range: ChannelRange,
     max_frame_size: usize,
@@ -464,6 +466,12 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         tls: std::sync::RwLock::new(tls),
         tls_handshake_timeout: config.tls_handshake_timeout,
         max_connections_per_ip: config.max_connections_per_ip,
+        proxy_listeners: bound
+            .stream_origins
+            .iter()
+            .filter(|(configured, _)| config.proxy_protocol.contains(configured))
+            .map(|&(_, actual)| actual)
+            .collect(),
         per_ip: std::sync::Mutex::new(HashMap::new()),
     });
     let reserved: Reserved = Arc::default();
@@ -766,15 +774,44 @@ async fn tcp_accept_loop(
             _ = shutdown.changed() => return,
         };
         let net = worker.net.clone();
-        let Some(slot) = net.admit(peer.ip()) else {
+        let proxied = net.proxy_listeners.contains(&local);
+        // Behind a load balancer the per-IP cap applies to the real client, known only
+        // after the PROXY header; the total cap applies at once either way.
+        let slot = if proxied { None } else { net.admit(peer.ip()) };
+        if !proxied && slot.is_none() {
             tracing::debug!(%local, "connection refused: connection limit reached");
             continue;
-        };
+        }
         let _ = stream.set_nodelay(true);
         let worker = worker.clone();
         let shutdown = shutdown.clone();
         tokio::task::spawn_local(async move {
-            let local = stream.local_addr().unwrap_or(local);
+            let mut stream = stream;
+            let mut local = stream.local_addr().unwrap_or(local);
+            let mut peer = peer;
+            let mut slot = slot;
+            if proxied {
+                match read_proxy_header(&mut stream, net.tls_handshake_timeout).await {
+                    Some(crate::proxy::Proxied::Addresses {
+                        source,
+                        destination,
+                    }) => {
+                        peer = source;
+                        local = destination;
+                    }
+                    Some(crate::proxy::Proxied::Local) => {}
+                    None => {
+                        worker.server.borrow().stats().malformed.inc();
+                        tracing::debug!(%peer, "connection refused: no valid PROXY protocol header");
+                        return;
+                    }
+                }
+                slot = net.admit(peer.ip());
+                if slot.is_none() {
+                    tracing::debug!(%local, "connection refused: connection limit reached");
+                    return;
+                }
+            }
             match kind {
                 StreamKind::Tcp => {
                     stream_connection(stream, peer, local, Transport::Tcp, &worker, shutdown).await;
@@ -797,6 +834,40 @@ async fn tcp_accept_loop(
             }
             drop(slot);
         });
+    }
+}
+
+/// Reads a PROXY protocol v1/v2 header (and nothing after it) within `limit`. `None` when
+/// the connection closes, stalls, or sends anything else.
+async fn read_proxy_header(
+    stream: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> Option<crate::proxy::Proxied> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; crate::proxy::MAX_HEADER_LEN];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        match crate::proxy::parse(&buf[..n]) {
+            Ok(Some((proxied, len))) => {
+                tokio::time::timeout_at(deadline, stream.read_exact(&mut buf[..len]))
+                    .await
+                    .ok()?
+                    .ok()?;
+                return Some(proxied);
+            }
+            // An incomplete header: wait for more bytes (peek does not consume them).
+            Ok(None) if n < buf.len() => tokio::time::sleep(Duration::from_millis(5)).await,
+            _ => return None,
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
     }
 }
 
