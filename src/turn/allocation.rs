@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::FiveTuple;
+use super::{FiveTuple, TcpAllocation};
 use crate::auth::store::{Key, PasswordAlgorithm};
 use crate::stun::TransactionId;
 
@@ -120,6 +120,8 @@ pub struct Allocation {
     /// The deadline of this allocation's one live timer entry; entries at other times are
     /// stale and skipped.
     pub scheduled: Instant,
+    /// For a TCP allocation (RFC 6062), its connections with peers; `None` for UDP.
+    pub tcp: Option<TcpAllocation>,
 }
 
 impl Allocation {
@@ -181,6 +183,9 @@ impl Allocation {
         }
         for c in self.channels.values() {
             d = d.min(c.expires + CHANNEL_COOLDOWN);
+        }
+        if let Some(t) = self.tcp.as_ref().and_then(|t| t.next_deadline()) {
+            d = d.min(t);
         }
         d
     }

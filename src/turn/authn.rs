@@ -64,13 +64,16 @@ fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
 }
 
 /// Runs the check for `msg` from `client` at `now_unix`. `existing` is the allocation of
-/// this 5-tuple, if any: its stored key is used when the username matches.
+/// this 5-tuple, if any (for a ConnectionBind, the allocation owning the connection): its
+/// stored key is used when the username matches. A nonce made for `client`, or for
+/// `also_nonce_of` (a ConnectionBind's control connection), is accepted.
 pub(super) fn authenticate(
     shared: &Shared,
     msg: &Message<'_>,
     client: SocketAddr,
     now_unix: u64,
     existing: Option<&Allocation>,
+    also_nonce_of: Option<SocketAddr>,
 ) -> Result<Authenticated, AuthFailure> {
     let has_sha256 = msg.has_integrity_sha256();
     if !msg.has_integrity() && !has_sha256 {
@@ -179,14 +182,18 @@ pub(super) fn authenticate(
         }
     };
 
-    match nonce::check_nonce(
-        &shared.nonce_key,
-        nonce_value,
-        client,
-        now_unix,
-        shared.config.nonce_lifetime.as_secs(),
-    ) {
-        NonceCheck::Valid => Ok(authed),
-        _ => Err(AuthFailure::StaleNonce),
+    let valid_for = |c: SocketAddr| {
+        nonce::check_nonce(
+            &shared.nonce_key,
+            nonce_value,
+            c,
+            now_unix,
+            shared.config.nonce_lifetime.as_secs(),
+        ) == NonceCheck::Valid
+    };
+    if valid_for(client) || also_nonce_of.is_some_and(valid_for) {
+        Ok(authed)
+    } else {
+        Err(AuthFailure::StaleNonce)
     }
 }

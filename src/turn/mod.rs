@@ -20,6 +20,29 @@
 //! - [`Server::handle_timeout`] when [`Server::poll_timeout`] says (or at least once a
 //!   second): it expires allocations, permissions and channels, and closes relay sockets.
 //!
+//! ## RFC 6062 TCP allocations (`tcp_relay`)
+//!
+//! Set with [`Shared::with_tcp_relay`]. A TCP allocation's relayed address is a TCP
+//! listener ([`Relays::listen_tcp`], closed with [`Relays::close`]); connections with peers
+//! are opened with [`Relays::connect_tcp`] and closed with [`Relays::close_tcp`], and are
+//! named by CONNECTION-IDs the core chooses. The extra inputs and outputs:
+//!
+//! - [`Server::handle_tcp_event`] when a peer connection is established or fails (for a
+//!   [`Relays::connect_tcp`]), when the relay listener accepts one, and when a peer
+//!   connection or its spliced client data connection closes. Act on the [`TcpVerdict`]:
+//!   keep the connection under the id given, or close it.
+//! - [`Server::poll_output`]: drain it (until `None`) after every `handle_client` on a
+//!   TCP/TLS connection (after acting on its [`Outcome`]), every `handle_tcp_event`,
+//!   `handle_timeout` and `close_tuple`, and after ending sessions. It yields messages for
+//!   control connections (the deferred Connect response, ConnectionAttempt indications),
+//!   and the decisions about client connections: [`Output::Splice`] (a ConnectionBind
+//!   succeeded: from now on that connection carries raw data to and from the peer) and
+//!   [`Output::Handoff`] (the ConnectionBind belongs to another worker's connection).
+//! - A Connect request answers nothing at once ([`Outcome::Consumed`]): its response comes
+//!   out of `poll_output` when the connection is up, has failed, or after 30 s.
+//! - When a spliced client data connection closes, call [`Server::close_tuple`] for it (or
+//!   `handle_tcp_event` with [`TcpEvent::Closed`]); either closes its peer connection.
+//!
 //! Time comes in as `now: Instant`; wall-clock time (for REST credential expiry and nonces)
 //! is derived from it through the anchor in [`CoreConfig::clock_anchor`], so tests can
 //! move both at once. Counters live in [`Stats`], one per worker, summed when read.
@@ -27,11 +50,12 @@
 mod allocation;
 mod authn;
 mod stats;
+mod tcp;
 #[doc(hidden)]
 pub mod testing;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,6 +66,11 @@ pub use allocation::{
     PERMISSION_LIFETIME, TokenBucket, Traffic,
 };
 pub use stats::{Counter, REQUEST_METHODS, RESPONSE_CODES, Stats, StatsSnapshot};
+pub use tcp::{
+    CONNECTION_BIND_TIMEOUT, DEFAULT_MAX_TCP_CONNECTIONS, Output, TCP_CONNECT_TIMEOUT,
+    TRANSPORT_TCP, TcpAllocation, TcpConnState, TcpConnection, TcpEvent, TcpRelayConfig,
+    TcpVerdict,
+};
 
 use crate::auth::nonce::{self, NonceKey};
 use crate::auth::store::{CredentialStore, Key};
@@ -52,7 +81,7 @@ use crate::stun::{
     AddressFamily, Attribute, Class, ErrorCode, Message, MessageBuilder, MessageType, Method,
     ParseOptions, TransactionId, attr_type,
 };
-use authn::{AuthFailure, Authenticated};
+use authn::Authenticated;
 
 /// Bytes a relay socket must leave free in front of a received payload: room for the
 /// largest header the core writes there (a Data indication to an IPv6 peer: 20 + 24 + 4).
@@ -244,6 +273,10 @@ pub struct Shared {
     /// server, all workers: peers the policy lets through even in denied ranges.
     live_relays: RwLock<HashSet<SocketAddr>>,
     reservations: Mutex<HashMap<[u8; 8], Reservation>>,
+    /// RFC 6062 TCP allocations (off unless set with [`Shared::with_tcp_relay`]).
+    pub tcp: TcpRelayConfig,
+    /// Live CONNECTION-IDs and the worker owning each.
+    tcp_ids: Mutex<HashMap<u32, u16>>,
 }
 
 impl Shared {
@@ -262,7 +295,15 @@ impl Shared {
             quotas: Mutex::new(Quotas::default()),
             live_relays: RwLock::new(HashSet::new()),
             reservations: Mutex::new(HashMap::new()),
+            tcp: TcpRelayConfig::default(),
+            tcp_ids: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same, with RFC 6062 TCP allocations configured (`tcp_relay`).
+    pub fn with_tcp_relay(mut self, tcp: TcpRelayConfig) -> Self {
+        self.tcp = tcp;
+        self
     }
 
     /// Allocations currently counted against `user`.
@@ -369,8 +410,37 @@ pub trait Relays {
     fn reserve(&mut self, addr: SocketAddr) -> io::Result<()>;
     /// Drops a reservation that was never claimed.
     fn release(&mut self, addr: SocketAddr);
-    /// Closes the relay socket at `addr`.
+    /// Closes the relay socket at `addr` (for a TCP allocation: its listening socket).
     fn close(&mut self, addr: SocketAddr);
+
+    /// Opens a TCP listening socket at `addr`, the relayed transport address of a TCP
+    /// allocation (RFC 6062 §5.1), and starts accepting: report each accepted connection
+    /// with [`TcpEvent::Accepted`]. Outgoing connections ([`Relays::connect_tcp`]) must
+    /// bind the same local address, which on Linux takes `SO_REUSEPORT` on both sockets;
+    /// then binding no longer detects a port taken by another TCP allocation, so return
+    /// `AddrInUse` for a port this process already listens on. `AddrInUse` makes the core
+    /// try another port; `Unsupported` (the default) makes it give up (508).
+    fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<()> {
+        let _ = addr;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Starts connecting from `relay` (the listener's address, as the local address of
+    /// the new socket) to `peer`, asynchronously, for connection `id` (RFC 6062 §5.2).
+    /// Report the result with [`TcpEvent::Connected`] or [`TcpEvent::ConnectFailed`]; set
+    /// no connect timeout shorter than [`TCP_CONNECT_TIMEOUT`] (the core enforces that
+    /// one and calls [`Relays::close_tcp`]). An error here is answered with 447 at once.
+    fn connect_tcp(&mut self, relay: SocketAddr, peer: SocketAddr, id: u32) -> io::Result<()> {
+        let _ = (relay, peer, id);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Closes the peer connection `id` (or abandons connecting it) and the client data
+    /// connection spliced to it, if any. Never called for a connection the I/O layer
+    /// reported closed or failed.
+    fn close_tcp(&mut self, id: u32) {
+        let _ = id;
+    }
 }
 
 /// What to do after [`Server::handle_client`].
@@ -444,6 +514,8 @@ pub enum DropReason {
     UnknownRelay,
     /// Over the allocation's bandwidth limit (`max_bps`).
     RateLimited,
+    /// A Send indication for a TCP allocation (RFC 6062: data goes over data connections).
+    TcpAllocation,
 }
 
 /// Why an allocation ended (for the accounting line).
@@ -539,6 +611,12 @@ pub struct Server {
     secret_rng: SecretRng,
     id_prefix: u64,
     next_id: u64,
+    /// This worker's index (owner of the CONNECTION-IDs it issues).
+    worker: u16,
+    /// RFC 6062 connections: by id and by client data connection.
+    tcp: tcp::TcpIndex,
+    /// What [`Server::poll_output`] hands out.
+    outputs: VecDeque<tcp::Queued>,
 }
 
 /// A response in progress: the request it answers and how to protect it.
@@ -566,6 +644,9 @@ impl Server {
             rng: Rng(u64::from_le_bytes(t)),
             id_prefix: 0,
             next_id: 0,
+            worker: 0,
+            tcp: tcp::TcpIndex::default(),
+            outputs: VecDeque::new(),
             secret_rng: SecretRng {
                 key: secret_key,
                 counter: 0,
@@ -735,7 +816,7 @@ impl Server {
                 break;
             }
             self.timers.pop();
-            let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
+            let Some(Some(alloc)) = self.slots.get(idx as usize) else {
                 continue;
             };
             if alloc.scheduled != t {
@@ -745,6 +826,12 @@ impl Server {
                 self.remove(idx, now, EndReason::Expired, relays);
                 continue;
             }
+            if alloc.tcp.is_some() {
+                self.tcp_expire(idx, now, relays);
+            }
+            let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
+                continue;
+            };
             let next = alloc.sweep(now);
             alloc.scheduled = next;
             self.timers.push(Reverse((next, idx)));
@@ -772,6 +859,7 @@ impl Server {
     /// Numbers this worker's session ids (the admin API's) apart from other workers'.
     pub fn set_worker_index(&mut self, index: u16) {
         self.id_prefix = u64::from(index) << 48;
+        self.worker = index;
     }
 
     /// The live sessions, for operators.
@@ -841,10 +929,14 @@ impl Server {
         (self.shared.config.max_bps / 4).max(2 * 1500)
     }
 
-    /// Ends the allocation of a 5-tuple whose connection closed (TCP/TLS clients).
+    /// Ends the allocation of a 5-tuple whose connection closed (TCP/TLS clients), with
+    /// its TCP connections; or, for a client data connection (RFC 6062), closes its peer
+    /// connection.
     pub fn close_tuple(&mut self, tuple: &FiveTuple, now: Instant, relays: &mut dyn Relays) {
         if let Some(&idx) = self.by_tuple.get(tuple) {
             self.remove(idx, now, EndReason::ConnectionClosed, relays);
+        } else {
+            self.tcp_close_data(tuple, relays);
         }
     }
 
@@ -961,6 +1053,8 @@ impl Server {
                     self.turn_request(&msg, tuple, now, out, relays)
                 };
                 match result {
+                    // Answered later (Connect) or elsewhere (a hand-off).
+                    Some(0) => Outcome::Consumed,
                     Some(len) => {
                         let code = response_code(&out[..len]);
                         self.stats.responses[stats::method_index(typ.method)]
@@ -1006,6 +1100,9 @@ impl Server {
         };
         if alloc.expires <= now {
             return self.drop(DropReason::NoAllocation);
+        }
+        if alloc.tcp.is_some() {
+            return self.drop(DropReason::TcpAllocation);
         }
         if AddressFamily::of(peer.ip()) != AddressFamily::of(alloc.relay.ip())
             || !alloc.permitted(peer.ip(), now)
@@ -1162,8 +1259,20 @@ impl Server {
         let method = msg.message_type().method;
         if !matches!(
             method,
-            Method::ALLOCATE | Method::REFRESH | Method::CREATE_PERMISSION | Method::CHANNEL_BIND
+            Method::ALLOCATE
+                | Method::REFRESH
+                | Method::CREATE_PERMISSION
+                | Method::CHANNEL_BIND
+                | Method::CONNECT
+                | Method::CONNECTION_BIND
         ) {
+            return self.error(&Reply { msg, key: None }, 400, "Bad Request", out);
+        }
+        if method == Method::CONNECTION_BIND {
+            return self.connection_bind(msg, tuple, now, out);
+        }
+        if self.tcp.by_data.contains_key(&tuple) {
+            // A client data connection carries no more STUN.
             return self.error(&Reply { msg, key: None }, 400, "Bad Request", out);
         }
         let existing_idx = self.by_tuple.get(&tuple).copied();
@@ -1180,39 +1289,11 @@ impl Server {
         }
         let existing = existing_idx.and_then(|i| self.slots.get(i as usize)?.as_ref());
         let now_unix = self.shared.config.unix_at(now);
-        let auth = match authn::authenticate(&self.shared, msg, tuple.client, now_unix, existing) {
-            Ok(a) => a,
-            Err(f) => {
-                self.stats.auth_failures.inc();
-                return match f {
-                    AuthFailure::Unauthorized => {
-                        self.stats.auth_unauthorized.inc();
-                        self.challenge(msg, 401, tuple.client, now, out)
-                    }
-                    AuthFailure::StaleNonce => {
-                        self.stats.auth_stale_nonce.inc();
-                        self.challenge(msg, 438, tuple.client, now, out)
-                    }
-                    AuthFailure::BadRequest => {
-                        self.stats.auth_bad_request.inc();
-                        self.error(&Reply { msg, key: None }, 400, "Bad Request", out)
-                    }
-                    AuthFailure::WrongCredentials(key) => {
-                        self.stats.auth_wrong_credentials.inc();
-                        // Authentic with other credentials: protect the answer with them.
-                        self.error(
-                            &Reply {
-                                msg,
-                                key: Some(key),
-                            },
-                            441,
-                            "Wrong Credentials",
-                            out,
-                        )
-                    }
-                };
-            }
-        };
+        let auth =
+            match authn::authenticate(&self.shared, msg, tuple.client, now_unix, existing, None) {
+                Ok(a) => a,
+                Err(f) => return self.auth_failed(msg, f, tuple, now, out),
+            };
         self.stats.auth_ok.inc();
         let reply = Reply {
             msg,
@@ -1230,6 +1311,7 @@ impl Server {
                 match method {
                     Method::REFRESH => self.refresh(&reply, idx, now, out, relays),
                     Method::CREATE_PERMISSION => self.create_permission(&reply, idx, now, out),
+                    Method::CONNECT => self.connect(&reply, idx, tuple, now, out, relays),
                     _ => self.channel_bind(&reply, idx, now, out),
                 }
             }
@@ -1269,12 +1351,29 @@ impl Server {
         if existing.is_some() {
             return self.error(reply, 437, "Allocation Mismatch", out);
         }
-        match msg.get_decoded(attr_type::REQUESTED_TRANSPORT) {
-            Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => {}
+        let tcp = match msg.get_decoded(attr_type::REQUESTED_TRANSPORT) {
+            Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => false,
+            Some(Ok(Attribute::RequestedTransport(TRANSPORT_TCP))) if self.shared.tcp.enabled => {
+                true
+            }
             Some(Ok(Attribute::RequestedTransport(_))) => {
                 return self.error(reply, 442, "Unsupported Transport Protocol", out);
             }
             _ => return self.error(reply, 400, "Bad Request", out),
+        };
+        // RFC 6062 §5.1: a TCP allocation needs a TCP or TLS client connection, and takes
+        // none of DONT-FRAGMENT, EVEN-PORT and RESERVATION-TOKEN.
+        if tcp
+            && (tuple.transport == Transport::Udp
+                || [
+                    attr_type::DONT_FRAGMENT,
+                    attr_type::EVEN_PORT,
+                    attr_type::RESERVATION_TOKEN,
+                ]
+                .iter()
+                .any(|&t| msg.get(t).is_some()))
+        {
+            return self.error(reply, 400, "Bad Request", out);
         }
         let even_port = match msg.get_decoded(attr_type::EVEN_PORT) {
             Some(Ok(Attribute::EvenPort(r))) => Some(r),
@@ -1358,6 +1457,7 @@ impl Server {
         let mut new_token = None;
         let bound = match reserved {
             Some(addr) => relays.claim(addr, dont_fragment).ok().map(|_| addr),
+            None if tcp => self.open_tcp_relay(relay_addr.bind, relays),
             None => self.open_relay(
                 relay_addr.bind,
                 even_port,
@@ -1415,6 +1515,7 @@ impl Server {
             traffic: Traffic::default(),
             buckets: [TokenBucket::new(now, self.burst()); 2],
             scheduled: now + lifetime,
+            tcp: tcp.then(TcpAllocation::default),
             id: {
                 self.next_id += 1;
                 self.id_prefix | self.next_id
@@ -1664,9 +1765,10 @@ impl Server {
             _ => return self.error(reply, 400, "Bad Request", out),
         };
         // A number bound (or cooling down) for another peer, or a peer with another number
-        // (RFC 8656 §11.2 lists these 400s first).
+        // (RFC 8656 §11.2 lists these 400s first). A TCP allocation has no channels.
         let alloc = self.slots.get(idx as usize)?.as_ref()?;
-        let conflict = alloc.channels.get(&number).is_some_and(|c| c.peer != peer)
+        let conflict = alloc.tcp.is_some()
+            || alloc.channels.get(&number).is_some_and(|c| c.peer != peer)
             || alloc
                 .channel_by_peer
                 .get(&peer)
@@ -1722,8 +1824,11 @@ impl Server {
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return;
         };
-        let Some(a) = slot.take() else { return };
+        let Some(mut a) = slot.take() else { return };
         self.free.push(idx);
+        if let Some(tcp) = a.tcp.take() {
+            self.tcp_close_all(tcp, a.tuple, why, relays);
+        }
         self.by_tuple.remove(&a.tuple);
         self.by_relay.remove(&a.relay);
         if let Ok(mut live) = self.shared.live_relays.write() {

@@ -72,18 +72,20 @@ macro_rules! stats {
 }
 
 /// Request methods counted separately in [`Stats::responses`]; the last is "other".
-pub const REQUEST_METHODS: [&str; 6] = [
+pub const REQUEST_METHODS: [&str; 8] = [
     "binding",
     "allocate",
     "refresh",
     "create_permission",
     "channel_bind",
+    "connect",
+    "connection_bind",
     "other",
 ];
 /// Response codes counted separately in [`Stats::responses`] (0 = success); the last is
 /// "other".
-pub const RESPONSE_CODES: [u16; 15] = [
-    0, 300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443, 486, 508, 999,
+pub const RESPONSE_CODES: [u16; 17] = [
+    0, 300, 400, 401, 403, 420, 437, 438, 440, 441, 442, 443, 446, 447, 486, 508, 999,
 ];
 
 /// The [`Stats::responses`] index of a method.
@@ -95,7 +97,9 @@ pub fn method_index(method: crate::stun::Method) -> usize {
         Method::REFRESH => 2,
         Method::CREATE_PERMISSION => 3,
         Method::CHANNEL_BIND => 4,
-        _ => 5,
+        Method::CONNECT => 5,
+        Method::CONNECTION_BIND => 6,
+        _ => 7,
     }
 }
 
@@ -174,6 +178,18 @@ stats! {
     relayed_in_packets,
     /// Payload bytes relayed peer to client.
     relayed_in_bytes,
+    /// RFC 6062 peer connections opened by a Connect.
+    tcp_connections_opened,
+    /// RFC 6062 Connects that failed or timed out (447).
+    tcp_connect_failures,
+    /// RFC 6062 peer connections accepted on a relay listener (ConnectionAttempt sent).
+    tcp_connections_accepted,
+    /// RFC 6062 incoming peer connections closed at once (no permission, policy, limit).
+    tcp_connections_refused,
+    /// RFC 6062 connections bound by a ConnectionBind.
+    tcp_connections_bound,
+    /// RFC 6062 peer connections closed unbound after 30 s.
+    tcp_bind_timeouts,
 }
 
 impl std::iter::Sum for StatsSnapshot {

@@ -24,6 +24,14 @@ pub struct FakeRelays {
     pub dont_fragment: HashSet<SocketAddr>,
     /// Every close, in order.
     pub closed: Vec<SocketAddr>,
+    /// TCP listening sockets (RFC 6062 relayed addresses).
+    pub listening: HashSet<SocketAddr>,
+    /// Every `connect_tcp` (relay, peer, connection id), in order.
+    pub connects: Vec<(SocketAddr, SocketAddr, u32)>,
+    /// Make `connect_tcp` fail at once.
+    pub refuse_connect: bool,
+    /// Every `close_tcp`, in order.
+    pub closed_tcp: Vec<u32>,
 }
 
 impl Relays for FakeRelays {
@@ -63,7 +71,27 @@ impl Relays for FakeRelays {
 
     fn close(&mut self, addr: SocketAddr) {
         self.open.remove(&addr);
+        self.listening.remove(&addr);
         self.closed.push(addr);
+    }
+
+    fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<()> {
+        if self.in_use.contains(&addr) || !self.listening.insert(addr) {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        Ok(())
+    }
+
+    fn connect_tcp(&mut self, relay: SocketAddr, peer: SocketAddr, id: u32) -> io::Result<()> {
+        if self.refuse_connect {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
+        self.connects.push((relay, peer, id));
+        Ok(())
+    }
+
+    fn close_tcp(&mut self, id: u32) {
+        self.closed_tcp.push(id);
     }
 }
 

@@ -1613,3 +1613,5 @@ fn responses_are_counted_by_method_and_code() {
     assert_eq!(s.auth_ok, 2);
     assert_eq!(s.auth_unauthorized, 1);
 }
+
+mod tcp;
