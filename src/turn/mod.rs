@@ -546,6 +546,28 @@ impl EndReason {
     }
 }
 
+/// Applies the client → peer bandwidth limit (`limit` = (max_bps, burst); 0 = none) and
+/// counts the packet; false when the limit drops it.
+#[inline]
+fn count_out(
+    alloc: &mut Allocation,
+    stats: &Stats,
+    len: usize,
+    limit: (u64, u64),
+    now: Instant,
+) -> bool {
+    let (max_bps, burst) = limit;
+    if max_bps != 0 && !alloc.buckets[0].take(len as u64, max_bps, burst, now) {
+        stats.rate_limited.inc();
+        return false;
+    }
+    alloc.traffic.packets_out += 1;
+    alloc.traffic.bytes_out += len as u64;
+    stats.relayed_out_packets.inc();
+    stats.relayed_out_bytes.add(len as u64);
+    true
+}
+
 /// The error code of a response this core built (every error response starts with
 /// ERROR-CODE), or 0 for a success.
 fn response_code(resp: &[u8]) -> u16 {
@@ -984,14 +1006,9 @@ impl Server {
         if !alloc.permitted(peer.ip(), now) {
             return self.drop(DropReason::NoPermission);
         }
-        if max_bps != 0 && !alloc.buckets[0].take(cd.data.len() as u64, max_bps, burst, now) {
-            self.stats.rate_limited.inc();
+        if !count_out(alloc, &self.stats, cd.data.len(), (max_bps, burst), now) {
             return Outcome::Dropped(DropReason::RateLimited);
         }
-        alloc.traffic.packets_out += 1;
-        alloc.traffic.bytes_out += cd.data.len() as u64;
-        self.stats.relayed_out_packets.inc();
-        self.stats.relayed_out_bytes.add(cd.data.len() as u64);
         Outcome::Forward {
             relay: alloc.relay,
             peer,
@@ -1109,14 +1126,9 @@ impl Server {
         {
             return self.drop(DropReason::NoPermission);
         }
-        if max_bps != 0 && !alloc.buckets[0].take(data.value.len() as u64, max_bps, burst, now) {
-            self.stats.rate_limited.inc();
+        if !count_out(alloc, &self.stats, data.value.len(), (max_bps, burst), now) {
             return Outcome::Dropped(DropReason::RateLimited);
         }
-        alloc.traffic.packets_out += 1;
-        alloc.traffic.bytes_out += data.value.len() as u64;
-        self.stats.relayed_out_packets.inc();
-        self.stats.relayed_out_bytes.add(data.value.len() as u64);
         let start = data.offset + 4;
         debug_assert_eq!(&packet[start..start + data.value.len()], data.value);
         Outcome::Forward {
