@@ -232,7 +232,7 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
     );
     b.gauge(
         "ternd_connections",
-        "Open client connections, by transport.",
+        "Open client stream connections (TCP and TLS together).",
         vec![(labels(&[("transport", "tcp")]), gauges.tcp_connections)],
     );
     b.gauge(
