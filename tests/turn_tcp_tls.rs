@@ -548,3 +548,75 @@ fn proxy_protocol_header_names_the_client() {
     assert_eq!(s3.read(&mut b3).unwrap_or(0), 0, "closed without an answer");
     h.shutdown();
 }
+
+/// RFC 6062 TCP relaying with coturn's `turnutils_uclient -T` (client to client: Connect,
+/// ConnectionAttempt, ConnectionBind and spliced data connections), over TCP and TLS control
+/// connections, 0 lost.
+#[test]
+fn coturn_uclient_tcp_relay_rfc6062() {
+    if !have("turnutils_uclient") {
+        assert!(
+            !interop_required(),
+            "turnutils_uclient is required (TERND_REQUIRE_INTEROP=1)"
+        );
+        eprintln!("SKIPPED coturn_uclient_tcp_relay_rfc6062: coturn's turnutils_* not installed");
+        return;
+    }
+    let dir = TempDir::new("rfc6062");
+    let h = server(&dir.0, (28000, 28999), |c| c.tcp_relay = true);
+    let tcp_port = h.tcp_addrs()[0].port().to_string();
+    let tls_port = h.tls_addrs()[0].port().to_string();
+    let common_args = [
+        "-W",
+        SECRET,
+        "-u",
+        "bob",
+        "-e",
+        "127.0.0.1",
+        "-m",
+        "5",
+        "-n",
+        "200",
+        "-l",
+        "200",
+    ];
+    let runs: [(&str, Vec<&str>); 2] = [
+        ("tcp", vec!["-T", "-p", &tcp_port]),
+        ("tls", vec!["-T", "-S", "-p", &tls_port]),
+    ];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|(name, extra)| {
+                let mut args: Vec<&str> = extra.clone();
+                args.extend_from_slice(&common_args);
+                args.push("127.0.0.1");
+                s.spawn(move || (*name, uclient(&args)))
+            })
+            .collect();
+        for hnd in handles {
+            let (name, text) = hnd.join().unwrap();
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
+            // The summary line: every message sent came back, and there were some.
+            let summary = text
+                .lines()
+                .rev()
+                .find(|l| l.contains("start_mclient: tot_send_msgs="))
+                .unwrap_or("");
+            let nums: Vec<u64> = summary
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|x| !x.is_empty())
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let (sent, recv) = (nums[nums.len() - 2], nums[nums.len() - 1]);
+            assert!(sent >= 1000 && sent == recv, "{name}: {summary}");
+        }
+    });
+    let st = h.stats();
+    assert!(
+        st.allocations_created >= 10 && st.tcp_connections_bound >= 20,
+        "{st:?}"
+    );
+    h.shutdown();
+}

@@ -224,11 +224,7 @@ impl Layer {
         let proxy_protocol = self.check_proxy_protocol(&listen, &tls_listen)?;
 
         let http = self.build_http(&defaults.http)?;
-        // Parsed and validated now; refused at start until the feature is wired in.
-        let mut not_yet_supported = Vec::new();
-        if value_or(&self.tcp_relay, defaults.tcp_relay) {
-            not_yet_supported.push("tcp_relay");
-        }
+        let not_yet_supported = Vec::new();
 
         Ok(Config {
             listen,

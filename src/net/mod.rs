@@ -35,7 +35,7 @@ use crate::turn::{
 };
 
 pub use listen::BindError;
-use relay::{NetRelays, RelaySocket, Reserved};
+use relay::{NetRelays, PeerConn, RelaySocket, Reserved};
 
 /// Largest answer the core writes.
 const OUT_BUF: usize = 1500;
@@ -304,6 +304,14 @@ pub(crate) struct Worker {
     reserved: Reserved,
     listeners: RefCell<HashMap<SocketAddr, Rc<UdpSocket>>>,
     tcp_clients: RefCell<HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>>,
+    /// RFC 6062: relay listeners of TCP allocations, by relayed address.
+    tcp_listeners: RefCell<HashMap<SocketAddr, tokio::task::AbortHandle>>,
+    /// RFC 6062: peer connections not yet spliced, by CONNECTION-ID.
+    tcp_peers: RefCell<HashMap<u32, PeerConn>>,
+    /// RFC 6062: splices in progress, by CONNECTION-ID.
+    splices: RefCell<HashMap<u32, tokio::task::AbortHandle>>,
+    /// RFC 6062: client connections told to become data connections.
+    splice_requests: RefCell<HashMap<FiveTuple, u32>>,
     peer_buf: RefCell<Vec<u8>>,
     net: Arc<NetShared>,
 }
@@ -327,6 +335,35 @@ impl Worker {
                     && tx.try_send(bytes.to_vec()).is_err()
                 {
                     self.server.borrow().stats().peer_dropped.inc();
+                }
+            }
+        }
+    }
+
+    /// Acts on the core's queued outputs (RFC 6062): deferred answers and indications to
+    /// control connections, and splice orders for data connections.
+    fn drain_outputs(&self) {
+        let mut out = [0u8; OUT_BUF];
+        loop {
+            let next = self.server.borrow_mut().poll_output(&mut out);
+            match next {
+                None => return,
+                Some(crate::turn::Output::Transmit { tuple, len }) => {
+                    if let Some(tx) = self.tcp_clients.borrow().get(&tuple) {
+                        let _ = tx.try_send(out[..len].to_vec());
+                    }
+                }
+                Some(crate::turn::Output::Splice {
+                    tuple,
+                    connection_id,
+                }) => {
+                    self.splice_requests
+                        .borrow_mut()
+                        .insert(tuple, connection_id);
+                }
+                Some(crate::turn::Output::Handoff { tuple, worker }) => {
+                    // TCP clients are all served by worker 0 when TCP relaying is on.
+                    tracing::warn!(client = %tuple.client, worker, "ConnectionBind for another worker; dropped");
                 }
             }
         }
@@ -456,7 +493,11 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     };
     let store = CredentialStore::new(&config.realm, &config.auth)?;
     let nonce_key = NonceKey::random().map_err(|e| StartError::Random(e.to_string()))?;
-    let shared = Arc::new(Shared::new(core, store, nonce_key, policy));
+    let tcp = crate::turn::TcpRelayConfig {
+        enabled: config.tcp_relay,
+        ..Default::default()
+    };
+    let shared = Arc::new(Shared::new(core, store, nonce_key, policy).with_tcp_relay(tcp));
     let net = Arc::new(NetShared {
         channel_range: ChannelRange::new(config.relay.rfc5766_channel_numbers),
         max_frame_size: config.max_frame_size,
@@ -479,7 +520,13 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     let mut stats = Vec::new();
     let mut admin = Vec::new();
     let mut threads = Vec::new();
-    for (i, sockets) in bound.per_worker.into_iter().enumerate() {
+    for (i, mut sockets) in bound.per_worker.into_iter().enumerate() {
+        if config.tcp_relay && i > 0 {
+            // RFC 6062: a data connection's ConnectionBind must reach the worker that owns
+            // its allocation, so one worker serves every TCP/TLS client (UDP still spreads).
+            sockets.tcp.clear();
+            sockets.tls.clear();
+        }
         let worker_stats = Arc::new(Stats::default());
         stats.push(worker_stats.clone());
         let mut seed = [0u8; 32];
@@ -542,6 +589,10 @@ fn run_worker(
             reserved,
             listeners: RefCell::new(HashMap::new()),
             tcp_clients: RefCell::new(HashMap::new()),
+            tcp_listeners: RefCell::new(HashMap::new()),
+            tcp_peers: RefCell::new(HashMap::new()),
+            splices: RefCell::new(HashMap::new()),
+            splice_requests: RefCell::new(HashMap::new()),
             peer_buf: RefCell::new(vec![0u8; PEER_HEADROOM + RECV_BUF + PEER_TAILROOM]),
             net,
         });
@@ -619,6 +670,7 @@ async fn admin_loop(
                 ));
             }
         }
+        worker.drain_outputs();
     }
 }
 
@@ -635,6 +687,7 @@ async fn timer_loop(worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
             .server
             .borrow_mut()
             .handle_timeout(Instant::now(), &mut relays);
+        worker.drain_outputs();
     }
 }
 
@@ -891,15 +944,18 @@ async fn stream_connection<S>(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
     worker.tcp_clients.borrow_mut().insert(tuple, tx.clone());
     let idle = worker.net.tcp_idle_timeout;
-    // The writer: answers and relayed data, in order.
+    // The writer: answers and relayed data, in order. It hands the write half back when
+    // the queue closes (an RFC 6062 data connection is spliced after its last answer).
     let writer = tokio::task::spawn_local(async move {
         while let Some(frame) = rx.recv().await {
             match tokio::time::timeout(idle, wr.write_all(&frame)).await {
                 Ok(Ok(())) => {}
-                _ => return,
+                _ => return None,
             }
         }
+        Some(wr)
     });
+    let mut splice: Option<u32> = None;
     let mut sb = StreamBuffer::new(worker.net.max_frame_size, worker.net.channel_range);
     let mut out = vec![0u8; OUT_BUF];
     'conn: loop {
@@ -946,17 +1002,55 @@ async fn stream_connection<S>(
                 }
                 other => act(worker, other, frame, &out, |_| {}),
             }
+            worker.drain_outputs();
+            if let Some(id) = worker.splice_requests.borrow_mut().remove(&tuple) {
+                splice = Some(id);
+                break 'conn;
+            }
         }
         if writer.is_finished() {
             break;
         }
     }
     worker.tcp_clients.borrow_mut().remove(&tuple);
-    writer.abort();
+    if let Some(id) = splice {
+        // RFC 6062 data connection: flush the ConnectionBind answer, then relay raw bytes
+        // both ways, the bytes already read after the ConnectionBind first.
+        let leftover = sb.pending_bytes().to_vec();
+        drop(tx);
+        let wr = writer.await.ok().flatten();
+        let peer_stream = worker
+            .tcp_peers
+            .borrow_mut()
+            .remove(&id)
+            .and_then(|p| p.stream);
+        if let (Some(wr), Some(mut peer_stream)) = (wr, peer_stream) {
+            let mut client = rd.unsplit(wr);
+            let task = tokio::task::spawn_local(async move {
+                if !leftover.is_empty() {
+                    peer_stream.write_all(&leftover).await?;
+                }
+                tokio::io::copy_bidirectional(&mut client, &mut peer_stream).await
+            });
+            worker.splices.borrow_mut().insert(id, task.abort_handle());
+            let _ = task.await;
+            worker.splices.borrow_mut().remove(&id);
+        }
+        let mut relays = NetRelays { worker };
+        let _ = worker.server.borrow_mut().handle_tcp_event(
+            crate::turn::TcpEvent::Closed { id },
+            Instant::now(),
+            &mut relays,
+        );
+    } else {
+        drop(tx);
+        writer.abort();
+    }
     // Closing the connection deletes its allocation (RFC 8656 §3.1).
     let mut relays = NetRelays { worker };
     worker
         .server
         .borrow_mut()
         .close_tuple(&tuple, Instant::now(), &mut relays);
+    worker.drain_outputs();
 }

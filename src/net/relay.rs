@@ -71,6 +71,10 @@ impl NetRelays<'_> {
 
 impl Relays for NetRelays<'_> {
     fn open(&mut self, addr: SocketAddr, dont_fragment: bool) -> io::Result<()> {
+        // One relayed address per allocation, whatever the transport.
+        if self.worker.tcp_listeners.borrow().contains_key(&addr) {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
         // A reserved port is held by a socket without reuse flags, so this bind fails.
         let sock = bind(addr)?;
         self.start(sock, addr, dont_fragment)
@@ -103,6 +107,131 @@ impl Relays for NetRelays<'_> {
 
     fn close(&mut self, addr: SocketAddr) {
         self.worker.relays.borrow_mut().remove(&addr);
+        if let Some(task) = self.worker.tcp_listeners.borrow_mut().remove(&addr) {
+            task.abort();
+        }
+    }
+
+    fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<()> {
+        // Reuse flags let outgoing connections (Connect) bind the same address; so a port
+        // another TCP allocation holds must be refused here rather than by the kernel.
+        if self.worker.tcp_listeners.borrow().contains_key(&addr)
+            || self.worker.relays.borrow().contains_key(&addr)
+        {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(128)?;
+        let listener = tokio::net::TcpListener::from_std(s.into())?;
+        let task = tokio::task::spawn_local(tcp_relay_accept(listener, addr, self.worker.clone()))
+            .abort_handle();
+        self.worker.tcp_listeners.borrow_mut().insert(addr, task);
+        Ok(())
+    }
+
+    fn connect_tcp(&mut self, relay: SocketAddr, peer: SocketAddr, id: u32) -> io::Result<()> {
+        let socket = if relay.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(relay)?;
+        let worker = self.worker.clone();
+        let task = tokio::task::spawn_local(async move {
+            let connected =
+                tokio::time::timeout(crate::turn::TCP_CONNECT_TIMEOUT, socket.connect(peer)).await;
+            let event = match connected {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    if let Some(p) = worker.tcp_peers.borrow_mut().get_mut(&id) {
+                        p.stream = Some(stream);
+                    }
+                    crate::turn::TcpEvent::Connected { id }
+                }
+                _ => {
+                    worker.tcp_peers.borrow_mut().remove(&id);
+                    crate::turn::TcpEvent::ConnectFailed { id }
+                }
+            };
+            let mut relays = NetRelays { worker: &worker };
+            let _ = worker
+                .server
+                .borrow_mut()
+                .handle_tcp_event(event, Instant::now(), &mut relays);
+            worker.drain_outputs();
+        })
+        .abort_handle();
+        self.worker.tcp_peers.borrow_mut().insert(
+            id,
+            PeerConn {
+                stream: None,
+                connecting: Some(task),
+            },
+        );
+        Ok(())
+    }
+
+    fn close_tcp(&mut self, id: u32) {
+        // Dropping the entry closes the peer socket (or abandons the attempt); a splice in
+        // progress notices through its own end of the pair.
+        if let Some(p) = self.worker.tcp_peers.borrow_mut().remove(&id)
+            && let Some(t) = p.connecting
+        {
+            t.abort();
+        }
+        if let Some(t) = self.worker.splices.borrow_mut().remove(&id) {
+            t.abort();
+        }
+    }
+}
+
+/// A TCP connection with a peer of an RFC 6062 allocation, before it is spliced.
+pub(super) struct PeerConn {
+    /// The connected socket (not read until spliced, so the kernel buffers what the peer
+    /// sends and its window applies).
+    pub stream: Option<tokio::net::TcpStream>,
+    /// The connect attempt in progress.
+    pub connecting: Option<AbortHandle>,
+}
+
+/// Accepts peers on an RFC 6062 allocation's relayed address.
+async fn tcp_relay_accept(
+    listener: tokio::net::TcpListener,
+    relay: SocketAddr,
+    worker: Rc<super::Worker>,
+) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let peer = SocketAddr::new(crate::policy::canonical(peer.ip()), peer.port());
+        let mut relays = NetRelays { worker: &worker };
+        let verdict = worker.server.borrow_mut().handle_tcp_event(
+            crate::turn::TcpEvent::Accepted { relay, peer },
+            Instant::now(),
+            &mut relays,
+        );
+        if let crate::turn::TcpVerdict::Keep { id } = verdict {
+            let _ = stream.set_nodelay(true);
+            worker.tcp_peers.borrow_mut().insert(
+                id,
+                PeerConn {
+                    stream: Some(stream),
+                    connecting: None,
+                },
+            );
+        }
+        worker.drain_outputs();
     }
 }
 

@@ -109,6 +109,12 @@ impl StreamBuffer {
         self.end - self.start
     }
 
+    /// The bytes buffered but not yet returned as frames (for a stream that stops being
+    /// framed, e.g. an RFC 6062 data connection after ConnectionBind).
+    pub fn pending_bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// The next whole frame, if one is buffered.
     pub fn next_frame(&mut self) -> Result<Option<(FrameKind, &[u8])>, FramingError> {
         let avail = &self.buf[self.start..self.end];
