@@ -41,8 +41,67 @@ use relay::{NetRelays, PeerConn, RelaySocket, Reserved};
 const OUT_BUF: usize = 1500;
 /// Receive buffer for one datagram: the largest UDP payload.
 const RECV_BUF: usize = 65_536;
-/// Frames queued for one TCP client; relayed data beyond it is dropped (and counted).
-const TCP_QUEUE: usize = 256;
+/// Bytes queued for one TCP/TLS client that does not read: past it, the oldest relayed
+/// data is dropped (and counted); answers are never dropped.
+const TCP_QUEUE_BYTES: usize = 256 * 1024;
+
+/// The outgoing queue of one stream client: answers and relayed frames in order, bounded
+/// in bytes, dropping the oldest relayed frame first when full.
+#[derive(Default)]
+struct StreamQueue {
+    frames: RefCell<std::collections::VecDeque<(Vec<u8>, bool)>>,
+    bytes: std::cell::Cell<usize>,
+    closed: std::cell::Cell<bool>,
+    wake: tokio::sync::Notify,
+}
+
+impl StreamQueue {
+    /// Queues relayed data; false if something had to be dropped to make room (or the
+    /// frame alone is too big).
+    fn push_data(&self, frame: Vec<u8>) -> bool {
+        let mut frames = self.frames.borrow_mut();
+        let mut dropped_any = false;
+        while self.bytes.get() + frame.len() > TCP_QUEUE_BYTES {
+            let Some(pos) = frames.iter().position(|(_, data)| *data) else {
+                return false;
+            };
+            if let Some((f, _)) = frames.remove(pos) {
+                self.bytes.set(self.bytes.get() - f.len());
+            }
+            dropped_any = true;
+        }
+        self.bytes.set(self.bytes.get() + frame.len());
+        frames.push_back((frame, true));
+        self.wake.notify_one();
+        !dropped_any
+    }
+
+    /// Queues an answer (never dropped; answers are few and small).
+    fn push_answer(&self, frame: Vec<u8>) {
+        self.bytes.set(self.bytes.get() + frame.len());
+        self.frames.borrow_mut().push_back((frame, false));
+        self.wake.notify_one();
+    }
+
+    /// The next frame to write, `Err(())` once closed and empty.
+    fn pop(&self) -> Result<Option<Vec<u8>>, ()> {
+        match self.frames.borrow_mut().pop_front() {
+            Some((f, _)) => {
+                self.bytes.set(self.bytes.get() - f.len());
+                Ok(Some(f))
+            }
+            None if self.closed.get() => Err(()),
+            None => Ok(None),
+        }
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.wake.notify_one();
+    }
+}
+
+type SharedQueue = Rc<StreamQueue>;
 
 /// A running server: its bound addresses, counters, and the way to stop it.
 #[derive(Debug)]
@@ -303,7 +362,7 @@ pub(crate) struct Worker {
     relays: RefCell<HashMap<SocketAddr, RelaySocket>>,
     reserved: Reserved,
     listeners: RefCell<HashMap<SocketAddr, Rc<UdpSocket>>>,
-    tcp_clients: RefCell<HashMap<FiveTuple, mpsc::Sender<Vec<u8>>>>,
+    tcp_clients: RefCell<HashMap<FiveTuple, SharedQueue>>,
     /// RFC 6062: relay listeners of TCP allocations, by relayed address.
     tcp_listeners: RefCell<HashMap<SocketAddr, tokio::task::AbortHandle>>,
     /// RFC 6062: peer connections not yet spliced, by CONNECTION-ID.
@@ -331,8 +390,8 @@ impl Worker {
             }
             Transport::Tcp | Transport::Tls => {
                 let clients = self.tcp_clients.borrow();
-                if let Some(tx) = clients.get(&tuple)
-                    && tx.try_send(bytes.to_vec()).is_err()
+                if let Some(q) = clients.get(&tuple)
+                    && !q.push_data(bytes.to_vec())
                 {
                     self.server.borrow().stats().peer_dropped.inc();
                 }
@@ -349,8 +408,8 @@ impl Worker {
             match next {
                 None => return,
                 Some(crate::turn::Output::Transmit { tuple, len }) => {
-                    if let Some(tx) = self.tcp_clients.borrow().get(&tuple) {
-                        let _ = tx.try_send(out[..len].to_vec());
+                    if let Some(q) = self.tcp_clients.borrow().get(&tuple) {
+                        q.push_answer(out[..len].to_vec());
                     }
                 }
                 Some(crate::turn::Output::Splice {
@@ -941,19 +1000,24 @@ async fn stream_connection<S>(
         transport,
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
-    worker.tcp_clients.borrow_mut().insert(tuple, tx.clone());
+    let queue: SharedQueue = Rc::default();
+    worker.tcp_clients.borrow_mut().insert(tuple, queue.clone());
     let idle = worker.net.tcp_idle_timeout;
     // The writer: answers and relayed data, in order. It hands the write half back when
     // the queue closes (an RFC 6062 data connection is spliced after its last answer).
+    let wq = queue.clone();
     let writer = tokio::task::spawn_local(async move {
-        while let Some(frame) = rx.recv().await {
-            match tokio::time::timeout(idle, wr.write_all(&frame)).await {
-                Ok(Ok(())) => {}
-                _ => return None,
+        loop {
+            match wq.pop() {
+                Err(()) => return Some(wr),
+                Ok(Some(frame)) => match tokio::time::timeout(idle, wr.write_all(&frame)).await {
+                    Ok(Ok(())) => {}
+                    _ => return None,
+                },
+                // notify_one stores a permit, so a push between pop and here is not lost.
+                Ok(None) => wq.wake.notified().await,
             }
         }
-        Some(wr)
     });
     let mut splice: Option<u32> = None;
     let mut sb = StreamBuffer::new(worker.net.max_frame_size, worker.net.channel_range);
@@ -996,9 +1060,7 @@ async fn stream_connection<S>(
                 // Answers wait for room behind relayed data (they are few and small);
                 // only a closed writer ends the connection.
                 Outcome::Reply { len } => {
-                    if tx.send(out[..len].to_vec()).await.is_err() {
-                        break 'conn;
-                    }
+                    queue.push_answer(out[..len].to_vec());
                 }
                 other => act(worker, other, frame, &out, |_| {}),
             }
@@ -1017,7 +1079,7 @@ async fn stream_connection<S>(
         // RFC 6062 data connection: flush the ConnectionBind answer, then relay raw bytes
         // both ways, the bytes already read after the ConnectionBind first.
         let leftover = sb.pending_bytes().to_vec();
-        drop(tx);
+        queue.close();
         let wr = writer.await.ok().flatten();
         let peer_stream = worker
             .tcp_peers
@@ -1043,7 +1105,7 @@ async fn stream_connection<S>(
             &mut relays,
         );
     } else {
-        drop(tx);
+        queue.close();
         writer.abort();
     }
     // Closing the connection deletes its allocation (RFC 8656 §3.1).
@@ -1053,4 +1115,31 @@ async fn stream_connection<S>(
         .borrow_mut()
         .close_tuple(&tuple, Instant::now(), &mut relays);
     worker.drain_outputs();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_queue_drops_the_oldest_data_and_never_answers() {
+        let q = StreamQueue::default();
+        q.push_answer(vec![0; 10]);
+        let chunk = (TCP_QUEUE_BYTES - 10) / 4;
+        for i in 0..4u8 {
+            assert!(q.push_data(vec![i + 1; chunk]), "fits");
+        }
+        // Full: the next frame evicts the oldest data frame, not the answer.
+        assert!(!q.push_data(vec![9; chunk]));
+        assert!(q.bytes.get() <= TCP_QUEUE_BYTES);
+        let order: Vec<u8> = std::iter::from_fn(|| q.pop().ok().flatten())
+            .map(|f| f[0])
+            .collect();
+        assert_eq!(order, vec![0, 2, 3, 4, 9]);
+        assert_eq!(q.bytes.get(), 0);
+        // A frame bigger than the whole queue is refused outright.
+        assert!(!q.push_data(vec![0; TCP_QUEUE_BYTES + 1]));
+        q.close();
+        assert_eq!(q.pop(), Err(()));
+    }
 }
