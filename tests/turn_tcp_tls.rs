@@ -550,8 +550,7 @@ fn proxy_protocol_header_names_the_client() {
 }
 
 /// RFC 6062 TCP relaying with coturn's `turnutils_uclient -T` (client to client: Connect,
-/// ConnectionAttempt, ConnectionBind and spliced data connections), over TCP and TLS control
-/// connections, 0 lost.
+/// ConnectionAttempt, ConnectionBind and spliced data connections), 0 lost.
 #[test]
 fn coturn_uclient_tcp_relay_rfc6062() {
     if !have("turnutils_uclient") {
@@ -565,7 +564,6 @@ fn coturn_uclient_tcp_relay_rfc6062() {
     let dir = TempDir::new("rfc6062");
     let h = server(&dir.0, (28000, 28999), |c| c.tcp_relay = true);
     let tcp_port = h.tcp_addrs()[0].port().to_string();
-    let tls_port = h.tls_addrs()[0].port().to_string();
     let common_args = [
         "-W",
         SECRET,
@@ -580,10 +578,10 @@ fn coturn_uclient_tcp_relay_rfc6062() {
         "-l",
         "200",
     ];
-    let runs: [(&str, Vec<&str>); 2] = [
-        ("tcp", vec!["-T", "-p", &tcp_port]),
-        ("tls", vec!["-T", "-S", "-p", &tls_port]),
-    ];
+    // Only plain TCP control connections: Debian's coturn 4.6.1 uclient opens `-T -S` data
+    // connections with randomly chosen TLS 1.0/1.1 contexts too, which ternd refuses (rustls,
+    // TLS 1.2+ as RFC 8996 requires); TLS control connections are covered by `-t -S` above.
+    let runs: [(&str, Vec<&str>); 1] = [("tcp", vec!["-T", "-p", &tcp_port])];
     std::thread::scope(|s| {
         let handles: Vec<_> = runs
             .iter()
@@ -615,7 +613,7 @@ fn coturn_uclient_tcp_relay_rfc6062() {
     });
     let st = h.stats();
     assert!(
-        st.allocations_created >= 10 && st.tcp_connections_bound >= 20,
+        st.allocations_created >= 5 && st.tcp_connections_bound >= 10,
         "{st:?}"
     );
     h.shutdown();
