@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod credentials_cmd;
 #[doc(hidden)]

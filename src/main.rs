@@ -42,6 +42,22 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(ternd::config::Command::Bench(args)) = &cli.command {
+        return match ternd::bench::run(args) {
+            Ok(report) => {
+                if args.json {
+                    println!("{}", report.json());
+                } else {
+                    print!("{}", report.table());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ternd bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {

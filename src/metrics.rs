@@ -219,8 +219,13 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
                 labels(&[("reason", "total_quota")]),
                 s.total_quota_rejections,
             ),
+            (labels(&[("reason", "ip_quota")]), s.ip_quota_rejections),
             (labels(&[("reason", "no_capacity")]), s.capacity_rejections),
             (labels(&[("reason", "rate_limit")]), s.rate_limited),
+            (
+                labels(&[("reason", "unauth_rate_limit")]),
+                s.unauth_rate_limited,
+            ),
             (labels(&[("reason", "other_client")]), s.dropped),
             (labels(&[("reason", "other_peer")]), s.peer_dropped),
         ],

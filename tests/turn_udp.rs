@@ -108,7 +108,9 @@ fn rss_kib() -> u64 {
 }
 
 /// 100,000 unauthenticated Allocates from 1,000 source ports create no allocation and grow
-/// the (in-process) server's memory by less than 2 MiB.
+/// the (in-process) server's memory by less than 2 MiB; with the default unauthenticated
+/// rate limit (200/s, burst 1,000 per source IP and worker), the 401s sent stay within
+/// burst + rate x duration on each of the 2 workers, and the rest are counted as dropped.
 #[test]
 fn unauthenticated_allocates_create_no_state() {
     let h = server((22000, 22999), Duration::from_secs(600));
@@ -154,19 +156,28 @@ fn unauthenticated_allocates_create_no_state() {
     }
     let st = h.stats();
     let rss1 = rss_kib();
+    let duration = started.elapsed().as_secs_f64();
     assert_eq!(st.allocations_created, 0);
     assert!(
-        st.auth_challenges >= 50_000,
+        st.auth_challenges + st.unauth_rate_limited >= 50_000,
         "most requests reached the server: {st:?}"
     );
+    let bound = 2.0 * (1000.0 + 200.0 * duration) + 10.0;
+    assert!(
+        (st.auth_challenges as f64) <= bound,
+        "{} 401s in {duration:.1} s > {bound:.0}",
+        st.auth_challenges
+    );
+    assert_eq!(st.auth_challenges + st.unauth_rate_limited, st.requests);
     assert!(
         rss1.saturating_sub(rss0) < 2048,
         "RSS grew {} KiB",
         rss1.saturating_sub(rss0)
     );
     eprintln!(
-        "unauthenticated Allocates answered: {}, RSS {rss0} KiB -> {rss1} KiB",
-        st.auth_challenges
+        "unauthenticated Allocates answered: {}, dropped by the limit: {}, RSS {rss0} KiB -> \
+         {rss1} KiB",
+        st.auth_challenges, st.unauth_rate_limited
     );
     drop(socks);
     h.shutdown();

@@ -168,6 +168,21 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "TERND_TOTAL_QUOTA")]
     pub total_quota: Option<String>,
 
+    /// Maximum concurrent allocations per client IP (IPv6: per /64), 0 =
+    /// unlimited; over it Allocate gets 486 [default: 1000]
+    #[arg(long, value_name = "N", env = "TERND_MAX_ALLOCATIONS_PER_IP")]
+    pub max_allocations_per_ip: Option<String>,
+
+    /// Unauthenticated requests (and 401/438 answers) per second per client
+    /// IP (IPv6: per /64) and worker, 0 = no limit; over it they are dropped
+    /// unanswered [default: 200]
+    #[arg(long, value_name = "N", env = "TERND_UNAUTH_RATE_LIMIT")]
+    pub unauth_rate_limit: Option<String>,
+
+    /// Burst of --unauth-rate-limit, in requests, at least 1 [default: 1000]
+    #[arg(long, value_name = "N", env = "TERND_UNAUTH_RATE_BURST")]
+    pub unauth_rate_burst: Option<String>,
+
     /// Most permissions per allocation, 1..=65535; CreatePermission and
     /// ChannelBind beyond it get 508 [default: 64]
     #[arg(long, value_name = "N", env = "TERND_MAX_PERMISSIONS_PER_ALLOCATION")]
@@ -397,6 +412,9 @@ pub enum Command {
     Credentials(CredentialsArgs),
     /// Access tokens for the credentials endpoint (development helper)
     Token(TokenArgs),
+    /// Load generator for any RFC 8656 TURN server over UDP (ternd, coturn, ...)
+    #[command(long_about = crate::bench::LONG_ABOUT)]
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Options of `ternd token`.
@@ -566,6 +584,9 @@ impl fmt::Debug for Cli {
             .field("max_allocation_lifetime", &self.max_allocation_lifetime)
             .field("user_quota", &self.user_quota)
             .field("total_quota", &self.total_quota)
+            .field("max_allocations_per_ip", &self.max_allocations_per_ip)
+            .field("unauth_rate_limit", &self.unauth_rate_limit)
+            .field("unauth_rate_burst", &self.unauth_rate_burst)
             .field(
                 "max_permissions_per_allocation",
                 &self.max_permissions_per_allocation,

@@ -56,6 +56,9 @@ pub(crate) struct Layer {
     pub(crate) max_allocation_lifetime: Slot<Duration>,
     pub(crate) user_quota: Slot<u32>,
     pub(crate) total_quota: Slot<u32>,
+    pub(crate) max_allocations_per_ip: Slot<u32>,
+    pub(crate) unauth_rate_limit: Slot<u32>,
+    pub(crate) unauth_rate_burst: Slot<u32>,
     pub(crate) max_permissions_per_allocation: Slot<usize>,
     pub(crate) max_channels_per_allocation: Slot<usize>,
     pub(crate) max_bps: Slot<u64>,
@@ -146,6 +149,9 @@ impl Layer {
                 .or(self.max_allocation_lifetime),
             user_quota: over.user_quota.or(self.user_quota),
             total_quota: over.total_quota.or(self.total_quota),
+            max_allocations_per_ip: over.max_allocations_per_ip.or(self.max_allocations_per_ip),
+            unauth_rate_limit: over.unauth_rate_limit.or(self.unauth_rate_limit),
+            unauth_rate_burst: over.unauth_rate_burst.or(self.unauth_rate_burst),
             max_permissions_per_allocation: over
                 .max_permissions_per_allocation
                 .or(self.max_permissions_per_allocation),
@@ -265,6 +271,18 @@ impl Layer {
                 max_allocation_lifetime: max_lifetime,
                 user_quota: value_or(&self.user_quota, relay_defaults.user_quota),
                 total_quota: value_or(&self.total_quota, relay_defaults.total_quota),
+                max_allocations_per_ip: value_or(
+                    &self.max_allocations_per_ip,
+                    relay_defaults.max_allocations_per_ip,
+                ),
+                unauth_rate_limit: value_or(
+                    &self.unauth_rate_limit,
+                    relay_defaults.unauth_rate_limit,
+                ),
+                unauth_rate_burst: value_or(
+                    &self.unauth_rate_burst,
+                    relay_defaults.unauth_rate_burst,
+                ),
                 max_permissions_per_allocation: value_or(
                     &self.max_permissions_per_allocation,
                     relay_defaults.max_permissions_per_allocation,
@@ -413,6 +431,24 @@ impl Layer {
                 "--total-quota",
                 &c.total_quota,
                 values::uint,
+            )?,
+            max_allocations_per_ip: cli_one(
+                "TERND_MAX_ALLOCATIONS_PER_IP",
+                "--max-allocations-per-ip",
+                &c.max_allocations_per_ip,
+                values::uint,
+            )?,
+            unauth_rate_limit: cli_one(
+                "TERND_UNAUTH_RATE_LIMIT",
+                "--unauth-rate-limit",
+                &c.unauth_rate_limit,
+                values::uint,
+            )?,
+            unauth_rate_burst: cli_one(
+                "TERND_UNAUTH_RATE_BURST",
+                "--unauth-rate-burst",
+                &c.unauth_rate_burst,
+                |s| values::uint(s).and_then(values::unauth_rate_burst),
             )?,
             max_permissions_per_allocation: cli_one(
                 "TERND_MAX_PERMISSIONS_PER_ALLOCATION",
@@ -643,6 +679,9 @@ impl Layer {
             ),
             user_quota: v(relay.user_quota, "relay.user_quota"),
             total_quota: v(relay.total_quota, "relay.total_quota"),
+            max_allocations_per_ip: v(relay.max_allocations_per_ip, "relay.max_allocations_per_ip"),
+            unauth_rate_limit: v(relay.unauth_rate_limit, "relay.unauth_rate_limit"),
+            unauth_rate_burst: v(relay.unauth_rate_burst, "relay.unauth_rate_burst"),
             max_permissions_per_allocation: v(
                 relay.max_permissions_per_allocation,
                 "relay.max_permissions_per_allocation",

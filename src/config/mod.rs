@@ -137,6 +137,19 @@ pub struct RelayConfig {
     /// Maximum concurrent allocations on the whole server; 0 means unlimited.
     /// Default 0. Over it, Allocate gets 508 (Insufficient Capacity).
     pub total_quota: u32,
+    /// Maximum concurrent allocations per client source address (an IPv4
+    /// address, or an IPv6 /64), all users and workers together; 0 means
+    /// unlimited. Default 1000. Over it, Allocate gets 486.
+    pub max_allocations_per_ip: u32,
+    /// Unauthenticated requests per second allowed per client source address
+    /// (IPv4 address or IPv6 /64) and worker; 0 turns the limit off. Default
+    /// 200. Counted: every request other than Binding that carries no
+    /// MESSAGE-INTEGRITY(-SHA256), and every request answered 401 or 438.
+    /// Over the limit they are dropped unanswered (no amplification).
+    pub unauth_rate_limit: u32,
+    /// Burst of [`unauth_rate_limit`](Self::unauth_rate_limit), in requests;
+    /// at least 1. Default 1000.
+    pub unauth_rate_burst: u32,
     /// Most permissions one allocation may hold; CreatePermission and
     /// ChannelBind beyond it get 508. Default 64; range `1..=65_535`.
     pub max_permissions_per_allocation: usize,
@@ -330,6 +343,9 @@ impl Default for RelayConfig {
             max_allocation_lifetime: Duration::from_secs(3600),
             user_quota: 100,
             total_quota: 0,
+            max_allocations_per_ip: crate::turn::DEFAULT_MAX_ALLOCATIONS_PER_IP,
+            unauth_rate_limit: crate::turn::DEFAULT_UNAUTH_RATE_LIMIT,
+            unauth_rate_burst: crate::turn::DEFAULT_UNAUTH_RATE_BURST,
             max_permissions_per_allocation: crate::turn::DEFAULT_MAX_PERMISSIONS,
             max_channels_per_allocation: crate::turn::DEFAULT_MAX_CHANNELS,
             max_bps: 0,

@@ -119,6 +119,9 @@ fn defaults() {
     assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(3600));
     assert_eq!(c.relay.user_quota, 100);
     assert_eq!(c.relay.total_quota, 0);
+    assert_eq!(c.relay.max_allocations_per_ip, 1000);
+    assert_eq!(c.relay.unauth_rate_limit, 200);
+    assert_eq!(c.relay.unauth_rate_burst, 1000);
     assert_eq!(c.relay.max_permissions_per_allocation, 64);
     assert_eq!(c.relay.max_channels_per_allocation, 64);
     assert_eq!(
@@ -1334,6 +1337,9 @@ fn relay_limit_env_vars() {
             "TERND_MAX_CHANNELS_PER_ALLOCATION",
         ),
         ("max-bps", "TERND_MAX_BPS"),
+        ("max-allocations-per-ip", "TERND_MAX_ALLOCATIONS_PER_IP"),
+        ("unauth-rate-limit", "TERND_UNAUTH_RATE_LIMIT"),
+        ("unauth-rate-burst", "TERND_UNAUTH_RATE_BURST"),
     ] {
         let arg = cmd
             .get_arguments()
@@ -1861,4 +1867,31 @@ fn tls_flags_redact_nothing_and_show_in_debug() {
     ] {
         assert!(debug.contains(needle), "{needle}: {debug}");
     }
+}
+
+#[test]
+fn unauth_limits_and_ip_cap_from_file_and_flags() {
+    let c =
+        parse("[relay]\nmax_allocations_per_ip = 0\nunauth_rate_limit = 0\nunauth_rate_burst = 1")
+            .expect("limits");
+    assert_eq!(c.relay.max_allocations_per_ip, 0);
+    assert_eq!(c.relay.unauth_rate_limit, 0);
+    assert_eq!(c.relay.unauth_rate_burst, 1);
+    let err = parse("[relay]\nunauth_rate_burst = 0").expect_err("burst 0");
+    assert!(err.to_string().contains("unauth_rate_burst"), "{err}");
+    assert!(parse("[relay]\nunauth_rate_limit = -1").is_err());
+
+    let c = Config::load(&cli(&[
+        "--max-allocations-per-ip",
+        "5",
+        "--unauth-rate-limit",
+        "10",
+        "--unauth-rate-burst",
+        "20",
+    ]))
+    .expect("flags");
+    assert_eq!(c.relay.max_allocations_per_ip, 5);
+    assert_eq!(c.relay.unauth_rate_limit, 10);
+    assert_eq!(c.relay.unauth_rate_burst, 20);
+    assert!(Config::load(&cli(&["--unauth-rate-burst", "0"])).is_err());
 }

@@ -226,6 +226,16 @@ impl Walker {
                 "max_allocation_lifetime" => l.max_allocation_lifetime = self.duration(key, v)?,
                 "user_quota" => l.user_quota = self.set(key, Ok(self.integer(key, v)?))?,
                 "total_quota" => l.total_quota = self.set(key, Ok(self.integer(key, v)?))?,
+                "max_allocations_per_ip" => {
+                    l.max_allocations_per_ip = self.set(key, Ok(self.integer(key, v)?))?;
+                }
+                "unauth_rate_limit" => {
+                    l.unauth_rate_limit = self.set(key, Ok(self.integer(key, v)?))?;
+                }
+                "unauth_rate_burst" => {
+                    l.unauth_rate_burst =
+                        self.set(key, values::unauth_rate_burst(self.integer(key, v)?))?;
+                }
                 "max_permissions_per_allocation" => {
                     l.max_permissions_per_allocation =
                         self.set(key, values::max_permissions(self.integer(key, v)?))?;

@@ -628,6 +628,15 @@ pub(crate) fn rate_burst(n: u32) -> Result<u32, String> {
     }
 }
 
+/// The burst of the unauthenticated request limit: at least 1.
+pub(crate) fn unauth_rate_burst(n: u32) -> Result<u32, String> {
+    if n == 0 {
+        Err("must be at least 1 (use unauth_rate_limit = 0 to turn the limit off)".to_owned())
+    } else {
+        Ok(n)
+    }
+}
+
 /// Smallest admin token accepted.
 pub(crate) const MIN_ADMIN_TOKEN: usize = 16;
 

@@ -49,6 +49,7 @@
 
 mod allocation;
 mod authn;
+mod limit;
 mod stats;
 mod tcp;
 #[doc(hidden)]
@@ -65,6 +66,7 @@ pub use allocation::{
     Allocation, CHANNEL_COOLDOWN, CHANNEL_LIFETIME, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_PERMISSIONS,
     PERMISSION_LIFETIME, TokenBucket, Traffic,
 };
+pub use limit::UNAUTH_TABLE_SLOTS;
 pub use stats::{Counter, REQUEST_METHODS, RESPONSE_CODES, Stats, StatsSnapshot};
 pub use tcp::{
     CONNECTION_BIND_TIMEOUT, DEFAULT_MAX_TCP_CONNECTIONS, Output, TCP_CONNECT_TIMEOUT,
@@ -92,6 +94,12 @@ pub const PEER_TAILROOM: usize = 3;
 pub const TRANSPORT_UDP: u8 = 17;
 /// How long an EVEN-PORT R=1 reservation is held (RFC 8656 §7.2: about 30 s).
 pub const RESERVATION_LIFETIME: Duration = Duration::from_secs(30);
+/// Default of [`CoreConfig::max_allocations_per_ip`].
+pub const DEFAULT_MAX_ALLOCATIONS_PER_IP: u32 = 1000;
+/// Default of [`CoreConfig::unauth_rate_limit`] (requests per second).
+pub const DEFAULT_UNAUTH_RATE_LIMIT: u32 = 200;
+/// Default of [`CoreConfig::unauth_rate_burst`] (requests).
+pub const DEFAULT_UNAUTH_RATE_BURST: u32 = 1000;
 /// Relay port choices tried before answering 508.
 const PORT_ATTEMPTS: usize = 64;
 /// Most attribute types listed in one UNKNOWN-ATTRIBUTES.
@@ -151,6 +159,13 @@ pub struct CoreConfig {
     pub user_quota: u32,
     /// Concurrent allocations on the whole server; 0 = unlimited.
     pub total_quota: u32,
+    /// Concurrent allocations per source IP (IPv6: per /64), all workers; 0 = unlimited.
+    pub max_allocations_per_ip: u32,
+    /// Unauthenticated requests (and 401/438 answers) per second per source IP (IPv6:
+    /// per /64), per worker; 0 = no limit. Over it requests are dropped unanswered.
+    pub unauth_rate_limit: u32,
+    /// Burst of the unauthenticated request limit, in requests.
+    pub unauth_rate_burst: u32,
     /// Most permissions one allocation may hold.
     pub max_permissions: usize,
     /// Most channels one allocation may bind.
@@ -180,6 +195,9 @@ impl CoreConfig {
             max_lifetime: Duration::from_secs(3600),
             user_quota: 100,
             total_quota: 0,
+            max_allocations_per_ip: DEFAULT_MAX_ALLOCATIONS_PER_IP,
+            unauth_rate_limit: DEFAULT_UNAUTH_RATE_LIMIT,
+            unauth_rate_burst: DEFAULT_UNAUTH_RATE_BURST,
             max_permissions: DEFAULT_MAX_PERMISSIONS,
             max_channels: DEFAULT_MAX_CHANNELS,
             max_bps: 0,
@@ -247,6 +265,8 @@ pub struct SessionInfo {
 #[derive(Debug, Default)]
 struct Quotas {
     per_user: HashMap<String, u32>,
+    /// Allocations per source ([`limit::SourceKey`]), for `max_allocations_per_ip`.
+    per_ip: HashMap<limit::SourceKey, u32>,
     total: u32,
 }
 
@@ -254,6 +274,7 @@ struct Quotas {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum QuotaExceeded {
     User,
+    Ip,
     Total,
 }
 
@@ -368,28 +389,55 @@ impl Shared {
         }
     }
 
-    fn quota_take(&self, user: &str) -> Result<(), QuotaExceeded> {
+    /// Allocations currently counted against the source of `ip` (its IPv4 address or
+    /// IPv6 /64), all workers.
+    pub fn ip_allocations(&self, ip: IpAddr) -> u32 {
+        self.quotas
+            .lock()
+            .map(|q| {
+                q.per_ip
+                    .get(&limit::SourceKey::of(ip))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    fn quota_take(&self, user: &str, client: IpAddr) -> Result<(), QuotaExceeded> {
         let Ok(mut q) = self.quotas.lock() else {
             return Err(QuotaExceeded::Total);
         };
         if self.config.total_quota != 0 && q.total >= self.config.total_quota {
             return Err(QuotaExceeded::Total);
         }
+        let source = limit::SourceKey::of(client);
+        let per_ip = q.per_ip.get(&source).copied().unwrap_or(0);
+        if self.config.max_allocations_per_ip != 0 && per_ip >= self.config.max_allocations_per_ip {
+            return Err(QuotaExceeded::Ip);
+        }
         let n = q.per_user.get(user).copied().unwrap_or(0);
         if self.config.user_quota != 0 && n >= self.config.user_quota {
             return Err(QuotaExceeded::User);
         }
         q.per_user.insert(user.to_string(), n + 1);
+        q.per_ip.insert(source, per_ip + 1);
         q.total += 1;
         Ok(())
     }
 
-    fn quota_release(&self, user: &str) {
+    fn quota_release(&self, user: &str, client: IpAddr) {
         if let Ok(mut q) = self.quotas.lock() {
             if let Some(n) = q.per_user.get_mut(user) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     q.per_user.remove(user);
+                }
+            }
+            let source = limit::SourceKey::of(client);
+            if let Some(n) = q.per_ip.get_mut(&source) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    q.per_ip.remove(&source);
                 }
             }
             q.total = q.total.saturating_sub(1);
@@ -516,6 +564,9 @@ pub enum DropReason {
     RateLimited,
     /// A Send indication for a TCP allocation (RFC 6062: data goes over data connections).
     TcpAllocation,
+    /// An unauthenticated request (or one answered 401/438) over its source's rate limit
+    /// (`unauth_rate_limit`): dropped unanswered, so the server amplifies nothing.
+    UnauthRateLimited,
 }
 
 /// Why an allocation ended (for the accounting line).
@@ -639,6 +690,11 @@ pub struct Server {
     tcp: tcp::TcpIndex,
     /// What [`Server::poll_output`] hands out.
     outputs: VecDeque<tcp::Queued>,
+    /// Per-source budgets for unauthenticated requests and 401/438 answers.
+    unauth: limit::UnauthLimiter,
+    /// Set by [`Server::challenge`] when the limiter refuses the answer: the request is
+    /// dropped instead.
+    suppressed: bool,
 }
 
 /// A response in progress: the request it answers and how to protect it.
@@ -655,6 +711,15 @@ impl Server {
         let mut t = [0u8; 8];
         t.copy_from_slice(&tid_seed[..8]);
         let secret_key = crate::stun::hmac_sha256(&seed, &[b"ternd ports and tokens"]);
+        let limiter_key = crate::stun::hmac_sha256(&seed, &[b"ternd unauthenticated limiter"]);
+        let mut lk = [0u8; 16];
+        lk.copy_from_slice(&limiter_key[..16]);
+        let unauth = limit::UnauthLimiter::new(
+            shared.config.unauth_rate_limit,
+            shared.config.unauth_rate_burst,
+            lk,
+            shared.config.clock_anchor.0,
+        );
         Self {
             shared,
             stats,
@@ -673,7 +738,15 @@ impl Server {
                 key: secret_key,
                 counter: 0,
             },
+            unauth,
+            suppressed: false,
         }
+    }
+
+    /// Slots of the unauthenticated rate limiter: [`UNAUTH_TABLE_SLOTS`] (0 when the
+    /// limit is off), whatever the number of sources seen.
+    pub fn unauth_table_len(&self) -> usize {
+        self.unauth.len()
     }
 
     /// The counters this core updates.
@@ -1054,6 +1127,17 @@ impl Server {
             }
             Class::Request => {
                 self.stats.requests.inc();
+                // Unauthenticated requests other than Binding can only be answered with an
+                // error (401, 400, ...): each takes from its source's budget, and over it
+                // is dropped unanswered. (Requests with integrity are charged only if they
+                // end in 401/438: see `challenge`.)
+                if typ.method != Method::BINDING
+                    && !(msg.has_integrity() || msg.has_integrity_sha256())
+                    && !self.unauth.admit(tuple.client.ip(), now)
+                {
+                    self.stats.unauth_rate_limited.inc();
+                    return Outcome::Dropped(DropReason::UnauthRateLimited);
+                }
                 let result = if typ.method == Method::BINDING {
                     self.binding(&msg, tuple, out)
                 } else if msg.is_rfc3489() {
@@ -1069,6 +1153,10 @@ impl Server {
                 } else {
                     self.turn_request(&msg, tuple, now, out, relays)
                 };
+                if std::mem::take(&mut self.suppressed) {
+                    self.stats.unauth_rate_limited.inc();
+                    return Outcome::Dropped(DropReason::UnauthRateLimited);
+                }
                 match result {
                     // Answered later (Connect) or elsewhere (a hand-off).
                     Some(0) => Outcome::Consumed,
@@ -1235,6 +1323,14 @@ impl Server {
         now: Instant,
         out: &mut [u8],
     ) -> Option<usize> {
+        // A request without integrity was charged on arrival; one with integrity that
+        // still ends here (bad key, stale nonce) is charged now.
+        if (msg.has_integrity() || msg.has_integrity_sha256())
+            && !self.unauth.admit(client.ip(), now)
+        {
+            self.suppressed = true;
+            return Some(0);
+        }
         self.stats.error_responses.inc();
         self.stats.auth_challenges.inc();
         let reason = if code == 438 {
@@ -1449,7 +1545,7 @@ impl Server {
             }
             return self.challenge(msg, 401, tuple.client, now, out);
         }
-        if let Err(which) = self.shared.quota_take(&auth.user) {
+        if let Err(which) = self.shared.quota_take(&auth.user, tuple.client.ip()) {
             if let Some(a) = reserved {
                 relays.release(a);
             }
@@ -1457,6 +1553,10 @@ impl Server {
             return match which {
                 QuotaExceeded::User => {
                     self.stats.quota_rejections.inc();
+                    self.error(reply, 486, "Allocation Quota Reached", out)
+                }
+                QuotaExceeded::Ip => {
+                    self.stats.ip_quota_rejections.inc();
                     self.error(reply, 486, "Allocation Quota Reached", out)
                 }
                 QuotaExceeded::Total => {
@@ -1480,7 +1580,7 @@ impl Server {
             ),
         };
         let Some(relay) = bound else {
-            self.shared.quota_release(&auth.user);
+            self.shared.quota_release(&auth.user, tuple.client.ip());
             self.stats.capacity_rejections.inc();
             return self.error(reply, 508, "Insufficient Capacity", out);
         };
@@ -1505,7 +1605,7 @@ impl Server {
             {
                 relays.release(r.addr);
             }
-            self.shared.quota_release(&auth.user);
+            self.shared.quota_release(&auth.user, tuple.client.ip());
             return None;
         };
         let alloc = Allocation {
@@ -1848,7 +1948,7 @@ impl Server {
             live.remove(&a.advertised);
         }
         relays.close(a.relay);
-        self.shared.quota_release(&a.user);
+        self.shared.quota_release(&a.user, a.tuple.client.ip());
         self.stats.allocations_ended.inc();
         match why {
             EndReason::Expired => self.stats.ended_expired.inc(),

@@ -168,6 +168,11 @@ stats! {
     auth_ok,
     /// Allocations refused by the total quota (486).
     total_quota_rejections,
+    /// Allocations refused by the per-source-IP cap, `max_allocations_per_ip` (486).
+    ip_quota_rejections,
+    /// Unauthenticated requests (or requests answered 401/438) dropped unanswered by the
+    /// per-source-IP limit, `unauth_rate_limit`.
+    unauth_rate_limited,
     /// Packets dropped by an allocation's bandwidth limit (max_bps).
     rate_limited,
     /// Packets relayed client to peer.

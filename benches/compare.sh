@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of ternd and coturn on this machine, one server at a time.
+#
+#   bash benches/compare.sh            # about 3 minutes; DUR=5 for a quicker pass
+#
+# Builds ternd (release), installs coturn if absent, then for each server in turn starts it on
+# 127.0.0.1 (relay ports 20000-30000, outside ip_local_port_range) and drives it with the same
+# `ternd bench` workloads (client sockets on 127.0.0.2, built-in echo peer on 127.0.0.1) and
+# with the fixed coturn workload `turnutils_uclient -m 50 -n 2000 -l 200 -z 0` against
+# `turnutils_peer`. Server CPU time comes from /proc/PID/stat before and after each run;
+# "µs/pkt" is server CPU microseconds per relayed packet, counting both directions (a packet
+# echoed through the relay is two relayed packets: client→peer and peer→client).
+# Prints a table and writes it as markdown to target/compare.md; logs in target/compare-logs/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECRET=compare-secret
+PORT=3578
+PEER_PORT=3480
+DUR=${DUR:-10}
+LOGS=target/compare-logs
+mkdir -p "$LOGS"
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building ternd (release)..." >&2
+timeout 600 cargo build --release --quiet
+BIN=target/release/ternd
+
+if ! command -v turnserver >/dev/null || ! command -v turnutils_uclient >/dev/null; then
+    echo "installing coturn..." >&2
+    timeout 300 apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq coturn >/dev/null
+    # The package's service is not wanted running.
+    (service coturn stop || systemctl stop coturn) >/dev/null 2>&1 || true
+fi
+COTURN_VERSION=$(turnserver --version 2>/dev/null | head -1 || true)
+
+# utime + stime of PID, in clock ticks (USER_HZ = 100).
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+ROWS=()
+# row SERVER WORKLOAD RELAYED_PPS RECV_PPS LOSS P50 P99 US_PER_PKT BENCH_CPU ALLOCS_PER_S
+row() {
+    local IFS='|'
+    ROWS+=("$*")
+    printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' "$@" >&2
+}
+
+SPID=
+start_server() {
+    local name=$1
+    case $name in
+    ternd)
+        # --rfc5766-channel-numbers: Debian's coturn 4.6.1 uclient picks channel numbers above
+        # 0x4FFF (coturn accepts them). Limits meant for the Internet are off for the benchmark.
+        "$BIN" --listen "127.0.0.1:$PORT" --secret "$SECRET" --relay-ports 20000-30000 \
+            --allow-peer 127.0.0.1/32 --user-quota 0 --http-listen "" --log-level warn \
+            --rfc5766-channel-numbers --unauth-rate-limit 0 --max-allocations-per-ip 0 \
+            >"$LOGS/ternd.log" 2>&1 &
+        ;;
+    coturn)
+        turnserver -n --listening-ip=127.0.0.1 --listening-port="$PORT" --use-auth-secret \
+            --static-auth-secret="$SECRET" --realm=ternd --min-port=20000 --max-port=30000 \
+            --allow-loopback-peers --no-cli --no-tls --no-dtls --log-file=stdout \
+            --simple-log --pidfile="$LOGS/coturn.pid" --no-software-attribute \
+            >"$LOGS/coturn.log" 2>&1 &
+        ;;
+    esac
+    SPID=$!
+    PIDS+=("$SPID")
+    sleep 1.5
+    if ! kill -0 "$SPID" 2>/dev/null; then
+        echo "$name did not start; see $LOGS/$name.log" >&2
+        exit 1
+    fi
+}
+
+stop_server() {
+    kill "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    sleep 0.5
+}
+
+# bench SERVER LABEL ARGS...: one `ternd bench` run, one row.
+bench() {
+    local server=$1 label=$2
+    shift 2
+    local before after json
+    before=$(cpu_ticks "$SPID")
+    if ! json=$(timeout $((DUR + 60)) "$BIN" bench --server "127.0.0.1:$PORT" --secret "$SECRET" \
+        --duration "${DUR}s" --json -q "$@" 2>>"$LOGS/bench-$server.err"); then
+        row "$server" "$label" fail - - - - - - -
+        return
+    fi
+    after=$(cpu_ticks "$SPID")
+    echo "$json" >>"$LOGS/bench-$server.jsonl"
+    local fields
+    fields=$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1]); ticks = float(sys.argv[2])
+relayed = r["received"] + (r["peer_received"] or r["received"])
+d = r["duration_s"]
+us = ticks * 1e4 / relayed if relayed else float("nan")
+print("%.0f|%.0f|%.2f|%.0f|%.0f|%.2f|%.0f%%|%.0f" % (relayed / d, r["received_pps"], r["loss_pct"],
+      r["latency_us"]["p50"], r["latency_us"]["p99"], us, 100 * r["bench_cpu_s"] / d,
+      r["allocations_per_s"]))
+' "$json" "$((after - before))")
+    local IFS='|'
+    # shellcheck disable=SC2086
+    row "$server" "$label" $fields
+}
+
+# uclient SERVER: the fixed turnutils_uclient workload.
+uclient() {
+    local server=$1 before after out
+    before=$(cpu_ticks "$SPID")
+    local t0 t1
+    t0=$(date +%s.%N)
+    if ! out=$(timeout 120 turnutils_uclient -W "$SECRET" -u bench -e 127.0.0.1 -r "$PEER_PORT" \
+        -m 50 -n 2000 -l 200 -z 0 -p "$PORT" 127.0.0.1 2>&1); then
+        echo "$out" >"$LOGS/uclient-$server.log"
+        row "$server" "uclient -m50 -n2000 -l200 -z0" fail - - - - - - -
+        return
+    fi
+    t1=$(date +%s.%N)
+    after=$(cpu_ticks "$SPID")
+    echo "$out" >"$LOGS/uclient-$server.log"
+    local fields
+    fields=$(python3 -c '
+import re, sys
+out, ticks, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+m = re.findall(r"tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", out, re.M)
+sent, recv = map(int, m[-1])
+lost = re.search(r"Total lost packets (\d+) \(([\d.]+)%\)", out)
+rtt = re.search(r"Average round trip delay ([\d.]+) ms", out)
+relayed = sent + recv
+print("%.0f|-|%s|%s|-|%.2f|-|-" % (relayed / secs, lost.group(2)[:5] if lost else "?",
+      "%.0f(avg)" % (float(rtt.group(1)) * 1000) if rtt else "?", ticks * 1e4 / relayed))
+' "$out" "$((after - before))" "$(python3 -c "print($t1 - $t0)")")
+    local IFS='|'
+    # shellcheck disable=SC2086
+    row "$server" "uclient -m50 -n2000 -l200 -z0" $fields
+}
+
+turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$LOGS/turnutils_peer.log" 2>&1 &
+PIDS+=("$!")
+
+printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' server workload "relayed/s" "echoed/s" \
+    "loss%" "p50 µs" "p99 µs" "µs/pkt" "bench cpu" "allocs/s" >&2
+for server in ternd coturn; do
+    start_server "$server"
+    bench "$server" "channel 100 B max, 1 alloc" --mode channel --size 100 --rate max --allocations 1
+    bench "$server" "channel 100 B max, 100 allocs" --mode channel --size 100 --rate max --allocations 100
+    bench "$server" "channel 1200 B max, 1 alloc" --mode channel --size 1200 --rate max --allocations 1
+    bench "$server" "channel 1200 B max, 100 allocs" --mode channel --size 1200 --rate max --allocations 100
+    bench "$server" "send 100 B max, 1 alloc" --mode send --size 100 --rate max --allocations 1
+    bench "$server" "channel 100 B 20k pps, 10 allocs" --mode channel --size 100 --rate 20000 --allocations 10
+    uclient "$server"
+    stop_server
+done
+
+HEADER="| server | workload | relayed pkt/s | echoed pkt/s | loss % | p50 µs | p99 µs | server µs/relayed pkt | bench CPU | allocs/s |"
+{
+    echo "# ternd vs coturn (benches/compare.sh)"
+    echo
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
+    echo "ternd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), ${COTURN_VERSION:-coturn}, ${DUR} s per ternd-bench run."
+    echo "Relayed = client→peer + peer→client forwards; bench CPU = the generator's own CPU (of one core)."
+    echo "uclient rows: turnutils_uclient -m 50 -n 2000 -l 200 -z 0 with turnutils_peer (latency is its average)."
+    echo
+    echo "$HEADER"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for r in "${ROWS[@]}"; do
+        echo "| ${r//|/ | } |"
+    done
+} >target/compare.md
+
+echo
+printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' server workload "relayed/s" "echoed/s" \
+    "loss%" "p50 µs" "p99 µs" "µs/pkt" "bench cpu" "allocs/s"
+for r in "${ROWS[@]}"; do
+    IFS='|' read -r -a f <<<"$r"
+    printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' "${f[@]}"
+done
+echo
+echo "markdown: target/compare.md; logs: $LOGS/"

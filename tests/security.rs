@@ -1,0 +1,438 @@
+//! Security properties of the real server: the default peer policy refuses every special
+//! address form (403 at CreatePermission), secrets never reach the logs, and the
+//! unauthenticated rate limit caps 401s under a flood.
+
+use std::io::Read as _;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ternd::config::{Config, PortRange, RelayConfig};
+use ternd::stun::{
+    AddressFamily, Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId,
+    attr_type,
+};
+
+mod common;
+use common::{Client, SECRET, error_code, parse_text};
+
+/// A global-scope IPv6 address of this host other than ::1 (from /proc/net/if_inet6), if
+/// one is bindable.
+fn global_v6() -> Option<Ipv6Addr> {
+    let text = std::fs::read_to_string("/proc/net/if_inet6").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // address, ifindex, prefix length, scope, flags, name; scope 00 = global; flag
+        // 0x40 = tentative (not usable yet).
+        let (hex, scope, flags) = (f.first()?, f.get(3)?, f.get(4)?);
+        let flags = u32::from_str_radix(flags, 16).ok()?;
+        if *scope != "00" || flags & 0x40 != 0 || hex.len() != 32 {
+            return None;
+        }
+        let ip = Ipv6Addr::from(u128::from_str_radix(hex, 16).ok()?);
+        (!ip.is_loopback() && UdpSocket::bind((ip, 0)).is_ok()).then_some(ip)
+    })
+}
+
+/// An Allocate (with the 401 round trip) asking for `family`; returns the relayed address.
+fn allocate_family(c: &mut Client, family: AddressFamily) -> SocketAddr {
+    let build = |b: &mut MessageBuilder<'_>| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::RequestedAddressFamily(family)).unwrap();
+    };
+    let first = c.transact(Method::ALLOCATE, false, build);
+    let m = Message::parse(&first).unwrap();
+    assert_eq!(error_code(&m), Some(401));
+    c.realm = parse_text(&m, attr_type::REALM);
+    c.nonce = parse_text(&m, attr_type::NONCE);
+    let resp = c.transact(Method::ALLOCATE, true, build);
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(
+        m.message_type().class,
+        Class::Success,
+        "Allocate {family:?}: error {:?}",
+        error_code(&m)
+    );
+    match m.get_decoded(attr_type::XOR_RELAYED_ADDRESS) {
+        Some(Ok(Attribute::XorRelayedAddress(a))) => a,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The response code of a CreatePermission for `peer` (0 = success).
+fn create_permission(c: &mut Client, peer: SocketAddr) -> u16 {
+    let resp = c.transact(Method::CREATE_PERMISSION, true, |b| {
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap()
+    });
+    error_code(&Message::parse(&resp).unwrap()).unwrap_or(0)
+}
+
+/// Every address form of the issue, through the real server with the default policy (no
+/// allow list): CreatePermission gets 403. IPv4 peers on an IPv4 allocation (relay
+/// 127.0.0.2, so that 127.0.0.1 is not the relay address, which the same-server exception
+/// would let through); IPv6 forms (the IPv4-mapped, -compatible, NAT64 and 6to4 ones
+/// included) on an IPv6 allocation, relayed from a global IPv6 address of this host if it
+/// has one, else from ::1.
+#[test]
+fn every_special_address_form_is_refused_at_create_permission() {
+    let v6_relay: Option<IpAddr> = match global_v6() {
+        Some(ip) => Some(ip.into()),
+        None if UdpSocket::bind("[::1]:0").is_ok() => Some(Ipv6Addr::LOCALHOST.into()),
+        None => None,
+    };
+    let mut relay_ips = vec!["127.0.0.2".parse().unwrap()];
+    relay_ips.extend(v6_relay);
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        relay: RelayConfig {
+            relay_ips,
+            ports: PortRange {
+                lo: 26000,
+                hi: 26499,
+            },
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.http.listen = None;
+    c.auth.secrets = vec![SECRET.into()];
+    let h = ternd::net::start(&c).expect("start");
+    let server = h.udp_addrs()[0];
+
+    let v4_rows = [
+        "0.0.0.0",
+        "127.0.0.1",
+        "169.254.169.254",
+        "10.0.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+    ];
+    let v6_rows = [
+        "::",
+        "::1",
+        "::ffff:127.0.0.1",
+        "::ffff:0.0.0.0",
+        "::127.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:7f00:1::",
+        "fe80::1",
+        "fc00::1",
+    ];
+
+    let mut v4 = Client::new(server, "policy-v4");
+    let relay = allocate_family(&mut v4, AddressFamily::V4);
+    assert_eq!(relay.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+    let mut failures = Vec::new();
+    for row in v4_rows {
+        let peer = SocketAddr::new(row.parse().unwrap(), 9);
+        let code = create_permission(&mut v4, peer);
+        if code != 403 {
+            failures.push(format!("{row}: {code}"));
+        }
+    }
+    // Positive control: a public address is permitted.
+    assert_eq!(create_permission(&mut v4, "8.8.8.8:9".parse().unwrap()), 0);
+
+    match v6_relay {
+        Some(relay_ip) => {
+            let mut v6 = Client::new(server, "policy-v6");
+            let relay = allocate_family(&mut v6, AddressFamily::V6);
+            assert_eq!(relay.ip(), relay_ip);
+            for row in v6_rows {
+                let ip: IpAddr = row.parse().unwrap();
+                let peer = SocketAddr::new(ip, 9);
+                let code = if ip == relay_ip {
+                    // Only without a global IPv6 address: ::1 is then this server's relay
+                    // address, which CreatePermission (IP only) lets through so that two
+                    // clients of this server can reach each other; every port of it that
+                    // is not a live relayed address is refused at ChannelBind (exact).
+                    eprintln!("{row} is the IPv6 relay address: checked with ChannelBind");
+                    let resp = v6.transact(Method::CHANNEL_BIND, true, |b| {
+                        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+                        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+                    });
+                    error_code(&Message::parse(&resp).unwrap()).unwrap_or(0)
+                } else {
+                    create_permission(&mut v6, peer)
+                };
+                if code != 403 {
+                    failures.push(format!("{row}: {code}"));
+                }
+            }
+            assert_eq!(
+                create_permission(&mut v6, "[2606:4700::1111]:9".parse().unwrap()),
+                0,
+                "a public IPv6 address is permitted"
+            );
+        }
+        None => eprintln!(
+            "SKIPPED: no IPv6 on this host (::1 not bindable); the IPv6 rows {v6_rows:?} \
+             were not checked"
+        ),
+    }
+    assert!(failures.is_empty(), "not refused with 403: {failures:?}");
+    assert!(h.stats().policy_denied >= v4_rows.len() as u64);
+    h.shutdown();
+}
+
+/// Kills the child on drop (also when an assert fails).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A full run of the real binary at trace level, JSON logs: Binding, REST and static-user
+/// Allocates, a refused peer, a wrong password, a delete; then SIGTERM. Neither the REST
+/// secret, nor the static password, nor the REST password derived for the session (nor
+/// either long-term key) appears anywhere in its output.
+#[test]
+fn secrets_never_reach_the_logs() {
+    const LOG_SECRET: &str = "rest-secret-Zq7vX2pL9kT4";
+    const PASSWORD: &str = "static-pw-Hn3Wd8Rb5Jc1";
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ternd-seclog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ternd"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+            "--http-listen",
+            "",
+            "--relay-ip",
+            "127.0.0.1",
+            "--log-level",
+            "trace",
+            "--log-format",
+            "json",
+            "--secret",
+            LOG_SECRET,
+            "--user",
+            &format!("alice:{PASSWORD}"),
+        ])
+        .env_clear()
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    let server: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // Binding (and wait for the server to come up).
+    let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let n = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId([7; 12]),
+    )
+    .unwrap()
+    .finish();
+    let req = buf[..n].to_vec();
+    let mut up = false;
+    for _ in 0..50 {
+        probe.send_to(&req, server).unwrap();
+        if probe.recv_from(&mut buf).is_ok() {
+            up = true;
+            break;
+        }
+    }
+    if !up {
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        panic!("the binary did not answer Binding; its output:\n{log}");
+    }
+
+    // REST credentials under the secret.
+    let mut rest = Client::with_secret(server, "bob", LOG_SECRET);
+    rest.allocate();
+    // The REST password the client derived (base64 HMAC-SHA1 of the username).
+    let rest_password = ternd::auth::rest::password(LOG_SECRET, &rest.username);
+    assert!(!rest_password.is_empty());
+    // An error case: a denied peer.
+    assert_eq!(
+        create_permission(&mut rest, "10.0.0.1:9".parse().unwrap()),
+        403
+    );
+    // The static user.
+    let mut alice = Client::with_credentials(server, "alice", PASSWORD);
+    alice.allocate();
+    let resp = alice.transact(Method::REFRESH, true, |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap()
+    });
+    assert_eq!(error_code(&Message::parse(&resp).unwrap()), None);
+    // A wrong password: 401 again.
+    let mut wrong = Client::with_credentials(server, "alice", "not-the-password");
+    let first = wrong.transact(Method::ALLOCATE, false, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&first).unwrap();
+    wrong.realm = parse_text(&m, attr_type::REALM);
+    wrong.nonce = parse_text(&m, attr_type::NONCE);
+    let resp = wrong.transact(Method::ALLOCATE, true, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(error_code(&Message::parse(&resp).unwrap()), Some(401));
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the binary stops on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let mut text = String::new();
+    std::fs::File::open(&log_path)
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    if std::env::var_os("TERND_KEEP_LOG").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    // The run was logged, at trace level, in JSON.
+    assert!(text.contains("allocation created"), "{text}");
+    assert!(text.contains("\"level\":\"TRACE\"") || text.contains("\"level\":\"DEBUG\""));
+    assert!(
+        text.lines()
+            .all(|l| l.trim().is_empty() || l.starts_with('{'))
+    );
+    let hex = |k: &[u8]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    for (what, needle) in [
+        ("the REST secret", LOG_SECRET.to_string()),
+        ("the static password", PASSWORD.to_string()),
+        ("the derived REST password", rest_password.clone()),
+        ("the REST long-term key", hex(&rest.key)),
+        ("the static user's key", hex(&alice.key)),
+    ] {
+        assert!(
+            !text.contains(&needle),
+            "{what} ({needle}) appears in the logs"
+        );
+    }
+    eprintln!("{} log lines checked", text.lines().count());
+}
+
+/// 20,000 unauthenticated Allocates from one source, as fast as possible, with the default
+/// limit (200/s, burst 1,000): the 401s received stay within burst + rate x elapsed, and
+/// the counter shows the rest of what reached the server.
+#[test]
+fn unauthenticated_flood_is_rate_limited() {
+    const RATE: f64 = 200.0;
+    const BURST: f64 = 1000.0;
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 2,
+        relay: RelayConfig {
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            ports: PortRange {
+                lo: 26500,
+                hi: 26599,
+            },
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.http.listen = None;
+    c.auth.secrets = vec![SECRET.into()];
+    assert_eq!(
+        (c.relay.unauth_rate_limit, c.relay.unauth_rate_burst),
+        (200, 1000),
+        "the defaults"
+    );
+    let h = ternd::net::start(&c).expect("start");
+    let server = h.udp_addrs()[0];
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rx = sock.try_clone().unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let started = Instant::now();
+    // Count the answers concurrently; stop after 500 ms of silence.
+    let receiver = std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        let (mut n401, mut last) = (0u64, Instant::now());
+        while let Ok((n, _)) = rx.recv_from(&mut buf) {
+            if let Ok(m) = Message::parse(&buf[..n])
+                && error_code(&m) == Some(401)
+            {
+                n401 += 1;
+                last = Instant::now();
+            }
+        }
+        (n401, last)
+    });
+    let mut pkt = [0u8; 64];
+    let n = {
+        let mut b = MessageBuilder::new(
+            &mut pkt,
+            MessageType::new(Method::ALLOCATE, Class::Request),
+            TransactionId([1; 12]),
+        )
+        .unwrap();
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.finish()
+    };
+    for i in 0..20_000u32 {
+        pkt[8..12].copy_from_slice(&i.to_be_bytes());
+        sock.send_to(&pkt[..n], server).unwrap();
+    }
+    let sent_in = started.elapsed();
+    assert!(sent_in < Duration::from_secs(2), "flood took {sent_in:?}");
+    let (n401, last) = receiver.join().unwrap();
+    let elapsed = last.duration_since(started).as_secs_f64();
+    let bound = BURST + RATE * elapsed + 10.0;
+    let st = h.stats();
+    eprintln!(
+        "sent 20000 in {sent_in:?}; server saw {} requests, answered {} (401s received {n401} \
+         within {elapsed:.3} s, bound {bound:.0}), dropped {}",
+        st.requests, st.auth_challenges, st.unauth_rate_limited
+    );
+    assert!(n401 as f64 <= bound, "{n401} 401s > {bound:.0}");
+    assert!(st.auth_challenges as f64 <= bound, "{st:?}");
+    assert!(n401 >= 900, "the burst is answered: {n401}");
+    assert_eq!(
+        st.auth_challenges + st.unauth_rate_limited,
+        st.requests,
+        "every request reaching the server was answered or counted as dropped"
+    );
+    assert!(
+        st.requests >= 10_000,
+        "most requests reached the server: {st:?}"
+    );
+    assert_eq!(st.allocations_created, 0);
+    let text = ternd::metrics::render(&[st], ternd::metrics::Gauges::default());
+    assert!(
+        text.contains(&format!(
+            "ternd_dropped_total{{reason=\"unauth_rate_limit\"}} {}\n",
+            st.unauth_rate_limited
+        )),
+        "{text}"
+    );
+    h.shutdown();
+}
