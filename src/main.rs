@@ -91,7 +91,7 @@ fn main() -> ExitCode {
         None
     };
 
-    let signals = match Signals::install() {
+    let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ternd: cannot install signal handlers: {e}");
@@ -151,6 +151,15 @@ fn main() -> ExitCode {
             }
         }
     });
+    if !config.drain_timeout.is_zero() && handle.active_allocations() > 0 {
+        handle.drain();
+        tracing::info!(
+            allocations = handle.active_allocations(),
+            timeout = ?config.drain_timeout,
+            "draining: no new allocations; existing ones keep relaying (signal again to stop now)"
+        );
+        signals.wait_drained(config.drain_timeout, || handle.active_allocations() == 0);
+    }
     tracing::info!("shutting down");
     let _ = http_stop.send(true);
     if let Some(h) = http {
@@ -300,10 +309,10 @@ impl Signals {
     }
 
     /// Blocks until SIGINT or SIGTERM, calling `on_hangup` for every SIGHUP meanwhile.
-    fn wait(self, mut on_hangup: impl FnMut()) {
+    fn wait(&mut self, mut on_hangup: impl FnMut()) {
         #[cfg(unix)]
         {
-            let Signals { rt, mut streams } = self;
+            let Signals { rt, streams } = self;
             rt.block_on(async move {
                 let [int, term, hup] = &mut streams[..] else {
                     return;
@@ -322,5 +331,36 @@ impl Signals {
             let _ = &mut on_hangup;
             let _ = self.rt.block_on(tokio::signal::ctrl_c());
         }
+    }
+
+    /// Waits until `done()` holds (checked every 100 ms), `timeout` passes, or a second
+    /// SIGINT/SIGTERM arrives.
+    fn wait_drained(&mut self, timeout: Duration, done: impl Fn() -> bool) {
+        // A timeout too large to represent means "until the allocations end".
+        let deadline = std::time::Instant::now().checked_add(timeout);
+        #[cfg(unix)]
+        let Signals { rt, streams } = self;
+        #[cfg(not(unix))]
+        let rt = &self.rt;
+        rt.block_on(async move {
+            loop {
+                if done() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return;
+                }
+                #[cfg(unix)]
+                {
+                    let [int, term, _] = &mut streams[..] else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = int.recv() => return,
+                        _ = term.recv() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
     }
 }

@@ -219,6 +219,9 @@ fn secrets_never_reach_the_logs() {
             "",
             "--relay-ip",
             "127.0.0.1",
+            // Stop at once on SIGTERM even with an allocation alive (no drain).
+            "--drain-timeout",
+            "0s",
             "--log-level",
             "trace",
             "--log-format",

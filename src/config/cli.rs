@@ -399,6 +399,18 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "TERND_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<String>,
 
+    /// On SIGTERM / Ctrl-C, keep relaying for existing allocations (new
+    /// ones refused, /readyz 503) until they end or this much time passes,
+    /// then exit 0; a second signal stops at once; 0 = stop at once
+    /// [default: 30s]
+    #[arg(long, value_name = "DUR", env = "TERND_DRAIN_TIMEOUT")]
+    pub drain_timeout: Option<String>,
+
+    /// IP:PORT sent in ALTERNATE-SERVER with 300 (Try Alternate) to new
+    /// Allocates while draining; empty = none, they get 508 [default: none]
+    #[arg(long, value_name = "ADDR", env = "TERND_ALTERNATE_SERVER")]
+    pub alternate_server: Option<String>,
+
     /// A subcommand; without one, `ternd` runs the server.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -637,6 +649,8 @@ impl fmt::Debug for Cli {
             .field("tcp_relay", &self.tcp_relay)
             .field("proxy_protocol", &self.proxy_protocol)
             .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("alternate_server", &self.alternate_server)
             .field("command", &self.command)
             .finish()
     }

@@ -95,6 +95,19 @@ pub struct Config {
     /// Maximum concurrent TCP/TLS client connections per source IP address.
     /// Default 100; range `1..=1_000_000`.
     pub max_connections_per_ip: usize,
+    /// Graceful-shutdown (drain) limit. On SIGTERM (or Ctrl-C) ternd stops
+    /// accepting new allocations — a new Allocate gets 300 (Try Alternate)
+    /// with ALTERNATE-SERVER when [`alternate_server`](Self::alternate_server)
+    /// is set, else 508 (Insufficient Capacity) — and `/readyz` turns 503;
+    /// it keeps relaying for the existing allocations until they have all
+    /// ended or this much time has passed, then exits with status 0. A second
+    /// signal stops it at once. Default 30 s; 0 = stop at once (no drain).
+    pub drain_timeout: Duration,
+    /// Address sent in ALTERNATE-SERVER with 300 (Try Alternate) to new
+    /// Allocate requests while draining (RFC 8489 §10, RFC 8656); used only
+    /// while draining. A concrete `IP:PORT` (no unspecified or multicast IP,
+    /// no port 0). Default `None`: new Allocates get 508 while draining.
+    pub alternate_server: Option<SocketAddr>,
     /// TURN relay settings.
     pub relay: RelayConfig,
     /// Authentication settings.
@@ -321,6 +334,8 @@ impl Default for Config {
             tcp_relay: false,
             proxy_protocol: Vec::new(),
             max_connections_per_ip: 100,
+            drain_timeout: Duration::from_secs(30),
+            alternate_server: None,
             relay: RelayConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),

@@ -101,6 +101,8 @@ fn defaults() {
     assert!(!c.tcp_relay);
     assert!(c.proxy_protocol.is_empty());
     assert_eq!(c.max_connections_per_ip, 100);
+    assert_eq!(c.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.alternate_server, None);
     assert_eq!(c.relay.relay_ips, Vec::<IpAddr>::new());
     assert!(c.relay.external_ips.is_empty());
     assert_eq!(
@@ -1581,6 +1583,117 @@ tls_handshake_timeout = \"2s\"",
         "command line",
     );
     assert!(Cli::try_parse_from(["ternd", "--tcp-relay=maybe"]).is_err());
+}
+
+#[test]
+fn drain_timeout_and_alternate_server() {
+    // File forms: humantime strings, integer seconds, zero, empty = none.
+    let c = parse("drain_timeout = \"2m\"\nalternate_server = \"203.0.113.8:3478\"").expect("file");
+    assert_eq!(c.drain_timeout, Duration::from_secs(120));
+    assert_eq!(c.alternate_server, Some(sa("203.0.113.8:3478")));
+    let c = parse("drain_timeout = 45\nalternate_server = \"[2001:db8::8]:5349\"")
+        .expect("seconds, IPv6");
+    assert_eq!(c.drain_timeout, Duration::from_secs(45));
+    assert_eq!(c.alternate_server, Some(sa("[2001:db8::8]:5349")));
+    for zero in [
+        "drain_timeout = 0",
+        "drain_timeout = \"0\"",
+        "drain_timeout = \"0s\"",
+    ] {
+        assert_eq!(
+            parse(zero).expect(zero).drain_timeout,
+            Duration::ZERO,
+            "{zero}"
+        );
+    }
+    assert_eq!(
+        parse("alternate_server = \"\"")
+            .expect("empty")
+            .alternate_server,
+        None
+    );
+
+    // Command-line forms override the file; absent flags keep it; an empty
+    // value clears the alternate server.
+    let file =
+        parse("drain_timeout = \"1m\"\nalternate_server = \"192.0.2.9:3478\"").expect("file");
+    assert_eq!(file.clone().apply_cli(&cli(&[])).expect("none"), file);
+    let c = file
+        .clone()
+        .apply_cli(&cli(&[
+            "--drain-timeout",
+            "1500ms",
+            "--alternate-server",
+            "[2001:db8::9]:3478",
+        ]))
+        .expect("cli");
+    assert_eq!(c.drain_timeout, Duration::from_millis(1500));
+    assert_eq!(c.alternate_server, Some(sa("[2001:db8::9]:3478")));
+    let c = file
+        .apply_cli(&cli(&["--drain-timeout", "0", "--alternate-server", ""]))
+        .expect("zero, empty");
+    assert_eq!(c.drain_timeout, Duration::ZERO);
+    assert_eq!(c.alternate_server, None);
+    let c = Config::load(&cli(&[
+        "--drain-timeout=0s",
+        "--alternate-server=10.1.2.3:443",
+    ]))
+    .expect("load");
+    assert_eq!(c.drain_timeout, Duration::ZERO);
+    assert_eq!(c.alternate_server, Some(sa("10.1.2.3:443")));
+
+    // Bad durations name the key and the origin.
+    for bad in [
+        "drain_timeout = \"soon\"",
+        "drain_timeout = -1",
+        "drain_timeout = true",
+        "drain_timeout = \"-5s\"",
+    ] {
+        names(&err(bad), "drain_timeout", FILE);
+    }
+    for bad in ["soon", "-1", "5 parsecs"] {
+        names(
+            &cli_err(&[&format!("--drain-timeout={bad}")]),
+            "--drain-timeout",
+            "command line",
+        );
+    }
+
+    // Bad addresses name the key and the origin.
+    for bad in [
+        "alternate_server = \"203.0.113.8\"",
+        "alternate_server = \"turn.example.com:3478\"",
+        "alternate_server = \"0.0.0.0:3478\"",
+        "alternate_server = \"[::]:3478\"",
+        "alternate_server = \"203.0.113.8:0\"",
+        "alternate_server = \"224.0.0.1:3478\"",
+        "alternate_server = [\"203.0.113.8:3478\"]",
+        "alternate_server = 3478",
+    ] {
+        names(&err(bad), "alternate_server", FILE);
+    }
+    for bad in ["nope", "203.0.113.8", "0.0.0.0:3478", "203.0.113.8:0"] {
+        names(
+            &cli_err(&["--alternate-server", bad]),
+            "--alternate-server",
+            "command line",
+        );
+    }
+    let m = cli_err(&["--alternate-server", "nope"]);
+    assert!(m.contains("nope"), "{m}");
+
+    // Both show in the Cli's Debug output.
+    let debug = format!(
+        "{:?}",
+        cli(&[
+            "--drain-timeout",
+            "7s",
+            "--alternate-server",
+            "192.0.2.1:3478"
+        ])
+    );
+    assert!(debug.contains("drain_timeout: Some(\"7s\")"), "{debug}");
+    assert!(debug.contains("192.0.2.1:3478"), "{debug}");
 }
 
 #[test]

@@ -190,6 +190,24 @@ impl Walker {
                     l.max_connections_per_ip =
                         self.set(key, values::max_connections_per_ip(self.integer(key, v)?))?;
                 }
+                "drain_timeout" => {
+                    let r = match v {
+                        Value::String(s) => values::duration_or_zero(s),
+                        Value::Integer(n) => values::duration_secs_or_zero(*n),
+                        other => {
+                            return Err(self.wrong_type(
+                                key,
+                                "a duration (e.g. \"30s\", \"0s\" or a number of seconds)",
+                                other,
+                            ));
+                        }
+                    };
+                    l.drain_timeout = self.set(key, r)?;
+                }
+                "alternate_server" => {
+                    l.alternate_server =
+                        self.set(key, values::alternate_server(self.string(key, v)?))?;
+                }
                 "relay" => self.relay(&mut l, self.table(key, v)?)?,
                 "auth" => self.auth(&mut l, self.table(key, v)?)?,
                 "http" => self.http(&mut l, self.table(key, v)?)?,

@@ -193,6 +193,11 @@ pub(crate) fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
 /// A duration: a humantime string (`"600s"`, `"10m"`, `"1h30m"`) or a bare
 /// integer number of seconds. Zero is rejected.
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    duration_or_zero(s).and_then(nonzero_duration)
+}
+
+/// Like [`duration`], but zero (`"0"`, `"0s"`) is allowed.
+pub(crate) fn duration_or_zero(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         let secs: u64 = t
@@ -206,13 +211,18 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
             )
         })?
     };
-    nonzero_duration(d)
+    Ok(d)
 }
 
 pub(crate) fn duration_secs(secs: i64) -> Result<Duration, String> {
+    duration_secs_or_zero(secs).and_then(nonzero_duration)
+}
+
+/// Like [`duration_secs`], but zero is allowed.
+pub(crate) fn duration_secs_or_zero(secs: i64) -> Result<Duration, String> {
     let secs =
         u64::try_from(secs).map_err(|_| format!("duration must not be negative, got {secs}"))?;
-    nonzero_duration(Duration::from_secs(secs))
+    Ok(Duration::from_secs(secs))
 }
 
 fn nonzero_duration(d: Duration) -> Result<Duration, String> {
@@ -451,6 +461,29 @@ pub(crate) fn http_listen(s: &str) -> Result<Option<SocketAddr>, String> {
     } else {
         socket_addr(s).map(Some)
     }
+}
+
+/// The ALTERNATE-SERVER address offered while draining: a concrete
+/// `IP:PORT` (no unspecified or multicast IP, no port 0). Empty means none.
+pub(crate) fn alternate_server(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    let addr: SocketAddr = s.trim().parse().map_err(|_| {
+        format!("invalid socket address `{s}` (expected IP:PORT, e.g. 203.0.113.8:3478)")
+    })?;
+    if addr.ip().is_unspecified() {
+        return Err(format!(
+            "`{addr}` has the unspecified address; give the address clients should move to"
+        ));
+    }
+    if addr.ip().is_multicast() {
+        return Err(format!("`{addr}` is a multicast address"));
+    }
+    if addr.port() == 0 {
+        return Err(format!("`{addr}` has port 0; give the server's real port"));
+    }
+    Ok(Some(addr))
 }
 
 pub(crate) fn log_level(s: &str) -> Result<String, String> {

@@ -285,6 +285,22 @@ impl Handle {
         self.view.clone()
     }
 
+    /// Starts draining (SIGTERM): new Allocates get 300 Try Alternate or 508, `/readyz`
+    /// answers 503, existing allocations keep relaying.
+    pub fn drain(&self) {
+        self.view.ready.store(false, Ordering::Relaxed);
+        self.view.shared.set_draining(true);
+    }
+
+    /// Allocations alive now, on all workers.
+    pub fn active_allocations(&self) -> u64 {
+        self.view
+            .worker_stats()
+            .iter()
+            .map(|w| w.allocations_created.saturating_sub(w.allocations_ended))
+            .sum()
+    }
+
     /// Stops every worker (ending their allocations) and waits for them.
     pub fn shutdown(self) {
         self.view.ready.store(false, Ordering::Relaxed);
@@ -552,6 +568,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         max_bps: config.relay.max_bps,
         nonce_lifetime: config.auth.nonce_lifetime,
         clock_anchor: (Instant::now(), unix),
+        alternate_server: config.alternate_server,
     };
     let store = CredentialStore::new(&config.realm, &config.auth)?;
     let nonce_key = NonceKey::random().map_err(|e| StartError::Random(e.to_string()))?;

@@ -176,6 +176,8 @@ pub struct CoreConfig {
     pub nonce_lifetime: Duration,
     /// A monotonic instant and the UNIX time (seconds) it corresponds to.
     pub clock_anchor: (Instant, u64),
+    /// Where to send clients with 300 Try Alternate while draining; `None` answers 508.
+    pub alternate_server: Option<SocketAddr>,
 }
 
 impl CoreConfig {
@@ -203,6 +205,7 @@ impl CoreConfig {
             max_bps: 0,
             nonce_lifetime: Duration::from_secs(600),
             clock_anchor: anchor,
+            alternate_server: None,
         }
     }
 
@@ -293,6 +296,8 @@ pub struct Shared {
     /// Relayed transport addresses (bound and advertised) of live allocations on this
     /// server, all workers: peers the policy lets through even in denied ranges.
     live_relays: RwLock<HashSet<SocketAddr>>,
+    /// Set on SIGTERM: new Allocates are refused while existing allocations drain.
+    draining: std::sync::atomic::AtomicBool,
     reservations: Mutex<HashMap<[u8; 8], Reservation>>,
     /// RFC 6062 TCP allocations (off unless set with [`Shared::with_tcp_relay`]).
     pub tcp: TcpRelayConfig,
@@ -315,6 +320,7 @@ impl Shared {
             policy,
             quotas: Mutex::new(Quotas::default()),
             live_relays: RwLock::new(HashSet::new()),
+            draining: std::sync::atomic::AtomicBool::new(false),
             reservations: Mutex::new(HashMap::new()),
             tcp: TcpRelayConfig::default(),
             tcp_ids: Mutex::new(HashMap::new()),
@@ -343,6 +349,17 @@ impl Shared {
     /// Allocations currently counted on the whole server.
     pub fn total_allocations(&self) -> u32 {
         self.quotas.lock().map(|q| q.total).unwrap_or(0)
+    }
+
+    /// Starts (or stops) draining: new Allocates get 300 or 508, existing ones go on.
+    pub fn set_draining(&self, on: bool) {
+        self.draining
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True while draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// True if `addr` is the relayed transport address of a live allocation here.
@@ -1314,6 +1331,21 @@ impl Server {
         self.finish(reply, b)
     }
 
+    /// 300 Try Alternate with ALTERNATE-SERVER (RFC 8489 §10), protected like the request.
+    fn try_alternate(
+        &mut self,
+        reply: &Reply<'_, '_>,
+        alt: SocketAddr,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        self.stats.error_responses.inc();
+        let mut b = self.start(reply.msg, reply.msg.message_type().error(), out)?;
+        b.add(&Attribute::ErrorCode(ErrorCode::new(300, "Try Alternate")))
+            .ok()?;
+        b.add(&Attribute::AlternateServer(alt)).ok()?;
+        self.finish(reply, b)
+    }
+
     /// 401 or 438: ERROR-CODE, REALM, a fresh NONCE and PASSWORD-ALGORITHMS; no integrity.
     fn challenge(
         &mut self,
@@ -1458,6 +1490,14 @@ impl Server {
         let msg = reply.msg;
         if existing.is_some() {
             return self.error(reply, 437, "Allocation Mismatch", out);
+        }
+        if self.shared.is_draining() {
+            // Shutting down: no new allocations (existing ones keep relaying).
+            self.stats.capacity_rejections.inc();
+            return match self.shared.config.alternate_server {
+                Some(alt) => self.try_alternate(reply, alt, out),
+                None => self.error(reply, 508, "Insufficient Capacity", out),
+            };
         }
         let tcp = match msg.get_decoded(attr_type::REQUESTED_TRANSPORT) {
             Some(Ok(Attribute::RequestedTransport(TRANSPORT_UDP))) => false,
