@@ -131,7 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(secret) = generated {
+    if let Some(secret) = &generated {
         print_quick_start(
             &config,
             &handle,
@@ -141,8 +141,27 @@ fn main() -> ExitCode {
     }
 
     signals.wait(|| {
-        // SIGHUP: reload the TLS certificate without dropping connections.
-        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key)
+        // SIGHUP: re-read the configuration; apply credentials, peer policy and the TLS
+        // certificate without dropping anything. A bad file keeps the old settings.
+        let mut new = match Config::load(&cli) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: configuration not reloaded; keeping the old one");
+                return;
+            }
+        };
+        // The secret generated for this run stays valid while nothing else is configured.
+        if let Some(g) = &generated
+            && new.auth.secrets.is_empty()
+            && new.auth.users.is_empty()
+        {
+            new.auth.secrets.push(g.clone());
+        }
+        match handle.reload(&new) {
+            Ok(()) => tracing::info!("SIGHUP: secrets, users and peer policy reloaded"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: credentials not reloaded; keeping the old ones"),
+        }
+        if let (Some(cert), Some(key)) = (&new.tls_cert, &new.tls_key)
             && !handle.tls_addrs().is_empty()
         {
             match handle.reload_tls(cert, key) {

@@ -111,6 +111,8 @@ pub struct Handle {
     tls: Vec<SocketAddr>,
     relay_v4: Option<RelayAddress>,
     view: Arc<View>,
+    /// Service addresses and local IPs, for rebuilding the peer policy on reload.
+    policy_base: (Vec<SocketAddr>, Vec<IpAddr>),
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -283,6 +285,17 @@ impl Handle {
     /// The server as metrics and operators see it.
     pub fn view(&self) -> Arc<View> {
         self.view.clone()
+    }
+
+    /// Applies a re-read configuration (SIGHUP): credential sources (secrets, secret file,
+    /// users) and the peer policy. Existing allocations keep their keys. Settings that shape
+    /// sockets and workers need a restart. On error nothing changes.
+    pub fn reload(&self, config: &Config) -> Result<(), String> {
+        let store = CredentialStore::new(&config.realm, &config.auth).map_err(|e| e.to_string())?;
+        let policy = build_policy(config, &self.policy_base);
+        self.view.shared.replace_credentials(store);
+        self.view.shared.replace_policy(policy);
+        Ok(())
     }
 
     /// Starts draining (SIGTERM): new Allocates get 300 Try Alternate or 508, `/readyz`
@@ -511,6 +524,17 @@ fn relay_addresses(config: &Config) -> (Option<RelayAddress>, Option<RelayAddres
     (Some(v4), v6)
 }
 
+/// The peer policy of `config` for a server whose own service addresses and local IPs are
+/// `base` (fixed at start).
+fn build_policy(config: &Config, base: &(Vec<SocketAddr>, Vec<IpAddr>)) -> PeerPolicy {
+    PeerPolicy::new(
+        config.relay.allow_peer.clone(),
+        config.relay.deny_peer.clone(),
+        base.0.clone(),
+    )
+    .with_local_ips(base.1.clone())
+}
+
 /// Binds every listener and starts the workers. Returns once all sockets are bound, so
 /// bind errors come back here rather than from a thread.
 pub fn start(config: &Config) -> Result<Handle, StartError> {
@@ -539,12 +563,8 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         local_ips.push(r.bind);
         local_ips.push(r.advertise);
     }
-    let policy = PeerPolicy::new(
-        config.relay.allow_peer.clone(),
-        config.relay.deny_peer.clone(),
-        service,
-    )
-    .with_local_ips(local_ips);
+    let policy_base = (service, local_ips);
+    let policy = build_policy(config, &policy_base);
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -636,6 +656,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         tls: bound.tls_addrs,
         relay_v4,
         view,
+        policy_base,
         shutdown: tx,
         threads,
     })

@@ -46,8 +46,10 @@ pub(super) enum AuthFailure {
 pub(super) fn offered_algorithms(shared: &Shared, username: Option<&str>) -> &'static [u8] {
     const SHA256_AND_MD5: [u8; 8] = [0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
     const MD5_ONLY: [u8; 4] = [0x00, 0x01, 0x00, 0x00];
-    let md5_only =
-        !shared.store.offers_sha256() || username.is_some_and(|u| shared.store.is_md5_only(u));
+    let md5_only = {
+        let store = shared.store();
+        !store.offers_sha256() || username.is_some_and(|u| store.is_md5_only(u))
+    };
     if md5_only { &MD5_ONLY } else { &SHA256_AND_MD5 }
 }
 
@@ -79,6 +81,8 @@ pub(super) fn authenticate(
     if !msg.has_integrity() && !has_sha256 {
         return Err(AuthFailure::Unauthorized);
     }
+    // The credential set of this request, even if SIGHUP replaces it meanwhile.
+    let store = shared.store();
     let username_attr = text(msg, attr_type::USERNAME);
     let userhash = match msg.get_decoded(attr_type::USERHASH) {
         Some(Ok(Attribute::UserHash(h))) => Some(h),
@@ -124,8 +128,7 @@ pub(super) fn authenticate(
 
     let username: &str = match (username_attr, userhash) {
         (Some(u), _) => u,
-        (None, Some(h)) => shared
-            .store
+        (None, Some(h)) => store
             .username_for_userhash(h)
             .ok_or(AuthFailure::Unauthorized)?,
         (None, None) => return Err(AuthFailure::BadRequest),
@@ -159,8 +162,7 @@ pub(super) fn authenticate(
         }
         _ => {
             // Unknown, expired, or no key for the algorithm: all look the same from outside.
-            let resolved = shared
-                .store
+            let resolved = store
                 .resolve(username, algorithm, now_unix)
                 .map_err(|_: LookupError| AuthFailure::Unauthorized)?;
             let key = *resolved

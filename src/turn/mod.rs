@@ -286,12 +286,12 @@ enum QuotaExceeded {
 pub struct Shared {
     /// Settings.
     pub config: CoreConfig,
-    /// Credential sources.
-    pub store: CredentialStore,
+    /// Credential sources; replaced on SIGHUP ([`Shared::replace_credentials`]).
+    store: RwLock<Arc<CredentialStore>>,
     /// The per-process nonce key.
     pub nonce_key: NonceKey,
-    /// Which peers may be reached.
-    pub policy: PeerPolicy,
+    /// Which peers may be reached; replaced on SIGHUP ([`Shared::replace_policy`]).
+    policy: RwLock<Arc<PeerPolicy>>,
     quotas: Mutex<Quotas>,
     /// Relayed transport addresses (bound and advertised) of live allocations on this
     /// server, all workers: peers the policy lets through even in denied ranges.
@@ -315,9 +315,9 @@ impl Shared {
     ) -> Self {
         Self {
             config,
-            store,
+            store: RwLock::new(Arc::new(store)),
             nonce_key,
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
             quotas: Mutex::new(Quotas::default()),
             live_relays: RwLock::new(HashSet::new()),
             draining: std::sync::atomic::AtomicBool::new(false),
@@ -349,6 +349,38 @@ impl Shared {
     /// Allocations currently counted on the whole server.
     pub fn total_allocations(&self) -> u32 {
         self.quotas.lock().map(|q| q.total).unwrap_or(0)
+    }
+
+    /// The current credential sources (requests in flight keep the set they started with).
+    pub fn store(&self) -> Arc<CredentialStore> {
+        match self.store.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The current peer policy.
+    pub fn policy(&self) -> Arc<PeerPolicy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the credential sources (SIGHUP). New authentications use the new set;
+    /// existing allocations keep the key they authenticated with (RFC 8656 §6.2), so
+    /// removing a secret stops new allocations without breaking live ones.
+    pub fn replace_credentials(&self, store: CredentialStore) {
+        if let Ok(mut s) = self.store.write() {
+            *s = Arc::new(store);
+        }
+    }
+
+    /// Replaces the peer policy (SIGHUP); applies to every later check.
+    pub fn replace_policy(&self, policy: PeerPolicy) {
+        if let Ok(mut p) = self.policy.write() {
+            *p = Arc::new(policy);
+        }
     }
 
     /// Starts (or stops) draining: new Allocates get 300 or 508, existing ones go on.
@@ -387,9 +419,9 @@ impl Shared {
         with_port: bool,
     ) -> Result<(), crate::policy::Denied> {
         let verdict = if with_port {
-            self.policy.check(peer)
+            self.policy().check(peer)
         } else {
-            self.policy.check_ip(peer.ip())
+            self.policy().check_ip(peer.ip())
         };
         match verdict {
             Err(crate::policy::Denied::Explicit(n)) => Err(crate::policy::Denied::Explicit(n)),
@@ -1378,7 +1410,7 @@ impl Server {
         let mut b = self.start(msg, msg.message_type().error(), out)?;
         b.add(&Attribute::ErrorCode(ErrorCode::new(code, reason)))
             .ok()?;
-        b.add(&Attribute::Realm(self.shared.store.realm())).ok()?;
+        b.add(&Attribute::Realm(self.shared.store().realm())).ok()?;
         b.add(&Attribute::Nonce(nonce.as_str())).ok()?;
         b.add_raw(
             attr_type::PASSWORD_ALGORITHMS,

@@ -1355,7 +1355,7 @@ fn wrong_credentials_441_is_protected_with_the_key_that_verified() {
 fn md5_key_users_are_offered_md5_only() {
     use crate::config::{AuthConfig, StaticUser, UserCredential};
     let t0 = Instant::now();
-    let mut sh = shared(t0, vec![], |_| {});
+    let sh = shared(t0, vec![], |_| {});
     let key = long_term_key_md5("carl", "example.org", "pw").unwrap();
     let auth = AuthConfig {
         secrets: vec!["s3cret".into()],
@@ -1365,7 +1365,7 @@ fn md5_key_users_are_offered_md5_only() {
         }],
         ..AuthConfig::default()
     };
-    sh.store = crate::auth::store::CredentialStore::new("example.org", &auth).unwrap();
+    sh.replace_credentials(crate::auth::store::CredentialStore::new("example.org", &auth).unwrap());
     let mut t = T {
         s: Server::new(Arc::new(sh), Arc::new(Stats::default()), [1; 32]),
         r: FakeRelays::default(),
