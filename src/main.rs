@@ -135,7 +135,7 @@ fn main() -> ExitCode {
         print_quick_start(
             &config,
             &handle,
-            &secret,
+            secret,
             http.as_ref().map(|h| h.local_addr()),
         );
     }
