@@ -1417,7 +1417,12 @@ impl Server {
             authn::offered_algorithms(&self.shared, authn::username(msg)),
         )
         .ok()?;
-        self.finish(&Reply { msg, key: None }, b)
+        // No SOFTWARE here: an answer to an unauthenticated request is kept as small as
+        // the protocol allows (amplification), and tells nothing about the server.
+        if msg.has_fingerprint() {
+            b.add_fingerprint().ok()?;
+        }
+        Some(b.finish())
     }
 
     fn turn_request(

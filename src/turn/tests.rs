@@ -1873,3 +1873,26 @@ fn allocations_per_ip_group_ipv6_by_64_and_zero_is_unlimited() {
 }
 
 mod tcp;
+
+#[test]
+fn challenges_carry_no_software() {
+    let mut t = T::with(vec![], |c| c.software = Some("ternd test".into()));
+    let resp = t.request(Method::ALLOCATE, client(1), None, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(401));
+    assert!(m.get(attr_type::SOFTWARE).is_none(), "401 stays minimal");
+    // Authenticated answers may carry it.
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let c = t.login(&u, Key::Md5(k), client(2));
+    let resp = t.request(Method::ALLOCATE, client(2), Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert!(
+        Message::parse(&resp)
+            .unwrap()
+            .get(attr_type::SOFTWARE)
+            .is_some()
+    );
+}
