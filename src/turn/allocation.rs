@@ -120,6 +120,8 @@ pub struct Allocation {
     /// The deadline of this allocation's one live timer entry; entries at other times are
     /// stale and skipped.
     pub scheduled: Instant,
+    /// The policy generation its permissions and channels were last checked against.
+    pub policy_generation: u64,
     /// For a TCP allocation (RFC 6062), its connections with peers; `None` for UDP.
     pub tcp: Option<TcpAllocation>,
 }

@@ -298,6 +298,7 @@ pub struct Shared {
     live_relays: RwLock<HashSet<SocketAddr>>,
     /// Set on SIGTERM: new Allocates are refused while existing allocations drain.
     draining: std::sync::atomic::AtomicBool,
+    policy_generation: std::sync::atomic::AtomicU64,
     reservations: Mutex<HashMap<[u8; 8], Reservation>>,
     /// RFC 6062 TCP allocations (off unless set with [`Shared::with_tcp_relay`]).
     pub tcp: TcpRelayConfig,
@@ -321,6 +322,7 @@ impl Shared {
             quotas: Mutex::new(Quotas::default()),
             live_relays: RwLock::new(HashSet::new()),
             draining: std::sync::atomic::AtomicBool::new(false),
+            policy_generation: std::sync::atomic::AtomicU64::new(0),
             reservations: Mutex::new(HashMap::new()),
             tcp: TcpRelayConfig::default(),
             tcp_ids: Mutex::new(HashMap::new()),
@@ -381,6 +383,16 @@ impl Shared {
         if let Ok(mut p) = self.policy.write() {
             *p = Arc::new(policy);
         }
+        self.policy_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Bumped by every [`Shared::replace_policy`]: allocations re-check their permissions
+    /// and channels when it moves (one relaxed load per relayed packet).
+    #[inline]
+    pub fn policy_generation(&self) -> u64 {
+        self.policy_generation
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Starts (or stops) draining: new Allocates get 300 or 508, existing ones go on.
@@ -865,6 +877,7 @@ impl Server {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::UnknownRelay);
         };
+        self.revalidate(idx);
         let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::UnknownRelay);
@@ -1115,6 +1128,7 @@ impl Server {
         let Some(&idx) = self.by_tuple.get(&tuple) else {
             return self.drop(DropReason::NoAllocation);
         };
+        self.revalidate(idx);
         let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             return self.drop(DropReason::NoAllocation);
         };
@@ -1703,6 +1717,7 @@ impl Server {
             allocate_response: (msg.transaction_id(), out[..len].to_vec()),
             traffic: Traffic::default(),
             buckets: [TokenBucket::new(now, self.burst()); 2],
+            policy_generation: self.shared.policy_generation(),
             scheduled: now + lifetime,
             tcp: tcp.then(TcpAllocation::default),
             id: {
@@ -1993,6 +2008,37 @@ impl Server {
         self.reschedule(idx);
         let b = self.start(msg, msg.message_type().success(), out)?;
         self.finish(reply, b)
+    }
+
+    /// After a policy reload, drops the permissions and channels of allocation `idx` that
+    /// the new policy denies ("checked again at send time"). Cheap when nothing changed.
+    #[inline]
+    fn revalidate(&mut self, idx: u32) {
+        let generation = self.shared.policy_generation();
+        let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        if alloc.policy_generation == generation {
+            return;
+        }
+        alloc.policy_generation = generation;
+        let shared = &self.shared;
+        alloc.permissions.retain(|ip, _| {
+            shared
+                .check_peer_policy(SocketAddr::new(*ip, 0), false)
+                .is_ok()
+        });
+        let mut gone = Vec::new();
+        alloc.channels.retain(|_, c| {
+            let keep = shared.check_peer_policy(c.peer, true).is_ok();
+            if !keep {
+                gone.push(c.peer);
+            }
+            keep
+        });
+        for peer in gone {
+            alloc.channel_by_peer.remove(&peer);
+        }
     }
 
     /// Makes sure the allocation's timer fires no later than its next deadline. Only an

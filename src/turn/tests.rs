@@ -1896,3 +1896,37 @@ fn challenges_carry_no_software() {
             .is_some()
     );
 }
+
+#[test]
+fn a_reloaded_policy_applies_to_existing_permissions_and_channels() {
+    let mut t = T::new();
+    let (tuple, c, relay) = logged_in(&mut t, 150);
+    let p = peer([198, 51, 100, 8], 7000);
+    t.request(Method::CHANNEL_BIND, tuple, Some(&c), |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(p)).unwrap();
+    });
+    assert!(matches!(
+        t.send(b"\x40\x00\x00\x01x", tuple).0,
+        Outcome::Forward { .. }
+    ));
+    assert!(peer_data(&mut t, relay.port(), p, b"y").is_some());
+    // The operator denies that peer and reloads.
+    let service = vec![SocketAddr::from(([192, 0, 2, 10], 3478))];
+    let policy = PeerPolicy::new(
+        vec!["198.51.100.0/24".parse().unwrap()],
+        vec!["198.51.100.8/32".parse().unwrap()],
+        service,
+    );
+    t.s.shared().replace_policy(policy);
+    assert_eq!(
+        t.send(b"\x40\x00\x00\x01x", tuple).0,
+        Outcome::Dropped(DropReason::NoChannel)
+    );
+    assert!(
+        peer_data(&mut t, relay.port(), p, b"y").is_none(),
+        "no permission any more"
+    );
+    let a = t.s.allocation(&tuple).unwrap();
+    assert!(a.channels.is_empty() && a.permissions.is_empty());
+}
