@@ -28,7 +28,7 @@ fn config(secrets: &[&str], deny: &[&str]) -> String {
             .join(", ")
     };
     format!(
-        "[relay]\nrelay_ips = [\"127.0.0.1\"]\nports = \"29200-29299\"\nallow_peer = [\"127.0.0.1/32\"]\ndeny_peer = [{}]\n[auth]\nsecrets = [{}]\n",
+        "[relay]\nrelay_ips = [\"127.0.0.1\"]\nports = \"29200-29299\"\nallow_peer = [\"127.0.0.0/8\"]\ndeny_peer = [{}]\n[auth]\nsecrets = [{}]\n",
         q(deny),
         q(secrets)
     )
@@ -110,8 +110,8 @@ fn sighup_reloads_secrets_and_policy_without_breaking_allocations() {
     r.expect("allocates with the second secret");
     old.bind_channel(0x4000, peer.local_addr().unwrap());
 
-    // Retire the secret and deny the loopback peer, then SIGHUP.
-    std::fs::write(&file, config(&["current"], &["127.0.0.1/32"])).unwrap();
+    // Retire the secret and deny another loopback address, then SIGHUP.
+    std::fs::write(&file, config(&["current"], &["127.0.0.3/32"])).unwrap();
     let _ = Command::new("kill")
         .args(["-HUP", &s.0.id().to_string()])
         .status();
@@ -134,14 +134,23 @@ fn sighup_reloads_secrets_and_policy_without_breaking_allocations() {
     // The new policy applies to new checks.
     let (mut fresh, r) = try_allocate(addr, "fresh", "current");
     r.expect("the remaining secret allocates");
+    let denied: SocketAddr = "127.0.0.3:5000".parse().unwrap();
+    let resp = fresh.transact(Method::CREATE_PERMISSION, true, |b| {
+        b.add(&Attribute::XorPeerAddress(denied)).unwrap()
+    });
+    assert_eq!(
+        error_code(&Message::parse(&resp).unwrap()),
+        Some(403),
+        "deny_peer now applies"
+    );
     let resp = fresh.transact(Method::CREATE_PERMISSION, true, |b| {
         b.add(&Attribute::XorPeerAddress(peer.local_addr().unwrap()))
             .unwrap()
     });
     assert_eq!(
         error_code(&Message::parse(&resp).unwrap()),
-        Some(403),
-        "deny_peer now applies"
+        None,
+        "other peers still allowed"
     );
 
     // A broken file: the old (reloaded) settings stay.
