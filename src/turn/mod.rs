@@ -2099,6 +2099,16 @@ impl Server {
         if self.by_tuple.is_empty() {
             // Let the timer heap and slab shrink after bursts.
             self.timers.clear();
+        } else if self.timers.len() > 2 * self.by_tuple.len() + 1024 {
+            // A removed allocation leaves its entry behind until its deadline (up to the
+            // maximum lifetime): under churn, sweep the stale ones (amortised O(1)).
+            let slots = &self.slots;
+            self.timers.retain(|Reverse((t, i))| {
+                slots
+                    .get(*i as usize)
+                    .and_then(|s| s.as_ref())
+                    .is_some_and(|a| a.scheduled == *t)
+            });
         }
     }
 }

@@ -1930,3 +1930,36 @@ fn a_reloaded_policy_applies_to_existing_permissions_and_channels() {
     let a = t.s.allocation(&tuple).unwrap();
     assert!(a.channels.is_empty() && a.permissions.is_empty());
 }
+
+#[test]
+fn churn_does_not_grow_the_timer_heap() {
+    let mut t = T::with(vec![], |c| {
+        c.ports = crate::config::PortRange {
+            lo: 50000,
+            hi: 50099,
+        };
+        c.unauth_rate_limit = 0;
+        c.max_allocations_per_ip = 0;
+        c.user_quota = 0;
+    });
+    let (u, k, _) = rest_creds(86_400, "churner");
+    let mut live = Vec::new();
+    for i in 0..5000u16 {
+        let tuple = client(1000 + i);
+        let c = t.login(&u, Key::Md5(k), tuple);
+        t.allocate(tuple, &c);
+        live.push((tuple, c));
+        if live.len() > 10 {
+            let (old, c) = live.remove(0);
+            t.request(Method::REFRESH, old, Some(&c), |b| {
+                b.add(&Attribute::Lifetime(0)).unwrap()
+            });
+        }
+    }
+    let (allocs, _, timers) = t.s.table_sizes();
+    assert_eq!(allocs, 10);
+    assert!(
+        timers <= 2 * allocs + 1024 + 1,
+        "timer heap holds {timers} entries"
+    );
+}
