@@ -156,3 +156,563 @@ pub fn proxy_header(data: &[u8]) {
         );
     }
 }
+
+/// Parses `data` (lossy UTF-8) as a REST username under a few separators. When it parses,
+/// the expiry is the digits before the first separator (leading zeros aside) and the user
+/// is everything after it.
+pub fn rest_username(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for sep in [':', '-', '.', '|', 'é'] {
+        let Some((expiry, user)) = crate::auth::rest::parse_username(&text, sep) else {
+            continue;
+        };
+        let (digits, rest) = match text.split_once(sep) {
+            Some((d, r)) => (d, r),
+            None => (&*text, ""),
+        };
+        assert_eq!(user, rest);
+        assert!(digits.bytes().all(|b| b.is_ascii_digit()) && digits.len() <= 20);
+        // The expiry re-formats to a prefix of the input once leading zeros are dropped.
+        let trimmed = digits.trim_start_matches('0');
+        let formatted = expiry.to_string();
+        if trimmed.is_empty() {
+            assert_eq!(expiry, 0);
+        } else {
+            assert_eq!(formatted, trimmed);
+        }
+        assert!(text.starts_with(digits));
+    }
+}
+
+/// The HS256 secret [`access_token`] verifies with (the seeds are signed with it).
+pub const FUZZ_TOKEN_SECRET: &str = "fuzz-hs256-secret";
+
+/// Verifies `data` (lossy UTF-8) as an access token for `/v1/ice-servers`, with an HS256
+/// secret and the audience `ternd` configured. A token that verifies has a usable `sub`.
+pub fn access_token(data: &[u8]) {
+    use crate::http::token::{MAX_SUB_BYTES, Verifier};
+    use std::sync::OnceLock;
+
+    static VERIFIER: OnceLock<Option<Verifier>> = OnceLock::new();
+    let verifier = VERIFIER.get_or_init(|| {
+        let config = crate::config::HttpConfig {
+            token_hs256_secrets: vec![FUZZ_TOKEN_SECRET.into()],
+            token_audience: "ternd".into(),
+            ..crate::config::HttpConfig::default()
+        };
+        Verifier::from_config(&config).ok()
+    });
+    let Some(verifier) = verifier else {
+        unreachable!("an HS256 secret alone always builds a verifier")
+    };
+    let token = String::from_utf8_lossy(data);
+    if let Ok(v) = verifier.verify(&token) {
+        assert!(!v.sub.is_empty() && v.sub.len() <= MAX_SUB_BYTES);
+        assert!(!v.sub.chars().any(char::is_control));
+    }
+}
+
+/// Configuration keys whose values name files that [`crate::config::Config::from_toml_str`]
+/// (or later startup) reads: [`config_toml`] skips inputs that give them a value other than
+/// `""` or `[]` (both mean unset), so it never touches the disk (`secret_file = "/dev/zero"`
+/// would hang).
+const FILE_KEYS: [&str; 5] = [
+    "secret_file",
+    "tls_cert",
+    "tls_key",
+    "token_public_keys",
+    "token_jwks_file",
+];
+
+/// Whether a key at any depth of `value` is one of [`FILE_KEYS`] with a non-empty value.
+fn names_a_file(value: &toml::Value) -> bool {
+    let empty = |v: &toml::Value| match v {
+        toml::Value::String(s) => s.is_empty(),
+        toml::Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    match value {
+        toml::Value::Table(t) => t
+            .iter()
+            .any(|(k, v)| (FILE_KEYS.contains(&k.as_str()) && !empty(v)) || names_a_file(v)),
+        toml::Value::Array(a) => a.iter().any(names_a_file),
+        _ => false,
+    }
+}
+
+/// Parses and validates `data` (UTF-8 only) as a configuration file, unless it gives a key
+/// that names a file a value. The keys are checked after parsing with the same TOML parser,
+/// so quoted or escaped spellings of a key (`"secret\u005ffile"`) are caught too.
+pub fn config_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(table) = toml::from_str::<toml::Table>(text)
+        && names_a_file(&toml::Value::Table(table))
+    {
+        return;
+    }
+    let _ = crate::config::Config::from_toml_str(text, "fuzz");
+}
+
+/// Reads the `turn_core` operation stream; past the end every read is `None`.
+struct OpReader<'a> {
+    data: &'a [u8],
+}
+
+impl OpReader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.data.split_first()?;
+        self.data = rest;
+        Some(b)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes([self.byte()?, self.byte()?]))
+    }
+
+    fn bytes(&mut self, n: usize) -> &[u8] {
+        let (head, rest) = self.data.split_at(n.min(self.data.len()));
+        self.data = rest;
+        head
+    }
+}
+
+/// UNIX time of the `turn_core` clock anchor (as in `turn::testing::shared`).
+const CORE_UNIX0: u64 = 1_700_000_000;
+/// Clients of the `turn_core` driver: three over UDP (one from another IP), one over TCP.
+const CORE_CLIENTS: usize = 4;
+/// Most operations one `turn_core` input runs.
+const CORE_MAX_OPS: usize = 256;
+/// Whether `turn_core` checks that the core's timer heap stays within
+/// `2 × allocations + Server::TIMER_SLACK`. The fuzzer found stale entries piling up
+/// (`fuzz/regressions/turn_core/timer_heap_stale_entries.bin`); the core now sweeps them.
+const CHECK_TIMER_HEAP: bool = true;
+
+/// The peers `turn_core` addresses: allowed ones, an IPv6 one, denied ones (private,
+/// loopback, mapped loopback), the relay's own advertised address and a mapped form of an
+/// allowed one.
+fn core_peers() -> [SocketAddr; 10] {
+    [
+        SocketAddr::from(([198, 51, 100, 20], 5000)),
+        SocketAddr::from(([198, 51, 100, 20], 5001)),
+        SocketAddr::from(([198, 51, 100, 21], 6000)),
+        "[2001:db8::1]:7000"
+            .parse()
+            .unwrap_or_else(|_| unreachable!()),
+        SocketAddr::from(([10, 0, 0, 1], 80)),
+        SocketAddr::from(([127, 0, 0, 1], 3478)),
+        "[::ffff:127.0.0.1]:3478"
+            .parse()
+            .unwrap_or_else(|_| unreachable!()),
+        SocketAddr::from(([198, 51, 100, 10], 50000)),
+        SocketAddr::from(([198, 51, 100, 10], 3478)),
+        "[::ffff:198.51.100.20]:5000"
+            .parse()
+            .unwrap_or_else(|_| unreachable!()),
+    ]
+}
+
+/// The `turn_core` driver: a core, fake relay sockets, a fake clock, per-client login
+/// state, and the permissions each client was granted (tracked from the responses).
+struct CoreDriver {
+    server: Server,
+    relays: testing::FakeRelays,
+    now: Instant,
+    tuples: [FiveTuple; CORE_CLIENTS],
+    used: [bool; CORE_CLIENTS],
+    /// USERNAME and MD5 long-term key of each client.
+    creds: Vec<(String, [u8; 16])>,
+    nonces: [Option<String>; CORE_CLIENTS],
+    /// Permissions granted to each client's current allocation: peer IP → expiry.
+    perms: Vec<std::collections::HashMap<std::net::IpAddr, Instant>>,
+    next_tid: u32,
+    peers: [SocketAddr; 10],
+}
+
+impl CoreDriver {
+    fn new() -> Self {
+        let anchor = Instant::now();
+        let allow = vec![
+            "198.51.100.0/24".parse().unwrap_or_else(|_| unreachable!()),
+            "2001:db8::/32".parse().unwrap_or_else(|_| unreachable!()),
+        ];
+        let shared = testing::shared(anchor, allow, |_| {});
+        let server = Server::new(Arc::new(shared), Arc::new(Stats::default()), [9; 32]);
+        let udp = |ip: [u8; 4], port| FiveTuple {
+            client: SocketAddr::from((ip, port)),
+            server: SocketAddr::from(([192, 0, 2, 10], 3478)),
+            transport: Transport::Udp,
+        };
+        let mut tcp = udp([203, 0, 113, 5], 4003);
+        tcp.transport = Transport::Tcp;
+        let tuples = [
+            udp([203, 0, 113, 5], 4000),
+            udp([203, 0, 113, 5], 4001),
+            udp([203, 0, 113, 6], 4000),
+            tcp,
+        ];
+        let creds = (0..CORE_CLIENTS)
+            .map(|k| {
+                let (user, password) = if k == 2 {
+                    ("alice".to_owned(), "wonderland".to_owned())
+                } else {
+                    crate::auth::rest::credentials(
+                        "s3cret",
+                        &format!("fuzz{k}"),
+                        CORE_UNIX0 + 30 * 86_400,
+                        ':',
+                    )
+                };
+                let key = crate::auth::long_term_key_md5(&user, "example.org", &password)
+                    .unwrap_or_else(|_| unreachable!());
+                (user, key)
+            })
+            .collect();
+        Self {
+            server,
+            relays: testing::FakeRelays::default(),
+            now: anchor,
+            tuples,
+            used: [false; CORE_CLIENTS],
+            creds,
+            nonces: Default::default(),
+            perms: vec![Default::default(); CORE_CLIENTS],
+            next_tid: 0,
+            peers: core_peers(),
+        }
+    }
+
+    fn tid(&mut self) -> crate::stun::TransactionId {
+        self.next_tid += 1;
+        let mut t = [0xA5; 12];
+        t[..4].copy_from_slice(&self.next_tid.to_be_bytes());
+        crate::stun::TransactionId(t)
+    }
+
+    /// Builds a request or indication; `auth` adds USERNAME, REALM, NONCE and
+    /// MESSAGE-INTEGRITY for client `k`.
+    fn build(
+        &mut self,
+        k: usize,
+        method: crate::stun::Method,
+        class: crate::stun::Class,
+        auth: bool,
+        attrs: &[Attribute<'_>],
+    ) -> Vec<u8> {
+        let tid = self.tid();
+        let mut buf = [0u8; 1500];
+        let Ok(mut b) =
+            MessageBuilder::new(&mut buf, crate::stun::MessageType::new(method, class), tid)
+        else {
+            unreachable!("1500 bytes hold a header")
+        };
+        for a in attrs {
+            let _ = b.add(a);
+        }
+        if auth {
+            let (user, key) = &self.creds[k];
+            let _ = b.add(&Attribute::Username(user));
+            let _ = b.add(&Attribute::Realm("example.org"));
+            if let Some(nonce) = &self.nonces[k] {
+                let _ = b.add(&Attribute::Nonce(nonce));
+            }
+            let _ = b.add_message_integrity(key);
+        }
+        let n = b.finish();
+        buf[..n].to_vec()
+    }
+
+    /// Sends `packet` from client `k`, checks the outcome, and returns the response
+    /// (class, error code) if there was one. Learns the NONCE of every response.
+    fn send(&mut self, k: usize, packet: &[u8]) -> Option<(crate::stun::Class, u16)> {
+        let tuple = self.tuples[k];
+        self.used[k] = true;
+        let mut out = [0u8; 1500];
+        let outcome =
+            self.server
+                .handle_client(packet, tuple, self.now, &mut out, &mut self.relays);
+        match outcome {
+            crate::turn::Outcome::Reply { len } => {
+                assert!(len <= out.len());
+                let Ok(m) = Message::parse(&out[..len]) else {
+                    panic!("the core answered with a malformed message");
+                };
+                if let Some(Ok(Attribute::Nonce(n))) = m.get_decoded(crate::stun::attr_type::NONCE)
+                {
+                    self.nonces[k] = Some(n.to_owned());
+                }
+                let code = match m.get_decoded(crate::stun::attr_type::ERROR_CODE) {
+                    Some(Ok(Attribute::ErrorCode(e))) => e.code,
+                    _ => 0,
+                };
+                Some((m.message_type().class, code))
+            }
+            crate::turn::Outcome::Forward {
+                relay,
+                peer,
+                start,
+                len,
+            } => {
+                assert!(start + len <= packet.len());
+                let Some(alloc) = self.server.allocation(&tuple) else {
+                    panic!("forward from {tuple:?} without an allocation");
+                };
+                assert_eq!(alloc.relay, relay);
+                let granted = self.perms[k].get(&peer.ip());
+                assert!(
+                    granted.is_some_and(|&e| e > self.now),
+                    "forward to {peer} without a permission"
+                );
+                assert!(alloc.permitted(peer.ip(), self.now));
+                None
+            }
+            crate::turn::Outcome::Consumed | crate::turn::Outcome::Dropped(_) => None,
+        }
+    }
+
+    /// Sends an authenticated request, logging in first (the 401 dance) without a nonce,
+    /// and once more after a 401/438 that brought a fresh nonce.
+    fn request(
+        &mut self,
+        k: usize,
+        method: crate::stun::Method,
+        attrs: &[Attribute<'_>],
+    ) -> Option<(crate::stun::Class, u16)> {
+        use crate::stun::{Class, Method};
+        if self.nonces[k].is_none() {
+            let login = self.build(
+                k,
+                Method::ALLOCATE,
+                Class::Request,
+                false,
+                &[Attribute::RequestedTransport(17)],
+            );
+            let _ = self.send(k, &login);
+        }
+        let mut result = None;
+        for _ in 0..2 {
+            let pkt = self.build(k, method, Class::Request, true, attrs);
+            result = self.send(k, &pkt);
+            if !matches!(result, Some((Class::Error, 401 | 438))) {
+                break;
+            }
+        }
+        result
+    }
+
+    /// Runs one operation; `None` when the input ran out.
+    fn op(&mut self, r: &mut OpReader<'_>) -> Option<()> {
+        use crate::stun::{Class, Method};
+        let op = r.byte()?;
+        let arg = r.byte()?;
+        let k = usize::from(arg) % CORE_CLIENTS;
+        let flags = arg >> 2;
+        match op % 11 {
+            // Allocate.
+            0 => {
+                let transport = if flags & 1 != 0 { 6 } else { 17 };
+                let mut attrs = vec![Attribute::RequestedTransport(transport)];
+                if flags & 2 != 0 {
+                    attrs.push(Attribute::Lifetime(u32::from(r.u16()?)));
+                }
+                if flags & 4 != 0 {
+                    attrs.push(Attribute::DontFragment);
+                }
+                if flags & 8 != 0 {
+                    attrs.push(Attribute::EvenPort(flags & 16 != 0));
+                }
+                if flags & 32 != 0 {
+                    attrs.push(Attribute::RequestedAddressFamily(
+                        crate::stun::AddressFamily::V6,
+                    ));
+                }
+                if let Some((Class::Success, _)) = self.request(k, Method::ALLOCATE, &attrs) {
+                    self.perms[k].clear();
+                }
+            }
+            // CreatePermission for one to three peers.
+            1 => {
+                let n = 1 + usize::from(flags % 3);
+                let mut peers = Vec::new();
+                for _ in 0..n {
+                    peers.push(self.peers[usize::from(r.byte()?) % self.peers.len()]);
+                }
+                let attrs: Vec<_> = peers
+                    .iter()
+                    .map(|&p| Attribute::XorPeerAddress(p))
+                    .collect();
+                if let Some((Class::Success, _)) =
+                    self.request(k, Method::CREATE_PERMISSION, &attrs)
+                {
+                    for p in peers {
+                        self.perms[k].insert(p.ip(), self.now + crate::turn::PERMISSION_LIFETIME);
+                    }
+                }
+            }
+            // ChannelBind number → peer (numbers just outside the range too).
+            2 => {
+                let number = 0x3FFE + u16::from(r.byte()?);
+                let peer = self.peers[usize::from(r.byte()?) % self.peers.len()];
+                let attrs = [
+                    Attribute::ChannelNumber(number),
+                    Attribute::XorPeerAddress(peer),
+                ];
+                if let Some((Class::Success, _)) = self.request(k, Method::CHANNEL_BIND, &attrs) {
+                    self.perms[k].insert(peer.ip(), self.now + crate::turn::PERMISSION_LIFETIME);
+                }
+            }
+            // ChannelData on a number with a payload length (padded or not).
+            3 => {
+                let number = 0x3FFE + u16::from(r.byte()?);
+                let len = usize::from(r.byte()?) * 4 + usize::from(flags & 3);
+                let mut pkt = vec![0x5A; 4 + len + usize::from(flags & 4)];
+                pkt[..2].copy_from_slice(&number.to_be_bytes());
+                pkt[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                let _ = self.send(k, &pkt);
+            }
+            // Send indication.
+            4 => {
+                let peer = self.peers[usize::from(r.byte()?) % self.peers.len()];
+                let len = usize::from(r.byte()?) * 3;
+                let payload = vec![0xC3; len];
+                let mut attrs = vec![Attribute::XorPeerAddress(peer), Attribute::Data(&payload)];
+                if flags & 1 != 0 {
+                    attrs.push(Attribute::DontFragment);
+                }
+                if flags & 2 != 0 {
+                    attrs.remove(0);
+                }
+                let pkt = self.build(k, Method::SEND, Class::Indication, false, &attrs);
+                let _ = self.send(k, &pkt);
+            }
+            // A datagram from a peer to a relay address: client k's, or any port.
+            5 => {
+                let peer = self.peers[usize::from(r.byte()?) % self.peers.len()];
+                let len = usize::from(r.byte()?) * 5;
+                let relay = match (flags & 1, self.server.allocation(&self.tuples[k])) {
+                    (0, Some(a)) => a.relay,
+                    _ => SocketAddr::from(([192, 0, 2, 10], 50000 + u16::from(flags) % 100)),
+                };
+                self.peer_datagram(relay, peer, len);
+            }
+            // Refresh (0 deletes).
+            6 => {
+                let lifetime = u32::from(r.u16()?) % 4000;
+                let lifetime = if flags & 1 != 0 { 0 } else { lifetime };
+                let attrs = [Attribute::Lifetime(lifetime)];
+                if let Some((Class::Success, _)) = self.request(k, Method::REFRESH, &attrs)
+                    && lifetime == 0
+                {
+                    self.perms[k].clear();
+                }
+            }
+            // Time passes.
+            7 => {
+                let secs = u64::from(r.byte()?) << (flags % 10);
+                self.now += std::time::Duration::from_secs(secs);
+                self.server.handle_timeout(self.now, &mut self.relays);
+            }
+            // Raw bytes from a client.
+            8 => {
+                let n = usize::from(r.byte()?);
+                let pkt = r.bytes(n).to_vec();
+                let _ = self.send(k, &pkt);
+            }
+            // Binding, authenticated or not.
+            9 => {
+                if flags & 1 != 0 {
+                    let _ = self.request(k, Method::BINDING, &[]);
+                } else {
+                    let pkt = self.build(k, Method::BINDING, Class::Request, false, &[]);
+                    let _ = self.send(k, &pkt);
+                }
+            }
+            // A request with a wrong key or a stale nonce.
+            _ => {
+                if flags & 1 != 0 {
+                    self.nonces[k] = Some("obsolete-nonce".to_owned());
+                } else {
+                    self.creds[k].1[0] ^= 1;
+                    let _ = self.request(k, Method::REFRESH, &[Attribute::Lifetime(600)]);
+                    self.creds[k].1[0] ^= 1;
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn peer_datagram(&mut self, relay: SocketAddr, peer: SocketAddr, len: usize) {
+        let mut buf = vec![0x3C; crate::turn::PEER_HEADROOM + len + crate::turn::PEER_TAILROOM];
+        let outcome = self
+            .server
+            .handle_peer(relay, peer, &mut buf, len, self.now);
+        if let crate::turn::PeerOutcome::ToClient { tuple, start, len } = outcome {
+            assert!(start + len <= buf.len());
+            let Some(k) = self.tuples.iter().position(|t| *t == tuple) else {
+                panic!("data for a client that never spoke: {tuple:?}");
+            };
+            let Some(alloc) = self.server.allocation(&tuple) else {
+                panic!("data for {tuple:?} without an allocation");
+            };
+            assert_eq!(alloc.relay, relay);
+            assert!(
+                self.perms[k].get(&peer.ip()).is_some_and(|&e| e > self.now),
+                "data from {peer} without a permission"
+            );
+            let frame = &buf[start..start + len];
+            match crate::stun::channel::classify(frame, self.server.shared().config.channel_range) {
+                crate::stun::channel::PacketKind::ChannelData => {
+                    assert!(ChannelData::parse(frame, ChannelRange::RFC8656).is_ok());
+                }
+                _ => assert!(Message::parse(frame).is_ok(), "malformed Data indication"),
+            }
+        }
+    }
+
+    /// The invariants that hold after every operation.
+    fn check(&self) {
+        let (by_tuple, by_relay, timers) = self.server.table_sizes();
+        let used = self.used.iter().filter(|&&u| u).count();
+        assert_eq!(by_tuple, by_relay);
+        assert!(
+            by_tuple <= used,
+            "{by_tuple} allocations for {used} clients"
+        );
+        assert!(
+            !CHECK_TIMER_HEAP || timers <= 2 * by_tuple + crate::turn::Server::TIMER_SLACK + 1,
+            "{timers} timer entries for {by_tuple} allocations"
+        );
+        let live: std::collections::HashSet<SocketAddr> = self
+            .tuples
+            .iter()
+            .filter_map(|t| self.server.allocation(t))
+            .map(|a| a.relay)
+            .collect();
+        assert_eq!(live.len(), by_tuple);
+        let open: std::collections::HashSet<SocketAddr> = self
+            .relays
+            .open
+            .union(&self.relays.listening)
+            .copied()
+            .collect();
+        assert_eq!(live, open, "relay sockets differ from live allocations");
+    }
+}
+
+/// Drives the sans-IO TURN core with a sequence of operations decoded from `data` (two
+/// bytes each, op and client/flags, then op-specific bytes): authenticated Allocate,
+/// CreatePermission, ChannelBind, ChannelData, Send, peer datagrams, Refresh, time steps,
+/// raw client bytes, Binding, bad credentials. After every operation: the tables are
+/// bounded, every relay socket open belongs to a live allocation and back, and nothing is
+/// forwarded (either way) without a permission granted by a successful response.
+pub fn turn_core(data: &[u8]) {
+    let mut driver = CoreDriver::new();
+    let mut r = OpReader { data };
+    for _ in 0..CORE_MAX_OPS {
+        if driver.op(&mut r).is_none() {
+            break;
+        }
+        driver.check();
+    }
+}

@@ -8,11 +8,15 @@ use std::path::{Path, PathBuf};
 type EntryPoint = fn(&[u8]);
 
 /// The cargo-fuzz targets and the entry point each one calls.
-const TARGETS: [(&str, EntryPoint); 4] = [
+const TARGETS: [(&str, EntryPoint); 8] = [
     ("stun_message", ternd::fuzzing::message),
     ("channel_data", ternd::fuzzing::channel_data),
     ("stream_framing", ternd::fuzzing::stream),
     ("proxy_header", ternd::fuzzing::proxy_header),
+    ("rest_username", ternd::fuzzing::rest_username),
+    ("access_token", ternd::fuzzing::access_token),
+    ("config_toml", ternd::fuzzing::config_toml),
+    ("turn_core", ternd::fuzzing::turn_core),
 ];
 
 /// The regular files of `dir` other than dotfiles (`.gitkeep`) and READMEs, sorted; none

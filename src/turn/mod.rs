@@ -2053,6 +2053,7 @@ impl Server {
                 self.timers.push(Reverse((next, idx)));
             }
         }
+        self.compact_timers();
     }
 
     fn remove(&mut self, idx: u32, now: Instant, why: EndReason, relays: &mut dyn Relays) {
@@ -2099,9 +2100,20 @@ impl Server {
         if self.by_tuple.is_empty() {
             // Let the timer heap and slab shrink after bursts.
             self.timers.clear();
-        } else if self.timers.len() > 2 * self.by_tuple.len() + 1024 {
-            // A removed allocation leaves its entry behind until its deadline (up to the
-            // maximum lifetime): under churn, sweep the stale ones (amortised O(1)).
+        } else {
+            self.compact_timers();
+        }
+    }
+
+    /// Most stale timer entries tolerated beyond twice the live allocations.
+    pub const TIMER_SLACK: usize = 1024;
+
+    /// A removed allocation, or a shortened deadline, leaves an entry behind until its time
+    /// (up to the maximum lifetime). Once stale entries outnumber live ones by
+    /// [`Server::TIMER_SLACK`], sweep them (amortised O(1) per entry pushed), so the heap
+    /// stays within `2 × allocations + TIMER_SLACK`.
+    fn compact_timers(&mut self) {
+        if self.timers.len() > 2 * self.by_tuple.len() + Self::TIMER_SLACK {
             let slots = &self.slots;
             self.timers.retain(|Reverse((t, i))| {
                 slots
