@@ -130,6 +130,23 @@ fn peer(port: u16) -> Peer {
     )
 }
 
+/// Runs several uclients at once (each `extra` args + `common` + the server address);
+/// returns each run's name and output.
+fn run_uclients<'a>(runs: &[(&'a str, Vec<&str>)], common: &[&str]) -> Vec<(&'a str, String)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .iter()
+            .map(|(name, extra)| {
+                let mut args: Vec<&str> = extra.clone();
+                args.extend_from_slice(common);
+                args.push("127.0.0.1");
+                s.spawn(move || (*name, uclient(&args)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 fn uclient(args: &[&str]) -> String {
     let out = Command::new("timeout")
         .arg("90")
@@ -177,22 +194,10 @@ fn coturn_uclient_over_tcp_and_tls() {
         ("tcp", vec!["-t", "-p", &tcp_port]),
         ("tls", vec!["-t", "-S", "-p", &tls_port]),
     ];
-    std::thread::scope(|s| {
-        let handles: Vec<_> = runs
-            .iter()
-            .map(|(name, extra)| {
-                let mut args: Vec<&str> = extra.clone();
-                args.extend_from_slice(&common_args);
-                args.push("127.0.0.1");
-                s.spawn(move || (*name, uclient(&args)))
-            })
-            .collect();
-        for hnd in handles {
-            let (name, text) = hnd.join().unwrap();
-            let tail: Vec<&str> = text.lines().rev().take(8).collect();
-            assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
-        }
-    });
+    for (name, text) in run_uclients(&runs, &common_args) {
+        let tail: Vec<&str> = text.lines().rev().take(8).collect();
+        assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
+    }
     let st = h.stats();
     assert!(st.allocations_created >= 20, "{st:?}");
     h.shutdown();
@@ -582,35 +587,23 @@ fn coturn_uclient_tcp_relay_rfc6062() {
     // connections with randomly chosen TLS 1.0/1.1 contexts too, which ternd refuses (rustls,
     // TLS 1.2+ as RFC 8996 requires); TLS control connections are covered by `-t -S` above.
     let runs: [(&str, Vec<&str>); 1] = [("tcp", vec!["-T", "-p", &tcp_port])];
-    std::thread::scope(|s| {
-        let handles: Vec<_> = runs
-            .iter()
-            .map(|(name, extra)| {
-                let mut args: Vec<&str> = extra.clone();
-                args.extend_from_slice(&common_args);
-                args.push("127.0.0.1");
-                s.spawn(move || (*name, uclient(&args)))
-            })
+    for (name, text) in run_uclients(&runs, &common_args) {
+        let tail: Vec<&str> = text.lines().rev().take(8).collect();
+        assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
+        // The summary line: every message sent came back, and there were some.
+        let summary = text
+            .lines()
+            .rev()
+            .find(|l| l.contains("start_mclient: tot_send_msgs="))
+            .unwrap_or("");
+        let nums: Vec<u64> = summary
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|x| !x.is_empty())
+            .filter_map(|x| x.parse().ok())
             .collect();
-        for hnd in handles {
-            let (name, text) = hnd.join().unwrap();
-            let tail: Vec<&str> = text.lines().rev().take(8).collect();
-            assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
-            // The summary line: every message sent came back, and there were some.
-            let summary = text
-                .lines()
-                .rev()
-                .find(|l| l.contains("start_mclient: tot_send_msgs="))
-                .unwrap_or("");
-            let nums: Vec<u64> = summary
-                .split(|c: char| !c.is_ascii_digit())
-                .filter(|x| !x.is_empty())
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            let (sent, recv) = (nums[nums.len() - 2], nums[nums.len() - 1]);
-            assert!(sent >= 1000 && sent == recv, "{name}: {summary}");
-        }
-    });
+        let (sent, recv) = (nums[nums.len() - 2], nums[nums.len() - 1]);
+        assert!(sent >= 1000 && sent == recv, "{name}: {summary}");
+    }
     let st = h.stats();
     assert!(
         st.allocations_created >= 5 && st.tcp_connections_bound >= 10,
