@@ -89,6 +89,10 @@ pub struct Allocation {
     pub relay: SocketAddr,
     /// The relayed transport address advertised to the client (XOR-RELAYED-ADDRESS).
     pub advertised: SocketAddr,
+    /// A dual allocation's second relayed transport address (RFC 8656 §7.2,
+    /// ADDITIONAL-ADDRESS-FAMILY): the local address of its relay socket and the form
+    /// advertised. Always of the other family than [`Allocation::relay`].
+    pub additional: Option<(SocketAddr, SocketAddr)>,
     /// The USERNAME that created it.
     pub username: String,
     /// The quota key (the USER part of a REST username, or the static user).
@@ -130,6 +134,31 @@ impl Allocation {
     /// When its credential expires (REST credentials), UNIX seconds.
     pub fn credential_expires_unix(&self) -> Option<u64> {
         self.credential_expiry_unix
+    }
+
+    /// The local address of the relay socket that serves peers of `ip`'s family, if the
+    /// allocation has one (else a peer of that family gets 443).
+    #[inline]
+    pub fn relay_for(&self, ip: IpAddr) -> Option<SocketAddr> {
+        if ip.is_ipv4() == self.relay.is_ipv4() {
+            Some(self.relay)
+        } else {
+            self.additional
+                .map(|(bind, _)| bind)
+                .filter(|b| b.is_ipv4() == ip.is_ipv4())
+        }
+    }
+
+    /// Every relay socket of the allocation (one, or two for a dual allocation).
+    pub fn relay_sockets(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        std::iter::once(self.relay).chain(self.additional.map(|(b, _)| b))
+    }
+
+    /// Every relayed transport address, bound and advertised forms.
+    pub fn relayed_addresses(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        [self.relay, self.advertised]
+            .into_iter()
+            .chain(self.additional.into_iter().flat_map(|(b, a)| [b, a]))
     }
 
     /// True if `ip` has an unexpired permission.

@@ -249,6 +249,9 @@ pub struct SessionInfo {
     pub client: SocketAddr,
     /// Relayed transport address (as advertised).
     pub relay: SocketAddr,
+    /// A dual allocation's second relayed transport address (as advertised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_relay: Option<SocketAddr>,
     /// "udp", "tcp" or "tls".
     pub transport: &'static str,
     /// Creation time, UNIX seconds.
@@ -691,6 +694,14 @@ fn response_code(resp: &[u8]) -> u16 {
     }
 }
 
+/// An address of family `f` (to ask an allocation for its relay of that family).
+fn family_ip(f: AddressFamily) -> IpAddr {
+    match f {
+        AddressFamily::V4 => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        AddressFamily::V6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
 /// A small, fast PRNG (SplitMix64) for Data indication transaction ids, which go on the
 /// wire: its state is derived from the seed through HMAC, so observing it reveals nothing
 /// about [`SecretRng`].
@@ -1031,6 +1042,7 @@ impl Server {
                 username: a.username.clone(),
                 client: a.tuple.client,
                 relay: a.advertised,
+                additional_relay: a.additional.map(|(_, adv)| adv),
                 transport: match a.tuple.transport {
                     Transport::Udp => "udp",
                     Transport::Tcp => "tcp",
@@ -1142,11 +1154,15 @@ impl Server {
         if !alloc.permitted(peer.ip(), now) {
             return self.drop(DropReason::NoPermission);
         }
+        // The channel's peer was checked against the allocation's families when bound.
+        let Some(relay) = alloc.relay_for(peer.ip()) else {
+            return self.drop(DropReason::NoPermission);
+        };
         if !count_out(alloc, &self.stats, cd.data.len(), (max_bps, burst), now) {
             return Outcome::Dropped(DropReason::RateLimited);
         }
         Outcome::Forward {
-            relay: alloc.relay,
+            relay,
             peer,
             start: channel::HEADER_LEN,
             len: cd.data.len(),
@@ -1272,9 +1288,11 @@ impl Server {
         if alloc.tcp.is_some() {
             return self.drop(DropReason::TcpAllocation);
         }
-        if AddressFamily::of(peer.ip()) != AddressFamily::of(alloc.relay.ip())
-            || !alloc.permitted(peer.ip(), now)
-        {
+        // A peer of a family the allocation has no relay for matches no permission.
+        let Some(relay) = alloc.relay_for(peer.ip()) else {
+            return self.drop(DropReason::NoPermission);
+        };
+        if !alloc.permitted(peer.ip(), now) {
             return self.drop(DropReason::NoPermission);
         }
         if !count_out(alloc, &self.stats, data.value.len(), (max_bps, burst), now) {
@@ -1283,7 +1301,7 @@ impl Server {
         let start = data.offset + 4;
         debug_assert_eq!(&packet[start..start + data.value.len()], data.value);
         Outcome::Forward {
-            relay: alloc.relay,
+            relay,
             peer,
             start,
             len: data.value.len(),
@@ -1589,6 +1607,17 @@ impl Server {
             Some(Err(_)) => return self.error(reply, 400, "Bad Request", out),
             _ => None,
         };
+        // ADDITIONAL-ADDRESS-FAMILY asks for a dual allocation: only IPv6 is valid there,
+        // and it excludes REQUESTED-ADDRESS-FAMILY, RESERVATION-TOKEN and EVEN-PORT with
+        // R=1 (RFC 8656 §7.2).
+        let dual = match msg.get_decoded(attr_type::ADDITIONAL_ADDRESS_FAMILY) {
+            Some(Ok(Attribute::AdditionalAddressFamily(AddressFamily::V6))) => true,
+            Some(_) => return self.error(reply, 400, "Bad Request", out),
+            None => false,
+        };
+        if dual && (family.is_some() || token.is_some() || even_port == Some(true)) {
+            return self.error(reply, 400, "Bad Request", out);
+        }
         if token.is_some() && (even_port.is_some() || family.is_some()) {
             return self.error(reply, 400, "Bad Request", out);
         }
@@ -1615,31 +1644,40 @@ impl Server {
             }
             None => None,
         };
-        let wanted = match reserved {
-            Some(a) => AddressFamily::of(a.ip()),
-            None => family.unwrap_or(AddressFamily::V4),
-        };
-        let relay_addr = match wanted {
-            AddressFamily::V4 => self.shared.config.relay_v4,
-            AddressFamily::V6 => self.shared.config.relay_v6,
-        };
-        let Some(relay_addr) = relay_addr else {
+        let release_reserved = |relays: &mut dyn Relays| {
             if let Some(a) = reserved {
                 relays.release(a);
             }
-            return self.error(reply, 440, "Address Family not Supported", out);
         };
+        // The families to serve, in order (a dual allocation: IPv4, then IPv6), each with
+        // where its relay binds (`None`: not configured here).
+        let (relay_v4, relay_v6) = (self.shared.config.relay_v4, self.shared.config.relay_v6);
+        let config_of = |f: AddressFamily| match f {
+            AddressFamily::V4 => relay_v4,
+            AddressFamily::V6 => relay_v6,
+        };
+        let wanted: &[AddressFamily] = if dual {
+            &[AddressFamily::V4, AddressFamily::V6]
+        } else {
+            match reserved.map(|a| AddressFamily::of(a.ip())).or(family) {
+                Some(AddressFamily::V6) => &[AddressFamily::V6],
+                _ => &[AddressFamily::V4],
+            }
+        };
+        // A dual TCP allocation serves IPv4 only (RFC 6062 relays one family).
+        let servable =
+            |f: AddressFamily| config_of(f).is_some() && !(tcp && dual && f == AddressFamily::V6);
+        if !wanted.iter().any(|&f| servable(f)) {
+            release_reserved(relays);
+            return self.error(reply, 440, "Address Family not Supported", out);
+        }
         let lifetime = self.lifetime(msg, auth.expiry_unix, now);
         if lifetime.is_zero() {
-            if let Some(a) = reserved {
-                relays.release(a);
-            }
+            release_reserved(relays);
             return self.challenge(msg, 401, tuple.client, now, out);
         }
         if let Err(which) = self.shared.quota_take(&auth.user, tuple.client.ip()) {
-            if let Some(a) = reserved {
-                relays.release(a);
-            }
+            release_reserved(relays);
             // A user over its quota gets 486; a server at its total capacity, 508 (§7.2).
             return match which {
                 QuotaExceeded::User => {
@@ -1656,36 +1694,61 @@ impl Server {
                 }
             };
         }
-        // The relay socket.
+        // The relay sockets: (bound, advertised) per family served; the families that
+        // could not be served, with their ADDRESS-ERROR-CODE.
         let mut new_token = None;
-        let bound = match reserved {
-            Some(addr) => relays.claim(addr, dont_fragment).ok().map(|_| addr),
-            None if tcp => self.open_tcp_relay(relay_addr.bind, relays),
-            None => self.open_relay(
-                relay_addr.bind,
-                even_port,
-                dont_fragment,
-                now,
-                relays,
-                &mut new_token,
-            ),
-        };
-        let Some(relay) = bound else {
+        let mut opened: Vec<(SocketAddr, SocketAddr)> = Vec::with_capacity(2);
+        let mut refused: Option<(AddressFamily, u16)> = None;
+        for &f in wanted {
+            let Some(relay_addr) = config_of(f).filter(|_| servable(f)) else {
+                refused = Some((f, 440));
+                continue;
+            };
+            let bound = match reserved {
+                Some(addr) => relays.claim(addr, dont_fragment).ok().map(|_| addr),
+                None if tcp => self.open_tcp_relay(relay_addr.bind, relays),
+                None => self.open_relay(
+                    relay_addr.bind,
+                    even_port,
+                    dont_fragment,
+                    now,
+                    relays,
+                    &mut new_token,
+                ),
+            };
+            match bound {
+                Some(relay) => {
+                    let advertise_ip = if relay.ip() == relay_addr.bind {
+                        relay_addr.advertise
+                    } else {
+                        relay.ip()
+                    };
+                    opened.push((relay, SocketAddr::new(advertise_ip, relay.port())));
+                }
+                None => refused = Some((f, 508)),
+            }
+        }
+        let Some(&(relay, advertised)) = opened.first() else {
             self.shared.quota_release(&auth.user, tuple.client.ip());
             self.stats.capacity_rejections.inc();
             return self.error(reply, 508, "Insufficient Capacity", out);
         };
-        let advertise_ip = if relay.ip() == relay_addr.bind {
-            relay_addr.advertise
-        } else {
-            relay.ip()
-        };
-        let advertised = SocketAddr::new(advertise_ip, relay.port());
+        let additional = opened.get(1).copied();
+        let address_error = if dual { refused } else { None };
 
         // The success response, kept for retransmissions. If it cannot be written, undo.
-        let Some(len) = self.allocate_success(reply, advertised, lifetime, new_token, tuple, out)
-        else {
-            relays.close(relay);
+        let Some(len) = self.allocate_success(
+            reply,
+            &opened,
+            address_error,
+            lifetime,
+            new_token,
+            tuple,
+            out,
+        ) else {
+            for &(r, _) in &opened {
+                relays.close(r);
+            }
             if let Some(t) = new_token
                 && let Some(r) = self
                     .shared
@@ -1703,6 +1766,7 @@ impl Server {
             tuple,
             relay,
             advertised,
+            additional,
             username: auth.username,
             user: auth.user,
             key: auth.key,
@@ -1736,21 +1800,27 @@ impl Server {
             }
         };
         self.by_tuple.insert(tuple, idx);
-        self.by_relay.insert(relay, idx);
         if let Ok(mut live) = self.shared.live_relays.write() {
-            live.insert(relay);
-            live.insert(advertised);
+            for &(r, a) in &opened {
+                live.insert(r);
+                live.insert(a);
+            }
+        }
+        for &(r, _) in &opened {
+            self.by_relay.insert(r, idx);
         }
         self.timers.push(Reverse((now + lifetime, idx)));
         self.stats.allocations_created.inc();
-        tracing::debug!(client = %tuple.client, %relay, %advertised, lifetime = lifetime.as_secs(), "allocation created");
+        tracing::debug!(client = %tuple.client, %relay, %advertised, additional = ?additional.map(|a| a.1), lifetime = lifetime.as_secs(), "allocation created");
         Some(len)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn allocate_success(
         &self,
         reply: &Reply<'_, '_>,
-        advertised: SocketAddr,
+        relayed: &[(SocketAddr, SocketAddr)],
+        address_error: Option<(AddressFamily, u16)>,
         lifetime: Duration,
         token: Option<[u8; 8]>,
         tuple: FiveTuple,
@@ -1758,7 +1828,21 @@ impl Server {
     ) -> Option<usize> {
         let msg = reply.msg;
         let mut b = self.start(msg, msg.message_type().success(), out)?;
-        b.add(&Attribute::XorRelayedAddress(advertised)).ok()?;
+        for &(_, advertised) in relayed {
+            b.add(&Attribute::XorRelayedAddress(advertised)).ok()?;
+        }
+        if let Some((family, code)) = address_error {
+            let reason = if code == 440 {
+                "Address Family not Supported"
+            } else {
+                "Insufficient Capacity"
+            };
+            b.add(&Attribute::AddressErrorCode(
+                family,
+                ErrorCode::new(code, reason),
+            ))
+            .ok()?;
+        }
         b.add(&Attribute::Lifetime(
             lifetime.as_secs().min(u64::from(u32::MAX)) as u32,
         ))
@@ -1845,9 +1929,15 @@ impl Server {
             // Expired (the timer has not removed it yet): it cannot be revived.
             return self.error(reply, 437, "Allocation Mismatch", out);
         };
-        if let Some(Ok(Attribute::RequestedAddressFamily(f))) =
-            msg.get_decoded(attr_type::REQUESTED_ADDRESS_FAMILY)
-            && f != AddressFamily::of(alloc.relay.ip())
+        // REQUESTED-ADDRESS-FAMILY names one relayed address of the allocation (§8): a
+        // family it lacks gets 443.
+        let family = match msg.get_decoded(attr_type::REQUESTED_ADDRESS_FAMILY) {
+            Some(Ok(Attribute::RequestedAddressFamily(f))) => Some(f),
+            Some(Err(_)) => return self.error(reply, 400, "Bad Request", out),
+            _ => None,
+        };
+        if let Some(f) = family
+            && alloc.relay_for(family_ip(f)).is_none()
         {
             return self.error(reply, 443, "Peer Address Family Mismatch", out);
         }
@@ -1855,6 +1945,20 @@ impl Server {
             msg.get_decoded(attr_type::LIFETIME),
             Some(Ok(Attribute::Lifetime(0)))
         );
+        // In a dual allocation, LIFETIME 0 with REQUESTED-ADDRESS-FAMILY deletes that
+        // family's relayed address only; the other one lives on.
+        if asked_zero
+            && let Some(f) = family
+            && alloc.additional.is_some()
+        {
+            let len = {
+                let mut b = self.start(msg, msg.message_type().success(), out)?;
+                b.add(&Attribute::Lifetime(0)).ok()?;
+                self.finish(reply, b)?
+            };
+            self.drop_family(idx, f, relays);
+            return Some(len);
+        }
         let lifetime = if asked_zero {
             Duration::ZERO
         } else {
@@ -1875,14 +1979,42 @@ impl Server {
         Some(len)
     }
 
+    /// Removes one relayed address of a dual allocation (its relay socket, and the
+    /// permissions and channels of that family); the allocation keeps the other.
+    fn drop_family(&mut self, idx: u32, f: AddressFamily, relays: &mut dyn Relays) {
+        let Some(Some(a)) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let Some((extra, extra_adv)) = a.additional.take() else {
+            return;
+        };
+        let gone = if AddressFamily::of(a.relay.ip()) == f {
+            let gone = (a.relay, a.advertised);
+            (a.relay, a.advertised) = (extra, extra_adv);
+            gone
+        } else {
+            (extra, extra_adv)
+        };
+        let v4 = f == AddressFamily::V4;
+        a.permissions.retain(|ip, _| ip.is_ipv4() != v4);
+        a.channels.retain(|_, c| c.peer.is_ipv4() != v4);
+        a.channel_by_peer.retain(|p, _| p.is_ipv4() != v4);
+        self.by_relay.remove(&gone.0);
+        if let Ok(mut live) = self.shared.live_relays.write() {
+            live.remove(&gone.0);
+            live.remove(&gone.1);
+        }
+        relays.close(gone.0);
+    }
+
     /// Validates one XOR-PEER-ADDRESS for an allocation: family, then policy.
     fn check_peer(
         &self,
-        alloc_relay: SocketAddr,
+        alloc: &Allocation,
         peer: SocketAddr,
         with_port: bool,
     ) -> Result<(), (u16, &'static str)> {
-        if AddressFamily::of(peer.ip()) != AddressFamily::of(alloc_relay.ip()) {
+        if alloc.relay_for(peer.ip()).is_none() {
             return Err((443, "Peer Address Family Mismatch"));
         }
         if self.shared.check_peer_policy(peer, with_port).is_err() {
@@ -1900,7 +2032,6 @@ impl Server {
         out: &mut [u8],
     ) -> Option<usize> {
         let msg = reply.msg;
-        let relay = self.slots.get(idx as usize)?.as_ref()?.relay;
         let tid = msg.transaction_id();
         let mut count = 0usize;
         for raw in msg
@@ -1910,7 +2041,8 @@ impl Server {
             let Ok(Attribute::XorPeerAddress(peer)) = Attribute::decode(raw, &tid) else {
                 return self.error(reply, 400, "Bad Request", out);
             };
-            if let Err((code, reason)) = self.check_peer(relay, peer, false) {
+            let alloc = self.slots.get(idx as usize)?.as_ref()?;
+            if let Err((code, reason)) = self.check_peer(alloc, peer, false) {
                 return self.error(reply, code, reason, out);
             }
             count += 1;
@@ -1980,8 +2112,7 @@ impl Server {
         if conflict {
             return self.error(reply, 400, "Bad Request", out);
         }
-        let relay = alloc.relay;
-        if let Err((code, reason)) = self.check_peer(relay, peer, true) {
+        if let Err((code, reason)) = self.check_peer(alloc, peer, true) {
             return self.error(reply, code, reason, out);
         }
         let (max_permissions, max_channels) = (
@@ -2066,12 +2197,17 @@ impl Server {
             self.tcp_close_all(tcp, a.tuple, why, relays);
         }
         self.by_tuple.remove(&a.tuple);
-        self.by_relay.remove(&a.relay);
-        if let Ok(mut live) = self.shared.live_relays.write() {
-            live.remove(&a.relay);
-            live.remove(&a.advertised);
+        for r in a.relay_sockets() {
+            self.by_relay.remove(&r);
         }
-        relays.close(a.relay);
+        if let Ok(mut live) = self.shared.live_relays.write() {
+            for r in a.relayed_addresses() {
+                live.remove(&r);
+            }
+        }
+        for r in a.relay_sockets() {
+            relays.close(r);
+        }
         self.shared.quota_release(&a.user, a.tuple.client.ip());
         self.stats.allocations_ended.inc();
         match why {

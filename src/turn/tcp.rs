@@ -450,7 +450,7 @@ impl Server {
         let count = tcp.connections.len();
         let new_permission = !alloc.permissions.contains_key(&peer.ip());
         let over_permissions = new_permission && alloc.permissions.len() >= max_permissions;
-        if let Err((code, reason)) = self.check_peer(relay, peer, true) {
+        if let Err((code, reason)) = self.check_peer(alloc, peer, true) {
             return self.error(reply, code, reason, out);
         }
         if count >= max_conns || over_permissions {
