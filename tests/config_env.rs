@@ -175,7 +175,38 @@ fn environment_precedence_and_errors() {
     assert_eq!(c.http.listen, Some("127.0.0.1:8080".parse().expect("addr")));
     assert!(c.not_yet_supported.is_empty());
 
-    // 7. --check-config from the environment.
+    // 7. RFC 5780 from the environment; its errors name the variable.
+    set("TERND_LISTEN", "127.0.0.1:3478");
+    set("TERND_RFC5780", "true");
+    set("TERND_ALT_IP", "127.0.0.2");
+    set("TERND_ALT_PORT", "3479");
+    let c = Config::load(&parse(&[])).expect("rfc5780 from env");
+    assert!(c.rfc5780);
+    assert_eq!(c.alt_ip, Some("127.0.0.2".parse().expect("ip")));
+    assert_eq!(c.alt_port, Some(3479));
+    assert_eq!(c.rfc5780_primary(), Some(sa("127.0.0.1:3478")));
+    set("TERND_ALT_PORT", "3478");
+    let e = Config::load(&parse(&[])).expect_err("alt port = primary port");
+    assert_eq!(e.origin(), &Origin::Env("TERND_ALT_PORT".into()));
+    assert_eq!(e.key(), Some("--alt-port"));
+    set("TERND_ALT_PORT", "0");
+    set("TERND_RFC5780", "false");
+    let e = Config::load(&parse(&[])).expect_err("alt ip without rfc5780");
+    assert_eq!(e.origin(), &Origin::Env("TERND_ALT_IP".into()));
+    assert_eq!(e.key(), Some("--alt-ip"));
+    set("TERND_ALT_IP", "");
+    let c = Config::load(&parse(&[])).expect("rfc5780 off");
+    assert!(!c.rfc5780 && c.alt_ip.is_none() && c.alt_port.is_none());
+    for name in [
+        "TERND_LISTEN",
+        "TERND_RFC5780",
+        "TERND_ALT_IP",
+        "TERND_ALT_PORT",
+    ] {
+        unset(name);
+    }
+
+    // 8. --check-config from the environment.
     set("TERND_CHECK_CONFIG", "true");
     assert!(parse(&[]).check_config);
 

@@ -411,6 +411,30 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR", env = "TERND_ALTERNATE_SERVER")]
     pub alternate_server: Option<String>,
 
+    /// Serve RFC 5780 NAT behaviour discovery over UDP (OTHER-ADDRESS,
+    /// RESPONSE-ORIGIN, CHANGE-REQUEST, RESPONSE-PORT, PADDING); needs
+    /// --alt-ip and a specific --listen address of its family [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "TERND_RFC5780",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub rfc5780: Option<bool>,
+
+    /// Second IP address for --rfc5780 (change-IP answers come from it);
+    /// only with --rfc5780; empty = none [default: none]
+    #[arg(long, value_name = "IP", env = "TERND_ALT_IP")]
+    pub alt_ip: Option<String>,
+
+    /// Alternate port for --rfc5780 (change-port answers come from it);
+    /// only with --rfc5780; 0 = the primary listen port + 1
+    /// [default: port + 1]
+    #[arg(long, value_name = "PORT", env = "TERND_ALT_PORT")]
+    pub alt_port: Option<String>,
+
     /// A subcommand; without one, `ternd` runs the server.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -651,6 +675,9 @@ impl fmt::Debug for Cli {
             .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field("drain_timeout", &self.drain_timeout)
             .field("alternate_server", &self.alternate_server)
+            .field("rfc5780", &self.rfc5780)
+            .field("alt_ip", &self.alt_ip)
+            .field("alt_port", &self.alt_port)
             .field("command", &self.command)
             .finish()
     }

@@ -48,6 +48,11 @@ pub(crate) struct Layer {
     /// Zero allowed (stop at once).
     pub(crate) drain_timeout: Slot<Duration>,
     pub(crate) alternate_server: Slot<Option<SocketAddr>>,
+    pub(crate) rfc5780: Slot<bool>,
+    /// `None` inside = explicitly none (empty string).
+    pub(crate) alt_ip: Slot<Option<IpAddr>>,
+    /// `None` inside = the primary port + 1 (0 / empty).
+    pub(crate) alt_port: Slot<Option<u16>>,
 
     pub(crate) relay_ips: Slot<Vec<IpAddr>>,
     pub(crate) external_ips: Slot<Vec<ExternalIp>>,
@@ -138,6 +143,9 @@ impl Layer {
             max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
             drain_timeout: over.drain_timeout.or(self.drain_timeout),
             alternate_server: over.alternate_server.or(self.alternate_server),
+            rfc5780: over.rfc5780.or(self.rfc5780),
+            alt_ip: over.alt_ip.or(self.alt_ip),
+            alt_port: over.alt_port.or(self.alt_port),
             relay_ips: over.relay_ips.or(self.relay_ips),
             external_ips: over.external_ips.or(self.external_ips),
             ports: over.ports.or(self.ports),
@@ -233,6 +241,7 @@ impl Layer {
         let listen = value_or(&self.listen, defaults.listen);
         let (tls_listen, tls_cert, tls_key) = self.build_tls(&listen)?;
         let proxy_protocol = self.check_proxy_protocol(&listen, &tls_listen)?;
+        let (rfc5780, alt_ip, alt_port) = self.check_rfc5780(&listen)?;
 
         let http = self.build_http(&defaults.http)?;
         let not_yet_supported = Vec::new();
@@ -264,6 +273,9 @@ impl Layer {
             ),
             drain_timeout: value_or(&self.drain_timeout, defaults.drain_timeout),
             alternate_server: value_or(&self.alternate_server, defaults.alternate_server),
+            rfc5780,
+            alt_ip,
+            alt_port,
             relay: RelayConfig {
                 relay_ips: value_or(&self.relay_ips, Vec::new()),
                 external_ips: value_or(&self.external_ips, Vec::new()),
@@ -391,6 +403,14 @@ impl Layer {
                 "--alternate-server",
                 &c.alternate_server,
                 values::alternate_server,
+            )?,
+            rfc5780: cli_bool("TERND_RFC5780", "--rfc5780", c.rfc5780),
+            alt_ip: cli_one("TERND_ALT_IP", "--alt-ip", &c.alt_ip, values::alt_ip)?,
+            alt_port: cli_one(
+                "TERND_ALT_PORT",
+                "--alt-port",
+                &c.alt_port,
+                values::alt_port_text,
             )?,
             relay_ips: cli_list(
                 "TERND_RELAY_IP",
@@ -641,6 +661,9 @@ impl Layer {
             max_connections_per_ip,
             drain_timeout,
             alternate_server,
+            rfc5780,
+            alt_ip,
+            alt_port,
             relay,
             auth,
             http,
@@ -683,6 +706,9 @@ impl Layer {
             max_connections_per_ip: v(max_connections_per_ip, "max_connections_per_ip"),
             drain_timeout: v(drain_timeout, "drain_timeout"),
             alternate_server: v(alternate_server, "alternate_server"),
+            rfc5780: v(rfc5780, "rfc5780"),
+            alt_ip: v(alt_ip, "alt_ip"),
+            alt_port: v(alt_port, "alt_port"),
             relay_ips: v(relay.relay_ips, "relay.relay_ips"),
             external_ips: v(relay.external_ips, "relay.external_ips"),
             ports: v(relay.ports, "relay.ports"),
@@ -845,6 +871,121 @@ impl Layer {
             ));
         }
         Ok(proxy)
+    }
+
+    /// RFC 5780 settings: `rfc5780` needs `alt_ip` and a primary address (the
+    /// first specific `listen` address of `alt_ip`'s family) whose IP
+    /// differs from `alt_ip` and whose port differs from `alt_port` (and
+    /// has a successor when `alt_port` is unset); `alt_ip` and `alt_port`
+    /// are only allowed with `rfc5780` on, so that a typo cannot silently
+    /// do nothing.
+    fn check_rfc5780(
+        &self,
+        listen: &[SocketAddr],
+    ) -> Result<(bool, Option<IpAddr>, Option<u16>), ConfigError> {
+        const ENABLE: &str = "rfc5780 = true (--rfc5780 / TERND_RFC5780)";
+        let on = value_or(&self.rfc5780, false);
+        let alt_ip = value_or(&self.alt_ip, None);
+        let alt_port = value_or(&self.alt_port, None);
+        if !on {
+            if let (Some(slot), Some(ip)) = (&self.alt_ip, alt_ip) {
+                return Err(ConfigError::invalid(
+                    &slot.origin,
+                    &slot.key,
+                    format!(
+                        "alternate IP `{ip}` is only used for RFC 5780 NAT behaviour \
+                         discovery, which is off ({}); it needs {ENABLE}",
+                        describe(&self.rfc5780, "built-in default of `rfc5780`"),
+                    ),
+                ));
+            }
+            if let (Some(slot), Some(port)) = (&self.alt_port, alt_port) {
+                return Err(ConfigError::invalid(
+                    &slot.origin,
+                    &slot.key,
+                    format!(
+                        "alternate port {port} is only used for RFC 5780 NAT behaviour \
+                         discovery, which is off ({}); it needs {ENABLE}",
+                        describe(&self.rfc5780, "built-in default of `rfc5780`"),
+                    ),
+                ));
+            }
+            return Ok((false, None, None));
+        }
+        let Some(ip) = alt_ip else {
+            return Err(slot_error(
+                &self.rfc5780,
+                "rfc5780",
+                format!(
+                    "RFC 5780 NAT behaviour discovery needs a second IP address of this host: \
+                     set alt_ip (--alt-ip / TERND_ALT_IP){}",
+                    match &self.alt_ip {
+                        Some(v) => format!(" (`{}` from {} is empty)", v.key, v.origin),
+                        None => String::new(),
+                    },
+                ),
+            ));
+        };
+        let Some(primary) = values::rfc5780_primary(listen, ip) else {
+            let example = if ip.is_ipv4() {
+                "`--listen 127.0.0.1:3478 --alt-ip 127.0.0.2`"
+            } else {
+                "`--listen [2001:db8::1]:3478 --alt-ip 2001:db8::2`"
+            };
+            return Err(slot_error(
+                &self.rfc5780,
+                "rfc5780",
+                format!(
+                    "RFC 5780 needs a specific `listen` address of alt_ip's family as the \
+                     primary address, e.g. {example}; listen ({}) has no {family} address \
+                     other than the unspecified one (alt_ip `{ip}`, {})",
+                    describe(&self.listen, "built-in default"),
+                    describe(&self.alt_ip, "built-in default"),
+                    family = values::family(&ip),
+                ),
+            ));
+        };
+        if primary.ip() == ip {
+            return Err(slot_error(
+                &self.alt_ip,
+                "alt_ip",
+                format!(
+                    "alternate IP `{ip}` is the primary IP (primary address `{primary}`: the \
+                     first specific {} `listen` address, {}); RFC 5780 needs a second, \
+                     different IP address",
+                    values::family(&ip),
+                    describe(&self.listen, "built-in default"),
+                ),
+            ));
+        }
+        match alt_port {
+            Some(port) if primary.port() != 0 && port == primary.port() => {
+                return Err(slot_error(
+                    &self.alt_port,
+                    "alt_port",
+                    format!(
+                        "alternate port {port} is the primary port (primary address \
+                         `{primary}`, {}); RFC 5780 needs a different port \
+                         (0 = the primary port + 1)",
+                        describe(&self.listen, "built-in default of `listen`"),
+                    ),
+                ));
+            }
+            None if primary.port() == u16::MAX => {
+                return Err(slot_error(
+                    &self.rfc5780,
+                    "rfc5780",
+                    format!(
+                        "the primary address `{primary}` has port {}, so there is no \
+                         primary port + 1 to use as the alternate port; set alt_port \
+                         (--alt-port / TERND_ALT_PORT)",
+                        u16::MAX,
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        Ok((true, Some(ip), alt_port))
     }
 
     /// The `[http]` section: defaults filled in, key and certificate files

@@ -108,6 +108,37 @@ pub struct Config {
     /// while draining. A concrete `IP:PORT` (no unspecified or multicast IP,
     /// no port 0). Default `None`: new Allocates get 508 while draining.
     pub alternate_server: Option<SocketAddr>,
+    /// Serve RFC 5780 NAT behaviour discovery (STUN Binding over UDP).
+    ///
+    /// Default `false`, for two reasons: it needs a second IP address on the
+    /// host ([`alt_ip`](Self::alt_ip)), and it lets an unauthenticated
+    /// packet make the server answer from another address and/or port
+    /// (CHANGE-REQUEST) — the response is never larger than needed and goes
+    /// only to the requester's IP address.
+    ///
+    /// With it on, Binding responses carry OTHER-ADDRESS and
+    /// RESPONSE-ORIGIN, a CHANGE-REQUEST is answered from the alternate IP
+    /// and/or the alternate port, and RESPONSE-PORT and PADDING are
+    /// honoured. It is served over UDP on four sockets: primary IP / primary
+    /// port, primary IP / alternate port, alternate IP / primary port and
+    /// alternate IP / alternate port. The primary address is the first
+    /// [`listen`](Self::listen) entry whose IP has `alt_ip`'s family and is
+    /// not unspecified (see [`rfc5780_primary`](Self::rfc5780_primary));
+    /// there must be one, and its IP must differ from `alt_ip`. Requires
+    /// [`alt_ip`](Self::alt_ip).
+    pub rfc5780: bool,
+    /// The alternate IP address of RFC 5780 (the one a change-IP
+    /// CHANGE-REQUEST is answered from, and OTHER-ADDRESS names): a concrete
+    /// unicast address (no unspecified or multicast IP), different from the
+    /// primary IP and of its family. Default `None`. Required by, and only
+    /// allowed with, [`rfc5780`](Self::rfc5780)` = true`.
+    pub alt_ip: Option<IpAddr>,
+    /// The alternate port of RFC 5780 (the one a change-port CHANGE-REQUEST
+    /// is answered from). Default `None`: the primary listen port + 1 (0 in
+    /// the file or on the command line also means that). When set it must
+    /// differ from the primary port; only allowed with
+    /// [`rfc5780`](Self::rfc5780)` = true`.
+    pub alt_port: Option<u16>,
     /// TURN relay settings.
     pub relay: RelayConfig,
     /// Authentication settings.
@@ -336,6 +367,9 @@ impl Default for Config {
             max_connections_per_ip: 100,
             drain_timeout: Duration::from_secs(30),
             alternate_server: None,
+            rfc5780: false,
+            alt_ip: None,
+            alt_port: None,
             relay: RelayConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
@@ -463,6 +497,18 @@ impl Config {
         let base = layer::Layer::from_config(self, cli);
         let over = layer::Layer::from_cli(cli)?;
         base.merge(over).build()
+    }
+
+    /// The RFC 5780 primary address when [`rfc5780`](Self::rfc5780) is on:
+    /// the first [`listen`](Self::listen) address whose IP has the family of
+    /// [`alt_ip`](Self::alt_ip) and is not unspecified. `None` when RFC 5780
+    /// is off (or, in a `Config` built by hand rather than loaded, when
+    /// `alt_ip` is unset or no listen address qualifies).
+    pub fn rfc5780_primary(&self) -> Option<SocketAddr> {
+        if !self.rfc5780 {
+            return None;
+        }
+        values::rfc5780_primary(&self.listen, self.alt_ip?)
     }
 }
 

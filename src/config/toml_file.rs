@@ -208,6 +208,11 @@ impl Walker {
                     l.alternate_server =
                         self.set(key, values::alternate_server(self.string(key, v)?))?;
                 }
+                "rfc5780" => l.rfc5780 = self.set(key, Ok(self.boolean(key, v)?))?,
+                "alt_ip" => l.alt_ip = self.set(key, values::alt_ip(self.string(key, v)?))?,
+                "alt_port" => {
+                    l.alt_port = self.set(key, values::alt_port(self.integer(key, v)?))?;
+                }
                 "relay" => self.relay(&mut l, self.table(key, v)?)?,
                 "auth" => self.auth(&mut l, self.table(key, v)?)?,
                 "http" => self.http(&mut l, self.table(key, v)?)?,

@@ -53,7 +53,8 @@ fn concrete_ip(s: &str) -> Result<IpAddr, String> {
     Ok(ip)
 }
 
-fn family(ip: &IpAddr) -> &'static str {
+/// `"IPv4"` or `"IPv6"`.
+pub(crate) fn family(ip: &IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
@@ -484,6 +485,39 @@ pub(crate) fn alternate_server(s: &str) -> Result<Option<SocketAddr>, String> {
         return Err(format!("`{addr}` has port 0; give the server's real port"));
     }
     Ok(Some(addr))
+}
+
+/// The RFC 5780 alternate IP address: a concrete unicast address (no
+/// unspecified or multicast IP). Empty means none.
+pub(crate) fn alt_ip(s: &str) -> Result<Option<IpAddr>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    concrete_ip(s).map(Some)
+}
+
+/// The RFC 5780 alternate port; 0 means none (the primary port + 1).
+pub(crate) fn alt_port(n: u16) -> Result<Option<u16>, String> {
+    Ok((n != 0).then_some(n))
+}
+
+/// [`alt_port`] given as text (CLI / environment); empty means none too.
+pub(crate) fn alt_port_text(s: &str) -> Result<Option<u16>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    uint(s)
+        .map_err(|_| format!("invalid port `{s}` (expected 0..=65535; 0 = the primary port + 1)"))
+        .and_then(alt_port)
+}
+
+/// The RFC 5780 primary address: the first of `listen` with a specific
+/// (not unspecified) IP of `alt_ip`'s family.
+pub(crate) fn rfc5780_primary(listen: &[SocketAddr], alt_ip: IpAddr) -> Option<SocketAddr> {
+    listen
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv4() == alt_ip.is_ipv4() && !a.ip().is_unspecified())
 }
 
 pub(crate) fn log_level(s: &str) -> Result<String, String> {
