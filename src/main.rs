@@ -114,13 +114,18 @@ fn main() -> ExitCode {
         "ternd {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    if let Some(r) = handle.relay_v4() {
-        tracing::info!(
-            bind = %r.bind,
-            advertise = %r.advertise,
-            ports = %config.relay.ports,
-            "relaying over UDP"
-        );
+    for (family, relay) in [("IPv4", handle.relay_v4()), ("IPv6", handle.relay_v6())] {
+        match relay {
+            Some(r) => tracing::info!(
+                bind = %r.bind,
+                advertise = %r.advertise,
+                ports = %config.relay.ports,
+                "relaying {family}"
+            ),
+            None => tracing::info!(
+                "no {family} relay address (set --relay-ip): Allocates asking for {family} get 440"
+            ),
+        }
     }
     let (http_stop, http_stop_rx) = tokio::sync::watch::channel(false);
     let http = match start_http(&config, &handle, http_stop_rx) {

@@ -110,6 +110,7 @@ pub struct Handle {
     tcp: Vec<SocketAddr>,
     tls: Vec<SocketAddr>,
     relay_v4: Option<RelayAddress>,
+    relay_v6: Option<RelayAddress>,
     view: Arc<View>,
     /// Service addresses and local IPs, for rebuilding the peer policy on reload.
     policy_base: (Vec<SocketAddr>, Vec<IpAddr>),
@@ -275,6 +276,11 @@ impl Handle {
     /// Where IPv4 relay sockets are bound and what is advertised.
     pub fn relay_v4(&self) -> Option<RelayAddress> {
         self.relay_v4
+    }
+
+    /// Where IPv6 relay sockets bind and what they advertise (`None`: no IPv6 relaying).
+    pub fn relay_v6(&self) -> Option<RelayAddress> {
+        self.relay_v6
     }
 
     /// The counters of all workers, summed.
@@ -478,6 +484,17 @@ fn primary_ipv4() -> Option<Ipv4Addr> {
     }
 }
 
+/// The host's primary global IPv6 address, found the same way; `None` on hosts without
+/// IPv6 routing.
+fn primary_ipv6() -> Option<std::net::Ipv6Addr> {
+    let s = std::net::UdpSocket::bind("[::]:0").ok()?;
+    s.connect("[2001:db8::1]:9").ok()?;
+    match s.local_addr().ok()?.ip() {
+        IpAddr::V6(ip) if !ip.is_unspecified() && !ip.is_loopback() => Some(ip),
+        _ => None,
+    }
+}
+
 /// Where relay sockets bind and what they advertise, per family.
 fn relay_addresses(config: &Config) -> (Option<RelayAddress>, Option<RelayAddress>) {
     let ext = |v6: bool| {
@@ -514,9 +531,20 @@ fn relay_addresses(config: &Config) -> (Option<RelayAddress>, Option<RelayAddres
         bind: v4_bind,
         advertise: ext(false).map(|e| e.public).unwrap_or(v4_bind),
     };
+    // IPv6 relays: the configured address, else a specific IPv6 listen address, else the
+    // host's primary IPv6 address; none on a host without IPv6 (Allocates asking for
+    // IPv6 then get 440).
     let v6 = ext(true)
         .and_then(|e| e.private)
         .or_else(|| configured(true))
+        .or_else(|| {
+            config
+                .listen
+                .iter()
+                .map(|a| a.ip())
+                .find(|ip| ip.is_ipv6() && !ip.is_unspecified())
+        })
+        .or_else(|| primary_ipv6().map(IpAddr::V6))
         .map(|bind| RelayAddress {
             bind,
             advertise: ext(true).map(|e| e.public).unwrap_or(bind),
@@ -655,6 +683,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         tcp: bound.tcp_addrs,
         tls: bound.tls_addrs,
         relay_v4,
+        relay_v6,
         view,
         policy_base,
         shutdown: tx,

@@ -694,6 +694,12 @@ fn response_code(resp: &[u8]) -> u16 {
     }
 }
 
+/// ADDITIONAL-ADDRESS-FAMILY under the code point of draft-ietf-tram-turn-ipv6 that
+/// coturn's clients still send (RFC 8656 assigned 0x8000).
+const LEGACY_ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8032;
+/// ADDRESS-ERROR-CODE under that draft's code point (RFC 8656: 0x8001).
+const LEGACY_ADDRESS_ERROR_CODE: u16 = 0x8033;
+
 /// An address of family `f` (to ask an allocation for its relay of that family).
 fn family_ip(f: AddressFamily) -> IpAddr {
     match f {
@@ -1610,11 +1616,21 @@ impl Server {
         // ADDITIONAL-ADDRESS-FAMILY asks for a dual allocation: only IPv6 is valid there,
         // and it excludes REQUESTED-ADDRESS-FAMILY, RESERVATION-TOKEN and EVEN-PORT with
         // R=1 (RFC 8656 §7.2).
+        // coturn's clients (4.6 and older, `turnutils_uclient -Z`) send it under its draft
+        // code point, 0x8032, and read ADDRESS-ERROR-CODE under 0x8033: answered in kind.
         let dual = match msg.get_decoded(attr_type::ADDITIONAL_ADDRESS_FAMILY) {
-            Some(Ok(Attribute::AdditionalAddressFamily(AddressFamily::V6))) => true,
+            Some(Ok(Attribute::AdditionalAddressFamily(AddressFamily::V6))) => {
+                Some(attr_type::ADDRESS_ERROR_CODE)
+            }
             Some(_) => return self.error(reply, 400, "Bad Request", out),
-            None => false,
+            None => match msg.get(LEGACY_ADDITIONAL_ADDRESS_FAMILY).map(|a| a.value) {
+                Some([2, 0, 0, 0]) => Some(LEGACY_ADDRESS_ERROR_CODE),
+                Some(_) => return self.error(reply, 400, "Bad Request", out),
+                None => None,
+            },
         };
+        let error_attr = dual.unwrap_or(attr_type::ADDRESS_ERROR_CODE);
+        let dual = dual.is_some();
         if dual && (family.is_some() || token.is_some() || even_port == Some(true)) {
             return self.error(reply, 400, "Bad Request", out);
         }
@@ -1734,7 +1750,11 @@ impl Server {
             return self.error(reply, 508, "Insufficient Capacity", out);
         };
         let additional = opened.get(1).copied();
-        let address_error = if dual { refused } else { None };
+        let address_error = if dual {
+            refused.map(|(f, code)| (error_attr, f, code))
+        } else {
+            None
+        };
 
         // The success response, kept for retransmissions. If it cannot be written, undo.
         let Some(len) = self.allocate_success(
@@ -1820,7 +1840,7 @@ impl Server {
         &self,
         reply: &Reply<'_, '_>,
         relayed: &[(SocketAddr, SocketAddr)],
-        address_error: Option<(AddressFamily, u16)>,
+        address_error: Option<(crate::stun::AttributeType, AddressFamily, u16)>,
         lifetime: Duration,
         token: Option<[u8; 8]>,
         tuple: FiveTuple,
@@ -1831,17 +1851,17 @@ impl Server {
         for &(_, advertised) in relayed {
             b.add(&Attribute::XorRelayedAddress(advertised)).ok()?;
         }
-        if let Some((family, code)) = address_error {
+        if let Some((typ, family, code)) = address_error {
             let reason = if code == 440 {
                 "Address Family not Supported"
             } else {
                 "Insufficient Capacity"
             };
-            b.add(&Attribute::AddressErrorCode(
-                family,
-                ErrorCode::new(code, reason),
-            ))
-            .ok()?;
+            let mut value = [0u8; 64];
+            let n = Attribute::AddressErrorCode(family, ErrorCode::new(code, reason))
+                .encode_value(&msg.transaction_id(), &mut value)
+                .ok()?;
+            b.add_raw(typ, &value[..n]).ok()?;
         }
         b.add(&Attribute::Lifetime(
             lifetime.as_secs().min(u64::from(u32::MAX)) as u32,
@@ -2224,6 +2244,7 @@ impl Server {
             username = %a.username,
             client = %a.tuple.client,
             relay = %a.advertised,
+            additional_relay = ?a.additional.map(|(_, adv)| adv),
             start = a.started_unix,
             duration_s = now.saturating_duration_since(a.started).as_secs(),
             packets_out = t.packets_out,

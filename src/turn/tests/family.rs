@@ -130,7 +130,8 @@ fn requested_family_picks_the_relay_and_unsupported_is_440() {
 #[test]
 fn bad_family_values_and_combinations_are_400() {
     let mut t = dual_t();
-    let cases: Vec<(&str, Box<dyn Fn(&mut MessageBuilder<'_>)>)> = vec![
+    type Build = Box<dyn Fn(&mut MessageBuilder<'_>)>;
+    let cases: Vec<(&str, Build)> = vec![
         (
             "REQUESTED-ADDRESS-FAMILY 0x03",
             Box::new(|b| {
@@ -432,4 +433,32 @@ fn internal_ipv6_peers_are_403_through_an_ipv6_allocation() {
     // A global IPv6 address is fine.
     let ok = SocketAddr::new("2606:4700::1111".parse().unwrap(), 3478);
     assert_eq!(permit(&mut t, tuple, &c, ok), None);
+}
+
+#[test]
+fn coturn_draft_code_points_for_dual_allocation_are_understood() {
+    // turnutils_uclient -Z (coturn 4.6) sends ADDITIONAL-ADDRESS-FAMILY as 0x8032 and
+    // reads ADDRESS-ERROR-CODE as 0x8033.
+    let mut t = dual_t();
+    let (resp, _) = allocate_with(&mut t, client(60), |b| {
+        b.add_raw(0x8032, &[2, 0, 0, 0]).unwrap();
+    });
+    assert_eq!(relayed(&resp).len(), 2, "{:?}", code_of(&resp));
+    let (resp, _) = allocate_with(&mut t, client(61), |b| {
+        b.add_raw(0x8032, &[1, 0, 0, 0]).unwrap();
+    });
+    assert_eq!(code_of(&resp), Some(400));
+    let mut t = T::new();
+    let (resp, _) = allocate_with(&mut t, client(62), |b| {
+        b.add_raw(0x8032, &[2, 0, 0, 0]).unwrap();
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert!(m.get(attr_type::ADDRESS_ERROR_CODE).is_none());
+    let legacy = m.get(0x8033).expect("ADDRESS-ERROR-CODE under 0x8033");
+    assert_eq!(legacy.value[0], 2, "IPv6");
+    assert_eq!(
+        (legacy.value[2] & 7, legacy.value[3]),
+        (4, 40),
+        "440 for the family not served"
+    );
 }
