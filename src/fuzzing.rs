@@ -433,7 +433,7 @@ impl CoreDriver {
             self.server
                 .handle_client(packet, tuple, self.now, &mut out, &mut self.relays);
         match outcome {
-            crate::turn::Outcome::Reply { len } => {
+            crate::turn::Outcome::Reply { len } | crate::turn::Outcome::ReplyVia { len, .. } => {
                 assert!(len <= out.len());
                 let Ok(m) = Message::parse(&out[..len]) else {
                     panic!("the core answered with a malformed message");

@@ -24,6 +24,11 @@ enum Owned {
     XorPeerAddress(SocketAddr),
     XorRelayedAddress(SocketAddr),
     AlternateServer(SocketAddr),
+    ResponseOrigin(SocketAddr),
+    OtherAddress(SocketAddr),
+    ChangeRequest(bool, bool),
+    ResponsePort(u16),
+    Padding(Vec<u8>),
     Username(String),
     Realm(String),
     Nonce(String),
@@ -62,6 +67,14 @@ impl Owned {
             Owned::XorPeerAddress(a) => Attribute::XorPeerAddress(*a),
             Owned::XorRelayedAddress(a) => Attribute::XorRelayedAddress(*a),
             Owned::AlternateServer(a) => Attribute::AlternateServer(*a),
+            Owned::ResponseOrigin(a) => Attribute::ResponseOrigin(*a),
+            Owned::OtherAddress(a) => Attribute::OtherAddress(*a),
+            Owned::ChangeRequest(ip, port) => Attribute::ChangeRequest {
+                ip: *ip,
+                port: *port,
+            },
+            Owned::ResponsePort(p) => Attribute::ResponsePort(*p),
+            Owned::Padding(d) => Attribute::Padding(d),
             Owned::Username(s) => Attribute::Username(s),
             Owned::Realm(s) => Attribute::Realm(s),
             Owned::Nonce(s) => Attribute::Nonce(s),
@@ -158,6 +171,8 @@ fn body_attr() -> impl Strategy<Value = Owned> {
         socket_addr().prop_map(Owned::XorPeerAddress),
         socket_addr().prop_map(Owned::XorRelayedAddress),
         socket_addr().prop_map(Owned::AlternateServer),
+        socket_addr().prop_map(Owned::ResponseOrigin),
+        socket_addr().prop_map(Owned::OtherAddress),
     ];
     let texts = prop_oneof![
         text(MAX_USERNAME).prop_map(Owned::Username),
@@ -204,9 +219,12 @@ fn body_attr() -> impl Strategy<Value = Owned> {
         any::<[u8; 8]>().prop_map(Owned::ReservationToken),
         (any::<u8>(), any::<u8>(), any::<u32>()).prop_map(|(t, c, d)| Owned::Icmp(t, c, d)),
         any::<[u8; 32]>().prop_map(Owned::UserHash),
+        (any::<bool>(), any::<bool>()).prop_map(|(i, p)| Owned::ChangeRequest(i, p)),
+        any::<u16>().prop_map(Owned::ResponsePort),
     ];
     let opaque = prop_oneof![
         vec(any::<u8>(), 0..=2000).prop_map(Owned::Data),
+        vec(any::<u8>(), 0..=1600).prop_map(Owned::Padding),
         (unknown_type(), vec(any::<u8>(), 0..300)).prop_map(|(t, v)| Owned::Unknown(t, v)),
     ];
     prop_oneof![addresses, texts, codes, lists, scalars, opaque]

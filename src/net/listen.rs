@@ -183,6 +183,27 @@ pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, Bi
     Ok(bound)
 }
 
+/// UDP sockets only (RFC 5780's other addresses), one `SO_REUSEPORT` socket per worker
+/// per address; the addresses have concrete ports.
+pub(super) fn bind_udp(bound: &mut Bound, addrs: &[SocketAddr]) -> Result<(), BindError> {
+    let workers = bound.per_worker.len();
+    for &addr in addrs {
+        let sockets = (0..workers)
+            .map(|_| udp(addr))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|source| BindError::Listen {
+                proto: "UDP",
+                addr,
+                source,
+            })?;
+        bound.udp_addrs.push(addr);
+        for (w, u) in bound.per_worker.iter_mut().zip(sockets) {
+            w.udp.push((addr, u));
+        }
+    }
+    Ok(())
+}
+
 /// TCP listeners only (TURN over TLS), one `SO_REUSEPORT` socket per worker per address.
 pub(super) fn bind_tls(bound: &mut Bound, addrs: &[SocketAddr]) -> Result<(), BindError> {
     let workers = bound.per_worker.len();

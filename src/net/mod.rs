@@ -37,8 +37,8 @@ use crate::turn::{
 pub use listen::BindError;
 use relay::{NetRelays, PeerConn, RelaySocket, Reserved};
 
-/// Largest answer the core writes.
-const OUT_BUF: usize = 1500;
+/// Largest answer the core writes (an RFC 5780 answer with PADDING is the longest).
+const OUT_BUF: usize = 2048;
 /// Receive buffer for one datagram: the largest UDP payload.
 const RECV_BUF: usize = 65_536;
 /// Bytes queued for one TCP/TLS client that does not read: past it, the oldest relayed
@@ -581,6 +581,32 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     if tls.is_some() {
         listen::bind_tls(&mut bound, &config.tls_listen)?;
     }
+    // RFC 5780: the primary listener (its port as bound) and the alternate IP and port,
+    // with UDP listeners on the three other combinations.
+    let rfc5780 = match (config.rfc5780_primary(), config.alt_ip) {
+        (Some(p), Some(alt_ip)) => {
+            let primary = bound
+                .stream_origins
+                .iter()
+                .find(|(configured, _)| *configured == p)
+                .map_or(p, |&(_, actual)| actual);
+            let alt_port = match config.alt_port {
+                Some(port) => port,
+                None => primary
+                    .port()
+                    .checked_add(1)
+                    .ok_or(StartError::Bind(BindError::NothingBound))?,
+            };
+            let r = crate::turn::Rfc5780 {
+                primary,
+                alternate: SocketAddr::new(alt_ip, alt_port),
+            };
+            listen::bind_udp(&mut bound, &r.addresses()[1..])?;
+            tracing::info!(primary = %r.primary, alternate = %r.alternate, "RFC 5780 NAT behaviour discovery on");
+            Some(r)
+        }
+        _ => None,
+    };
     let (relay_v4, relay_v6) = relay_addresses(config);
 
     let mut service: Vec<SocketAddr> = bound.udp_addrs.clone();
@@ -617,6 +643,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         nonce_lifetime: config.auth.nonce_lifetime,
         clock_anchor: (Instant::now(), unix),
         alternate_server: config.alternate_server,
+        rfc5780,
     };
     let store = CredentialStore::new(&config.realm, &config.auth)?;
     let nonce_key = NonceKey::random().map_err(|e| StartError::Random(e.to_string()))?;
@@ -831,6 +858,15 @@ fn send_now(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) -> std::io::Result<u
 fn act(worker: &Worker, outcome: Outcome, packet: &[u8], out: &[u8], reply: impl FnOnce(&[u8])) {
     match outcome {
         Outcome::Reply { len } => reply(&out[..len]),
+        Outcome::ReplyVia { len, from, to } => {
+            let listeners = worker.listeners.borrow();
+            let sent = listeners
+                .get(&from)
+                .is_some_and(|sock| send_now(sock, &out[..len], to).is_ok());
+            if !sent {
+                worker.server.borrow().stats().dropped.inc();
+            }
+        }
         Outcome::Forward {
             relay,
             peer,

@@ -55,6 +55,10 @@ pub mod attr_type {
     pub const XOR_MAPPED_ADDRESS: u16 = 0x0020;
     /// RESERVATION-TOKEN (RFC 8656).
     pub const RESERVATION_TOKEN: u16 = 0x0022;
+    /// PADDING (RFC 5780).
+    pub const PADDING: u16 = 0x0026;
+    /// RESPONSE-PORT (RFC 5780).
+    pub const RESPONSE_PORT: u16 = 0x0027;
     /// CONNECTION-ID (RFC 6062).
     pub const CONNECTION_ID: u16 = 0x002A;
     /// ADDITIONAL-ADDRESS-FAMILY (RFC 8656).
@@ -73,6 +77,17 @@ pub mod attr_type {
     pub const ALTERNATE_SERVER: u16 = 0x8023;
     /// FINGERPRINT (RFC 8489).
     pub const FINGERPRINT: u16 = 0x8028;
+    /// RESPONSE-ORIGIN (RFC 5780).
+    pub const RESPONSE_ORIGIN: u16 = 0x802B;
+    /// OTHER-ADDRESS (RFC 5780).
+    pub const OTHER_ADDRESS: u16 = 0x802C;
+
+    /// The comprehension-required attributes of RFC 5780 requests (CHANGE-REQUEST,
+    /// PADDING, RESPONSE-PORT): decoded by this codec, but a server that does not serve
+    /// RFC 5780 on the address a request reached must treat them as unknown (420).
+    pub fn is_rfc5780_request(t: u16) -> bool {
+        matches!(t, CHANGE_REQUEST | PADDING | RESPONSE_PORT)
+    }
 
     /// True for every type this codec decodes into a typed [`super::Attribute`].
     pub fn is_known(t: u16) -> bool {
@@ -108,6 +123,11 @@ pub mod attr_type {
                 | SOFTWARE
                 | ALTERNATE_SERVER
                 | FINGERPRINT
+                | CHANGE_REQUEST
+                | PADDING
+                | RESPONSE_PORT
+                | RESPONSE_ORIGIN
+                | OTHER_ADDRESS
         )
     }
 }
@@ -373,6 +393,21 @@ pub enum Attribute<'a> {
     },
     /// CONNECTION-ID.
     ConnectionId(u32),
+    /// CHANGE-REQUEST (RFC 5780): answer from the other IP and/or port.
+    ChangeRequest {
+        /// The "change IP" flag (0x04).
+        ip: bool,
+        /// The "change port" flag (0x02).
+        port: bool,
+    },
+    /// RESPONSE-PORT (RFC 5780): the port to send the response to.
+    ResponsePort(u16),
+    /// PADDING (RFC 5780): its content does not matter, only its length.
+    Padding(&'a [u8]),
+    /// RESPONSE-ORIGIN (RFC 5780): where the response was sent from.
+    ResponseOrigin(SocketAddr),
+    /// OTHER-ADDRESS (RFC 5780): the server's other IP and port.
+    OtherAddress(SocketAddr),
     /// Any other type, undecoded.
     Unknown {
         /// The type.
@@ -596,6 +631,20 @@ impl<'a> Attribute<'a> {
                 }
             }
             t::CONNECTION_ID => Attribute::ConnectionId(u32::from_be_bytes(*fixed::<4>(a, v)?)),
+            t::CHANGE_REQUEST => {
+                let flags = fixed::<4>(a, v)?[3];
+                Attribute::ChangeRequest {
+                    ip: flags & 0x04 != 0,
+                    port: flags & 0x02 != 0,
+                }
+            }
+            t::RESPONSE_PORT => {
+                let b = fixed::<4>(a, v)?;
+                Attribute::ResponsePort(u16::from_be_bytes([b[0], b[1]]))
+            }
+            t::PADDING => Attribute::Padding(v),
+            t::RESPONSE_ORIGIN => Attribute::ResponseOrigin(decode_address(a, v, None)?),
+            t::OTHER_ADDRESS => Attribute::OtherAddress(decode_address(a, v, None)?),
             _ => Attribute::Unknown { typ: a, value: v },
         })
     }
@@ -634,6 +683,11 @@ impl<'a> Attribute<'a> {
             Attribute::AddressErrorCode(..) => t::ADDRESS_ERROR_CODE,
             Attribute::Icmp { .. } => t::ICMP,
             Attribute::ConnectionId(_) => t::CONNECTION_ID,
+            Attribute::ChangeRequest { .. } => t::CHANGE_REQUEST,
+            Attribute::ResponsePort(_) => t::RESPONSE_PORT,
+            Attribute::Padding(_) => t::PADDING,
+            Attribute::ResponseOrigin(_) => t::RESPONSE_ORIGIN,
+            Attribute::OtherAddress(_) => t::OTHER_ADDRESS,
             Attribute::Unknown { typ, .. } => *typ,
         }
     }
@@ -650,9 +704,19 @@ impl<'a> Attribute<'a> {
             }
         };
         match self {
-            Attribute::MappedAddress(a) | Attribute::AlternateServer(a) => {
-                encode_address(a, None, out)
+            Attribute::MappedAddress(a)
+            | Attribute::AlternateServer(a)
+            | Attribute::ResponseOrigin(a)
+            | Attribute::OtherAddress(a) => encode_address(a, None, out),
+            Attribute::ChangeRequest { ip, port } => {
+                let flags = if *ip { 0x04 } else { 0 } | if *port { 0x02 } else { 0 };
+                put(out, &[0, 0, 0, flags])
             }
+            Attribute::ResponsePort(p) => {
+                let b = p.to_be_bytes();
+                put(out, &[b[0], b[1], 0, 0])
+            }
+            Attribute::Padding(d) => put(out, d),
             Attribute::XorMappedAddress(a)
             | Attribute::XorPeerAddress(a)
             | Attribute::XorRelayedAddress(a) => encode_address(a, Some(tid), out),

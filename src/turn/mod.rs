@@ -136,6 +136,58 @@ pub struct RelayAddress {
     pub advertise: IpAddr,
 }
 
+/// RFC 5780 NAT behaviour discovery: the primary and the alternate address, which span
+/// four UDP listeners (each IP with each port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc5780 {
+    /// The primary IP and port.
+    pub primary: SocketAddr,
+    /// The alternate IP and port.
+    pub alternate: SocketAddr,
+}
+
+impl Rfc5780 {
+    /// True when `local` is one of the four addresses.
+    pub fn serves(&self, local: SocketAddr) -> bool {
+        [self.primary.ip(), self.alternate.ip()].contains(&local.ip())
+            && [self.primary.port(), self.alternate.port()].contains(&local.port())
+    }
+
+    /// The four addresses: primary, primary IP with the alternate port, alternate IP with
+    /// the primary port, alternate.
+    pub fn addresses(&self) -> [SocketAddr; 4] {
+        let (p, a) = (self.primary, self.alternate);
+        [
+            p,
+            SocketAddr::new(p.ip(), a.port()),
+            SocketAddr::new(a.ip(), p.port()),
+            a,
+        ]
+    }
+
+    /// `local` with its IP and/or port swapped for the other one.
+    pub fn changed(&self, local: SocketAddr, ip: bool, port: bool) -> SocketAddr {
+        let other_ip = if local.ip() == self.primary.ip() {
+            self.alternate.ip()
+        } else {
+            self.primary.ip()
+        };
+        let other_port = if local.port() == self.primary.port() {
+            self.alternate.port()
+        } else {
+            self.primary.port()
+        };
+        SocketAddr::new(
+            if ip { other_ip } else { local.ip() },
+            if port { other_port } else { local.port() },
+        )
+    }
+}
+
+/// Longest PADDING put in an RFC 5780 Binding response (the request's own padding, up to
+/// this): enough to test fragmentation at Ethernet MTU, never an amplifier.
+pub const MAX_RESPONSE_PADDING: usize = 1500;
+
 /// Settings of the core, derived from [`crate::config::Config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
@@ -178,6 +230,8 @@ pub struct CoreConfig {
     pub clock_anchor: (Instant, u64),
     /// Where to send clients with 300 Try Alternate while draining; `None` answers 508.
     pub alternate_server: Option<SocketAddr>,
+    /// RFC 5780 NAT behaviour discovery over UDP; `None`: off.
+    pub rfc5780: Option<Rfc5780>,
 }
 
 impl CoreConfig {
@@ -206,6 +260,7 @@ impl CoreConfig {
             nonce_lifetime: Duration::from_secs(600),
             clock_anchor: anchor,
             alternate_server: None,
+            rfc5780: None,
         }
     }
 
@@ -564,6 +619,17 @@ pub enum Outcome {
         /// Length of the answer in the output buffer.
         len: usize,
     },
+    /// Send the answer (`len` bytes of the output buffer) from the listener bound at `from`
+    /// to `to` instead of back the way the request came (RFC 5780 CHANGE-REQUEST and
+    /// RESPONSE-PORT; UDP only).
+    ReplyVia {
+        /// Length of the answer in the output buffer.
+        len: usize,
+        /// The local (listener) address to send from.
+        from: SocketAddr,
+        /// The destination.
+        to: SocketAddr,
+    },
     /// Send `packet[start..start + len]` from the relay socket bound at `relay` to `peer`.
     Forward {
         /// The relay socket's local address.
@@ -773,6 +839,8 @@ pub struct Server {
     /// Set by [`Server::challenge`] when the limiter refuses the answer: the request is
     /// dropped instead.
     suppressed: bool,
+    /// Set by [`Server::binding`] when an RFC 5780 answer leaves by another way.
+    redirect: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// A response in progress: the request it answers and how to protect it.
@@ -818,6 +886,7 @@ impl Server {
             },
             unauth,
             suppressed: false,
+            redirect: None,
         }
     }
 
@@ -1250,7 +1319,10 @@ impl Server {
                         self.stats.responses[stats::method_index(typ.method)]
                             [stats::code_index(code)]
                         .inc();
-                        Outcome::Reply { len }
+                        match self.redirect.take() {
+                            Some((from, to)) => Outcome::ReplyVia { len, from, to },
+                            None => Outcome::Reply { len },
+                        }
                     }
                     None => self.drop(DropReason::OutputTooSmall),
                 }
@@ -1315,9 +1387,47 @@ impl Server {
     }
 
     fn binding(&mut self, msg: &Message<'_>, tuple: FiveTuple, out: &mut [u8]) -> Option<usize> {
+        self.redirect = None;
         let reply = Reply { msg, key: None };
-        if let Some(len) = self.reject_unknown(&reply, out) {
+        // RFC 5780 applies to UDP requests that reached one of its four addresses; anywhere
+        // else its request attributes are unknown (420), as for a server without it.
+        let nat = self
+            .shared
+            .config
+            .rfc5780
+            .filter(|r| tuple.transport == Transport::Udp && r.serves(tuple.server))
+            .filter(|_| !msg.is_rfc3489());
+        let known =
+            |t: u16| attr_type::is_known(t) && (nat.is_some() || !attr_type::is_rfc5780_request(t));
+        if let Some(len) = self.reject_unknown_by(&reply, known, out) {
             return len;
+        }
+        let mut extra: Option<(SocketAddr, SocketAddr, usize)> = None;
+        let mut to = tuple.client;
+        if let Some(r) = nat {
+            let change = match msg.get_decoded(attr_type::CHANGE_REQUEST) {
+                Some(Ok(Attribute::ChangeRequest { ip, port })) => (ip, port),
+                Some(_) => return self.error(&reply, 400, "Bad Request", out),
+                None => (false, false),
+            };
+            let response_port = match msg.get_decoded(attr_type::RESPONSE_PORT) {
+                Some(Ok(Attribute::ResponsePort(p))) if p != 0 => Some(p),
+                Some(_) => return self.error(&reply, 400, "Bad Request", out),
+                None => None,
+            };
+            let padding = msg.get(attr_type::PADDING).map(|a| a.value.len());
+            // PADDING with RESPONSE-PORT is refused (RFC 5780 §6.1): large answers to a
+            // port the request did not come from.
+            if padding.is_some() && response_port.is_some() {
+                return self.error(&reply, 400, "Bad Request", out);
+            }
+            if let Some(p) = response_port {
+                to = SocketAddr::new(tuple.client.ip(), p);
+            }
+            let from = r.changed(tuple.server, change.0, change.1);
+            let other = r.changed(tuple.server, true, true);
+            let padding = padding.map_or(0, |n| n.min(MAX_RESPONSE_PADDING).next_multiple_of(4));
+            extra = Some((from, other, padding));
         }
         let mut b = self.start(msg, msg.message_type().success(), out)?;
         if msg.is_rfc3489() {
@@ -1325,16 +1435,41 @@ impl Server {
         } else {
             b.add(&Attribute::XorMappedAddress(tuple.client)).ok()?;
         }
+        if let Some((from, other, padding)) = extra {
+            // MAPPED-ADDRESS too, as RFC 5780 clients (turnutils_natdiscovery) expect.
+            b.add(&Attribute::MappedAddress(tuple.client)).ok()?;
+            b.add(&Attribute::ResponseOrigin(from)).ok()?;
+            b.add(&Attribute::OtherAddress(other)).ok()?;
+            if padding > 0 {
+                b.add(&Attribute::Padding(&[0u8; MAX_RESPONSE_PADDING][..padding]))
+                    .ok()?;
+            }
+            if from != tuple.server || to != tuple.client {
+                self.redirect = Some((from, to));
+            }
+        }
         self.stats.binding_responses.inc();
         self.finish(&reply, b)
     }
 
     /// 420 for unknown comprehension-required attributes: `Some(answer)` when it applies.
+    /// Outside Binding, RFC 5780's request attributes count as unknown.
     fn reject_unknown(&mut self, reply: &Reply<'_, '_>, out: &mut [u8]) -> Option<Option<usize>> {
+        let known = |t: u16| attr_type::is_known(t) && !attr_type::is_rfc5780_request(t);
+        self.reject_unknown_by(reply, known, out)
+    }
+
+    /// 420 for the comprehension-required attributes `known` does not accept.
+    fn reject_unknown_by(
+        &mut self,
+        reply: &Reply<'_, '_>,
+        known: impl Fn(u16) -> bool,
+        out: &mut [u8],
+    ) -> Option<Option<usize>> {
         let mut unknown = [0u16; MAX_UNKNOWN_REPORTED];
         let n = reply
             .msg
-            .unknown_comprehension_required(attr_type::is_known, &mut unknown);
+            .unknown_comprehension_required(known, &mut unknown);
         if n == 0 {
             return None;
         }

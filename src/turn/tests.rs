@@ -1873,6 +1873,7 @@ fn allocations_per_ip_group_ipv6_by_64_and_zero_is_unlimited() {
 }
 
 mod family;
+mod rfc5780;
 mod tcp;
 
 #[test]
