@@ -77,7 +77,8 @@ pub struct Cli {
     pub realm: Option<String>,
 
     /// Local address to allocate relayed addresses on; repeatable, at most
-    /// one per address family [default: derived from the listeners]
+    /// one per address family [default: the specific listen address of each
+    /// family, else the host's primary IPv4/IPv6 address]
     #[arg(long, value_name = "IP", env = "TERND_RELAY_IP", value_delimiter = ',')]
     pub relay_ip: Vec<String>,
 

@@ -156,7 +156,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayConfig {
     /// Local addresses relayed transport addresses are allocated on; at most
-    /// one per address family. Default: none (derived from the listeners).
+    /// one per address family. Default: none (per family: the specific listen
+    /// address, else the host's primary address; no IPv6 relay without one).
     pub relay_ips: Vec<IpAddr>,
     /// Public addresses advertised instead of the relay addresses (behind
     /// NAT); at most one per address family.
