@@ -439,3 +439,60 @@ fn unauthenticated_flood_is_rate_limited() {
     );
     h.shutdown();
 }
+
+/// Two clients of a server behind a 1:1 NAT (relay sockets on 127.0.0.1, advertised as
+/// 127.0.0.5) reach each other through their advertised relayed addresses without the
+/// datagrams going to the advertised address (no hairpin NAT needed): ternd sends to the
+/// other relay's bound address and shows the receiver the advertised one it permitted.
+/// The "public" address is on loopback, so a datagram that went there by mistake is caught.
+#[test]
+fn same_server_relaying_behind_one_to_one_nat_stays_on_the_host() {
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 2,
+        relay: RelayConfig {
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            external_ips: vec![ternd::config::ExternalIp {
+                public: "127.0.0.5".parse().unwrap(),
+                private: Some("127.0.0.1".parse().unwrap()),
+            }],
+            ports: PortRange {
+                lo: 26500,
+                hi: 26999,
+            },
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.http.listen = None;
+    c.auth.secrets = vec![SECRET.into()];
+    let h = ternd::net::start(&c).expect("start");
+    let server = h.udp_addrs()[0];
+    let mut a = Client::new(server, "nat-a");
+    let mut b = Client::new(server, "nat-b");
+    let ra = a.allocate();
+    let rb = b.allocate();
+    let public: IpAddr = "127.0.0.5".parse().unwrap();
+    assert_eq!((ra.ip(), rb.ip()), (public, public), "advertised addresses");
+    // Anything sent to the advertised address itself lands here.
+    let trap = UdpSocket::bind(rb).expect("bind the advertised address of B");
+    trap.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    a.permit(rb);
+    b.permit(ra);
+    for round in 0..3u8 {
+        a.send(rb, &[round, 1, 2, 3]);
+        let (from, data) = b.data(Duration::from_secs(2)).expect("B gets A's datagram");
+        assert_eq!(from, ra, "B sees A's advertised relayed address");
+        assert_eq!(data, [round, 1, 2, 3]);
+        b.send(ra, &[round, 9]);
+        let (from, data) = a.data(Duration::from_secs(2)).expect("A gets B's answer");
+        assert_eq!((from, data), (rb, vec![round, 9]));
+    }
+    let mut buf = [0u8; 64];
+    assert!(
+        trap.recv_from(&mut buf).is_err(),
+        "a datagram went to the advertised address instead of staying on the host"
+    );
+    h.shutdown();
+}

@@ -264,6 +264,33 @@ impl CoreConfig {
         }
     }
 
+    /// Where relay sockets send to reach `peer`: the advertised (public) form of one of this
+    /// server's relayed addresses becomes its bound (private) form, so that relaying between
+    /// two allocations of this server stays on the host behind a 1:1 NAT (no hairpinning
+    /// needed). The peer policy lets such an address through only while it is a live
+    /// relayed address. Other peers are unchanged.
+    #[inline]
+    pub fn local_form(&self, peer: SocketAddr) -> SocketAddr {
+        for r in [self.relay_v4, self.relay_v6].into_iter().flatten() {
+            if r.bind != r.advertise && peer.ip() == r.advertise {
+                return SocketAddr::new(r.bind, peer.port());
+            }
+        }
+        peer
+    }
+
+    /// The reverse of [`CoreConfig::local_form`]: a datagram from one of this server's relay
+    /// sockets shows its advertised form, which is what the receiving client permitted.
+    #[inline]
+    pub fn public_form(&self, peer: SocketAddr) -> SocketAddr {
+        for r in [self.relay_v4, self.relay_v6].into_iter().flatten() {
+            if r.bind != r.advertise && peer.ip() == r.bind {
+                return SocketAddr::new(r.advertise, peer.port());
+            }
+        }
+        peer
+    }
+
     /// UNIX seconds at `now`.
     pub fn unix_at(&self, now: Instant) -> u64 {
         let (i, u) = self.clock_anchor;
@@ -963,6 +990,7 @@ impl Server {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::UnknownRelay);
         };
+        let peer = self.shared.config.public_form(peer);
         self.revalidate(idx);
         let Some(alloc) = self.slots.get_mut(idx as usize).and_then(|s| s.as_mut()) else {
             self.stats.peer_dropped.inc();
@@ -1238,7 +1266,7 @@ impl Server {
         }
         Outcome::Forward {
             relay,
-            peer,
+            peer: self.shared.config.local_form(peer),
             start: channel::HEADER_LEN,
             len: cd.data.len(),
         }
@@ -1380,7 +1408,7 @@ impl Server {
         debug_assert_eq!(&packet[start..start + data.value.len()], data.value);
         Outcome::Forward {
             relay,
-            peer,
+            peer: self.shared.config.local_form(peer),
             start,
             len: data.value.len(),
         }

@@ -1455,6 +1455,32 @@ fn two_clients_of_this_server_reach_each_other_through_denied_relay_addresses() 
         });
         assert_eq!(code_of(&resp), None, "channel to the other relay");
     }
+    // Data between them stays on the host: sent to the other relay's bound (private)
+    // address, and seen by the receiver as coming from the advertised one it permitted.
+    let (o, _) = t.send(&[0x40, 0x00, 0, 3, 1, 2, 3], ta);
+    let Outcome::Forward { relay, peer, .. } = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(relay.port(), relay_a.port());
+    assert_eq!(
+        peer,
+        SocketAddr::new([192, 0, 2, 10].into(), relay_b.port())
+    );
+    let mut buf = vec![0u8; PEER_HEADROOM + 3 + PEER_TAILROOM];
+    buf[PEER_HEADROOM..PEER_HEADROOM + 3].copy_from_slice(&[1, 2, 3]);
+    let bound_b = SocketAddr::new([192, 0, 2, 10].into(), relay_b.port());
+    let PeerOutcome::ToClient { tuple, start, len } =
+        t.s.handle_peer(bound_b, relay, &mut buf, 3, t.now)
+    else {
+        panic!("B did not get A's datagram")
+    };
+    assert_eq!(tuple, tb);
+    assert_eq!(
+        &buf[start..start + 4],
+        &[0x40, 0x00, 0, 3],
+        "on B's channel to A"
+    );
+    let _ = len;
     // Other ports on the relay IP stay closed: not a live relayed address.
     let resp = t.request(Method::CHANNEL_BIND, ta, Some(&ca), |b| {
         b.add(&Attribute::ChannelNumber(0x4001)).unwrap();

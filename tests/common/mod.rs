@@ -153,6 +153,22 @@ impl Client {
         );
     }
 
+    /// Sends `payload` to `peer` in a Send indication.
+    pub fn send(&mut self, peer: SocketAddr, payload: &[u8]) {
+        self.tid = self.tid.wrapping_add(1);
+        let mut buf = [0u8; 1500];
+        let mut b = MessageBuilder::new(
+            &mut buf,
+            MessageType::new(Method::SEND, Class::Indication),
+            TransactionId([self.tid; 12]),
+        )
+        .unwrap();
+        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
+        b.add(&Attribute::Data(payload)).unwrap();
+        let n = b.finish();
+        self.sock.send_to(&buf[..n], self.server).unwrap();
+    }
+
     /// The next Data indication, if one arrives within `wait`.
     pub fn data(&self, wait: Duration) -> Option<(SocketAddr, Vec<u8>)> {
         self.sock.set_read_timeout(Some(wait)).unwrap();
