@@ -20,7 +20,7 @@ impl Drop for Server {
     }
 }
 
-fn config(secrets: &[&str], deny: &[&str]) -> String {
+fn config(secrets: &[&str], deny: &[&str], user_quota: u32) -> String {
     let q = |v: &[&str]| {
         v.iter()
             .map(|s| format!("\"{s}\""))
@@ -28,7 +28,7 @@ fn config(secrets: &[&str], deny: &[&str]) -> String {
             .join(", ")
     };
     format!(
-        "[relay]\nrelay_ips = [\"127.0.0.1\"]\nports = \"29200-29299\"\nallow_peer = [\"127.0.0.0/8\"]\ndeny_peer = [{}]\n[auth]\nsecrets = [{}]\n",
+        "[relay]\nrelay_ips = [\"127.0.0.1\"]\nports = \"29200-29299\"\nallow_peer = [\"127.0.0.0/8\"]\ndeny_peer = [{}]\nuser_quota = {user_quota}\n[auth]\nsecrets = [{}]\n",
         q(deny),
         q(secrets)
     )
@@ -59,7 +59,7 @@ fn sighup_reloads_secrets_and_policy_without_breaking_allocations() {
     let dir = std::env::temp_dir().join(format!("ternd-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("ternd.toml");
-    std::fs::write(&file, config(&["current", "retiring"], &[])).unwrap();
+    std::fs::write(&file, config(&["current", "retiring"], &[], 100)).unwrap();
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -110,8 +110,9 @@ fn sighup_reloads_secrets_and_policy_without_breaking_allocations() {
     r.expect("allocates with the second secret");
     old.bind_channel(0x4000, peer.local_addr().unwrap());
 
-    // Retire the secret and deny another loopback address, then SIGHUP.
-    std::fs::write(&file, config(&["current"], &["127.0.0.3/32"])).unwrap();
+    // Retire the secret, deny another loopback address and lower the user quota to one
+    // allocation, then SIGHUP.
+    std::fs::write(&file, config(&["current"], &["127.0.0.3/32"], 1)).unwrap();
     let _ = Command::new("kill")
         .args(["-HUP", &s.0.id().to_string()])
         .status();
@@ -152,6 +153,9 @@ fn sighup_reloads_secrets_and_policy_without_breaking_allocations() {
         None,
         "other peers still allowed"
     );
+    // The new quota applies to new allocations: "fresh" has one already.
+    let (_, r) = try_allocate(addr, "fresh", "current");
+    assert_eq!(r, Err(486), "user_quota = 1 now applies");
 
     // A broken file: the old (reloaded) settings stay.
     std::fs::write(&file, "this is not toml = = =").unwrap();

@@ -294,13 +294,23 @@ impl Handle {
     }
 
     /// Applies a re-read configuration (SIGHUP): credential sources (secrets, secret file,
-    /// users) and the peer policy. Existing allocations keep their keys. Settings that shape
+    /// users), the peer policy and the quotas and limits. Existing allocations keep their
+    /// keys. Settings that shape
     /// sockets and workers need a restart. On error nothing changes.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
         let store = CredentialStore::new(&config.realm, &config.auth).map_err(|e| e.to_string())?;
         let policy = build_policy(config, &self.policy_base);
         self.view.shared.replace_credentials(store);
         self.view.shared.replace_policy(policy);
+        let r = &config.relay;
+        self.view.shared.replace_limits(crate::turn::Limits {
+            user_quota: r.user_quota,
+            total_quota: r.total_quota,
+            max_allocations_per_ip: r.max_allocations_per_ip,
+            max_permissions: r.max_permissions_per_allocation,
+            max_channels: r.max_channels_per_allocation,
+            max_bps: r.max_bps,
+        });
         Ok(())
     }
 

@@ -59,6 +59,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -366,6 +368,83 @@ enum QuotaExceeded {
     Total,
 }
 
+/// Quotas and per-allocation limits, replaceable at run time (SIGHUP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent allocations per user; 0 = unlimited.
+    pub user_quota: u32,
+    /// Concurrent allocations on the whole server; 0 = unlimited.
+    pub total_quota: u32,
+    /// Concurrent allocations per source IP (IPv6: per /64); 0 = unlimited.
+    pub max_allocations_per_ip: u32,
+    /// Most permissions one allocation may hold.
+    pub max_permissions: usize,
+    /// Most channels one allocation may bind.
+    pub max_channels: usize,
+    /// Bandwidth limit per allocation and direction, bytes per second; 0 = unlimited.
+    pub max_bps: u64,
+}
+
+impl Limits {
+    /// The limits of a core configuration.
+    pub fn of(c: &CoreConfig) -> Self {
+        Self {
+            user_quota: c.user_quota,
+            total_quota: c.total_quota,
+            max_allocations_per_ip: c.max_allocations_per_ip,
+            max_permissions: c.max_permissions,
+            max_channels: c.max_channels,
+            max_bps: c.max_bps,
+        }
+    }
+}
+
+/// [`Limits`] as atomics: read with relaxed loads (no lock, no read-modify-write, so the
+/// per-packet `max_bps` read stays cheap), written on reload.
+#[derive(Debug)]
+struct LiveLimits {
+    user_quota: AtomicU32,
+    total_quota: AtomicU32,
+    max_allocations_per_ip: AtomicU32,
+    max_permissions: AtomicUsize,
+    max_channels: AtomicUsize,
+    max_bps: AtomicU64,
+}
+
+impl LiveLimits {
+    fn new(l: Limits) -> Self {
+        Self {
+            user_quota: AtomicU32::new(l.user_quota),
+            total_quota: AtomicU32::new(l.total_quota),
+            max_allocations_per_ip: AtomicU32::new(l.max_allocations_per_ip),
+            max_permissions: AtomicUsize::new(l.max_permissions),
+            max_channels: AtomicUsize::new(l.max_channels),
+            max_bps: AtomicU64::new(l.max_bps),
+        }
+    }
+
+    fn get(&self) -> Limits {
+        Limits {
+            user_quota: self.user_quota.load(Relaxed),
+            total_quota: self.total_quota.load(Relaxed),
+            max_allocations_per_ip: self.max_allocations_per_ip.load(Relaxed),
+            max_permissions: self.max_permissions.load(Relaxed),
+            max_channels: self.max_channels.load(Relaxed),
+            max_bps: self.max_bps.load(Relaxed),
+        }
+    }
+
+    fn set(&self, l: Limits) {
+        self.user_quota.store(l.user_quota, Relaxed);
+        self.total_quota.store(l.total_quota, Relaxed);
+        self.max_allocations_per_ip
+            .store(l.max_allocations_per_ip, Relaxed);
+        self.max_permissions.store(l.max_permissions, Relaxed);
+        self.max_channels.store(l.max_channels, Relaxed);
+        self.max_bps.store(l.max_bps, Relaxed);
+    }
+}
+
 /// State all workers share. Touched on Allocate and teardown only, never per packet.
 #[derive(Debug)]
 pub struct Shared {
@@ -389,6 +468,8 @@ pub struct Shared {
     pub tcp: TcpRelayConfig,
     /// Live CONNECTION-IDs and the worker owning each.
     tcp_ids: Mutex<HashMap<u32, u16>>,
+    /// Quotas and limits now (initially those of `config`; replaced on SIGHUP).
+    limits: LiveLimits,
 }
 
 impl Shared {
@@ -400,7 +481,6 @@ impl Shared {
         policy: PeerPolicy,
     ) -> Self {
         Self {
-            config,
             store: RwLock::new(Arc::new(store)),
             nonce_key,
             policy: RwLock::new(Arc::new(policy)),
@@ -411,7 +491,27 @@ impl Shared {
             reservations: Mutex::new(HashMap::new()),
             tcp: TcpRelayConfig::default(),
             tcp_ids: Mutex::new(HashMap::new()),
+            limits: LiveLimits::new(Limits::of(&config)),
+            config,
         }
+    }
+
+    /// The quotas and limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits.get()
+    }
+
+    /// Replaces the quotas and limits (SIGHUP): new allocations, permissions and channels
+    /// are checked against them; existing ones are kept (an allocation over a lowered
+    /// quota lives on until it ends); `max_bps` applies to every packet from now on.
+    pub fn replace_limits(&self, limits: Limits) {
+        self.limits.set(limits);
+    }
+
+    /// The bandwidth limit in force (per packet: one relaxed load).
+    #[inline]
+    fn max_bps(&self) -> u64 {
+        self.limits.max_bps.load(Relaxed)
     }
 
     /// The same, with RFC 6062 TCP allocations configured (`tcp_relay`).
@@ -498,7 +598,6 @@ impl Shared {
 
     /// True if `ip` is one of this server's relay addresses (bound or advertised).
     fn is_relay_ip(&self, ip: IpAddr) -> bool {
-        let ip = crate::policy::canonical(ip);
         [self.config.relay_v4, self.config.relay_v6]
             .into_iter()
             .flatten()
@@ -509,7 +608,7 @@ impl Shared {
     /// both need a relay reach each other through it (client → ternd → ternd → client),
     /// even where the relay address is in a denied range. An explicit `--deny-peer` still
     /// wins, and only live relayed addresses are let through (for an IP-only check, the
-    /// relay IP; every later check with a port is exact).
+    /// relay IP; every later check with a port is exact), in their exact form only.
     pub fn check_peer_policy(
         &self,
         peer: SocketAddr,
@@ -522,10 +621,12 @@ impl Shared {
         };
         match verdict {
             Err(crate::policy::Denied::Explicit(n)) => Err(crate::policy::Denied::Explicit(n)),
+            // The exception is for the exact address the relay sockets use: an
+            // IPv4-embedding IPv6 form of a relay address (::ffff:, 6to4, Teredo, NAT64)
+            // would be sent out of the IPv6 socket to somewhere else entirely.
             Err(e) => {
-                let canonical = SocketAddr::new(crate::policy::canonical(peer.ip()), peer.port());
                 let exempt = if with_port {
-                    self.is_live_relay(canonical)
+                    self.is_live_relay(peer)
                 } else {
                     self.is_relay_ip(peer.ip())
                 };
@@ -553,16 +654,17 @@ impl Shared {
         let Ok(mut q) = self.quotas.lock() else {
             return Err(QuotaExceeded::Total);
         };
-        if self.config.total_quota != 0 && q.total >= self.config.total_quota {
+        let limits = self.limits();
+        if limits.total_quota != 0 && q.total >= limits.total_quota {
             return Err(QuotaExceeded::Total);
         }
         let source = limit::SourceKey::of(client);
         let per_ip = q.per_ip.get(&source).copied().unwrap_or(0);
-        if self.config.max_allocations_per_ip != 0 && per_ip >= self.config.max_allocations_per_ip {
+        if limits.max_allocations_per_ip != 0 && per_ip >= limits.max_allocations_per_ip {
             return Err(QuotaExceeded::Ip);
         }
         let n = q.per_user.get(user).copied().unwrap_or(0);
-        if self.config.user_quota != 0 && n >= self.config.user_quota {
+        if limits.user_quota != 0 && n >= limits.user_quota {
             return Err(QuotaExceeded::User);
         }
         q.per_user.insert(user.to_string(), n + 1);
@@ -985,7 +1087,7 @@ impl Server {
         len: usize,
         now: Instant,
     ) -> PeerOutcome {
-        let (max_bps, burst) = (self.shared.config.max_bps, self.burst());
+        let (max_bps, burst) = (self.shared.max_bps(), self.burst());
         let Some(&idx) = self.by_relay.get(&relay) else {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::UnknownRelay);
@@ -1198,7 +1300,7 @@ impl Server {
     /// Bucket size for `max_bps`: a quarter second of traffic, at least two full-size
     /// datagrams so a packet is never too big to ever pass.
     fn burst(&self) -> u64 {
-        (self.shared.config.max_bps / 4).max(2 * 1500)
+        (self.shared.max_bps() / 4).max(2 * 1500)
     }
 
     /// Ends the allocation of a 5-tuple whose connection closed (TCP/TLS clients), with
@@ -1236,7 +1338,7 @@ impl Server {
 
     #[inline]
     fn channel_data(&mut self, packet: &[u8], tuple: FiveTuple, now: Instant) -> Outcome {
-        let (max_bps, burst) = (self.shared.config.max_bps, self.burst());
+        let (max_bps, burst) = (self.shared.max_bps(), self.burst());
         let Ok(cd) = ChannelData::parse(packet, self.shared.config.channel_range) else {
             return self.drop(DropReason::Malformed);
         };
@@ -1365,7 +1467,7 @@ impl Server {
         tuple: FiveTuple,
         now: Instant,
     ) -> Outcome {
-        let (max_bps, burst) = (self.shared.config.max_bps, self.burst());
+        let (max_bps, burst) = (self.shared.max_bps(), self.burst());
         let Some(&idx) = self.by_tuple.get(&tuple) else {
             return self.drop(DropReason::NoAllocation);
         };
@@ -2233,7 +2335,7 @@ impl Server {
         if count == 0 {
             return self.error(reply, 400, "Bad Request", out);
         }
-        let max_permissions = self.shared.config.max_permissions;
+        let max_permissions = self.shared.limits().max_permissions;
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
         let mut new: Vec<IpAddr> = msg
             .attributes()
@@ -2299,8 +2401,8 @@ impl Server {
             return self.error(reply, code, reason, out);
         }
         let (max_permissions, max_channels) = (
-            self.shared.config.max_permissions,
-            self.shared.config.max_channels,
+            self.shared.limits().max_permissions,
+            self.shared.limits().max_channels,
         );
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
         let over_permissions = !alloc.permissions.contains_key(&peer.ip())

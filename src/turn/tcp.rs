@@ -425,7 +425,7 @@ impl Server {
         let msg = reply.msg;
         let (max_conns, max_permissions) = (
             self.shared.tcp.max_connections_per_allocation,
-            self.shared.config.max_permissions,
+            self.shared.limits().max_permissions,
         );
         let Some(alloc) = self
             .slots

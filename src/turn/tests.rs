@@ -759,6 +759,71 @@ fn quota_486_and_release() {
 }
 
 #[test]
+fn replaced_limits_apply_to_new_allocations_and_permissions_and_keep_existing_ones() {
+    let mut t = T::new();
+    let (u, k, _) = rest_creds(86_400, "erin");
+    let c1 = t.login(&u, Key::Md5(k), client(1));
+    t.allocate(client(1), &c1);
+    let c2 = t.login(&u, Key::Md5(k), client(2));
+    t.allocate(client(2), &c2);
+    let before = t.s.shared().limits();
+    assert_eq!(before, Limits::of(&t.s.shared().config));
+    t.s.shared().replace_limits(Limits {
+        user_quota: 2,
+        max_permissions: 1,
+        ..before
+    });
+    // Two allocations exist: a third is over the new quota; the two live on.
+    let c3 = t.login(&u, Key::Md5(k), client(3));
+    let resp = t.request(Method::ALLOCATE, client(3), Some(&c3), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    assert_eq!(code_of(&resp), Some(486));
+    let resp = t.request(Method::REFRESH, client(1), Some(&c1), |_| {});
+    assert_eq!(code_of(&resp), None, "an existing allocation refreshes");
+    // One permission allowed now.
+    let p = |n: u8| {
+        move |b: &mut MessageBuilder<'_>| {
+            b.add(&Attribute::XorPeerAddress(peer([198, 51, 100, n], 1)))
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        code_of(&t.request(Method::CREATE_PERMISSION, client(1), Some(&c1), p(1))),
+        None
+    );
+    assert_eq!(
+        code_of(&t.request(Method::CREATE_PERMISSION, client(1), Some(&c1), p(2))),
+        Some(508)
+    );
+    // Back to the old limits: allowed again.
+    t.s.shared().replace_limits(before);
+    t.allocate(client(3), &c3);
+    assert_eq!(
+        code_of(&t.request(Method::CREATE_PERMISSION, client(1), Some(&c1), p(2))),
+        None
+    );
+    // max_bps takes effect on the next packet: 3000 bytes of burst, then drops.
+    t.s.shared().replace_limits(Limits {
+        max_bps: 1000,
+        ..before
+    });
+    let bind = t.request(Method::CHANNEL_BIND, client(2), Some(&c2), |b| {
+        b.add(&Attribute::ChannelNumber(0x4000)).unwrap();
+        b.add(&Attribute::XorPeerAddress(peer([198, 51, 100, 9], 9)))
+            .unwrap();
+    });
+    assert_eq!(code_of(&bind), None);
+    let mut frame = vec![0x40, 0x00, 0x04, 0x00];
+    frame.extend_from_slice(&[0u8; 1024]);
+    let outcomes: Vec<Outcome> = (0..5).map(|_| t.send(&frame, client(2)).0).collect();
+    assert!(
+        outcomes.contains(&Outcome::Dropped(DropReason::RateLimited)),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
 fn no_free_port_is_508() {
     let mut t = T::new();
     for p in 50000..=50099u16 {
