@@ -416,7 +416,7 @@ pub(crate) struct Worker {
     splices: RefCell<HashMap<u32, tokio::task::AbortHandle>>,
     /// RFC 6062: client connections told to become data connections.
     splice_requests: RefCell<HashMap<FiveTuple, u32>>,
-    peer_buf: RefCell<Vec<u8>>,
+    peer_batch: RefCell<sys::RecvBatch>,
     net: Arc<NetShared>,
 }
 
@@ -759,7 +759,12 @@ fn run_worker(
             tcp_peers: RefCell::new(HashMap::new()),
             splices: RefCell::new(HashMap::new()),
             splice_requests: RefCell::new(HashMap::new()),
-            peer_buf: RefCell::new(vec![0u8; PEER_HEADROOM + RECV_BUF + PEER_TAILROOM]),
+            peer_batch: RefCell::new(sys::RecvBatch::new(
+                RELAY_BATCH,
+                PEER_HEADROOM,
+                RECV_BUF,
+                PEER_TAILROOM,
+            )),
             net,
         });
         let mut tasks = Vec::new();
@@ -893,43 +898,80 @@ async fn udp_loop(
     worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut buf = vec![0u8; RECV_BUF];
+    let mut batch = sys::RecvBatch::new(LISTENER_BATCH, 0, RECV_BUF, 0);
     let mut out = vec![0u8; OUT_BUF];
     loop {
         tokio::select! {
             r = sock.readable() => if r.is_err() { return },
             _ = shutdown.changed() => return,
         }
-        for _ in 0..64 {
-            let (n, from) = match sock.try_recv_from(&mut buf) {
-                Ok(x) => x,
+        // Up to a few batches per wake-up, so one busy listener cannot starve the rest.
+        for _ in 0..BATCHES_PER_WAKE {
+            let got = match recv_batch(&sock, &mut batch) {
+                Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     tracing::trace!(%local, error = %e, "UDP receive error");
                     continue;
                 }
             };
-            let tuple = FiveTuple {
-                client: from,
-                server: local,
-                transport: Transport::Udp,
-            };
-            let mut relays = NetRelays { worker: &worker };
-            let outcome = worker.server.borrow_mut().handle_client(
-                &buf[..n],
-                tuple,
-                Instant::now(),
-                &mut out,
-                &mut relays,
-            );
-            act(&worker, outcome, &buf[..n], &out, |bytes| {
-                // Never wait on a full socket buffer: a dropped answer is a lost datagram.
-                if send_now(&sock, bytes, from).is_err() {
-                    worker.server.borrow().stats().dropped.inc();
-                }
-            });
+            let now = Instant::now();
+            for i in 0..got {
+                let (n, from) = batch.meta(i);
+                let Some(from) = from else { continue };
+                let packet = &batch.slot_mut(i)[..n];
+                let tuple = FiveTuple {
+                    client: from,
+                    server: local,
+                    transport: Transport::Udp,
+                };
+                let mut relays = NetRelays { worker: &worker };
+                let outcome = worker.server.borrow_mut().handle_client(
+                    packet,
+                    tuple,
+                    now,
+                    &mut out,
+                    &mut relays,
+                );
+                act(&worker, outcome, packet, &out, |bytes| {
+                    // Never wait on a full socket buffer: a dropped answer is a lost datagram.
+                    if send_now(&sock, bytes, from).is_err() {
+                        worker.server.borrow().stats().dropped.inc();
+                    }
+                });
+            }
+            if got < batch.slots() {
+                break; // drained, and the readiness cleared
+            }
         }
         tokio::task::yield_now().await;
+    }
+}
+
+/// Datagrams one `recvmmsg` takes from a relay socket (usually one is queued).
+const RELAY_BATCH: usize = 8;
+/// Datagrams one `recvmmsg` takes from a listener.
+const LISTENER_BATCH: usize = 32;
+/// Batches taken from one socket before yielding to the other tasks.
+const BATCHES_PER_WAKE: usize = 4;
+
+/// One `recvmmsg` on `sock`. A short batch means the queue is empty: the socket's readiness
+/// is then cleared as if `WouldBlock` had been seen (a datagram arriving meanwhile raises it
+/// again), which saves the extra `recvfrom` that would only return `EAGAIN`.
+pub(super) fn recv_batch(sock: &UdpSocket, batch: &mut sys::RecvBatch) -> std::io::Result<usize> {
+    let mut got = 0;
+    let r = sock.try_io(tokio::io::Interest::READABLE, || {
+        got = batch.recv(sock)?;
+        if got < batch.slots() {
+            Err(std::io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    });
+    match r {
+        Ok(()) => Ok(got),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        Err(e) => Err(e),
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 
 use super::Worker;
 use super::sys;
-use crate::turn::{PEER_HEADROOM, PEER_TAILROOM, PeerOutcome, Relays};
+use crate::turn::{PeerOutcome, Relays};
 
 /// Sockets bound for EVEN-PORT reservations, shared by all workers: the Allocate that
 /// claims one may arrive on another worker.
@@ -243,26 +243,34 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
         if sock.readable().await.is_err() {
             return;
         }
-        // Drain what is queued, a bounded number per wake-up so one busy socket cannot
-        // starve the others.
-        for _ in 0..64 {
-            let mut buf = worker.peer_buf.borrow_mut();
-            let cap = buf.len() - PEER_TAILROOM;
-            let (n, peer) = match sock.try_recv_from(&mut buf[PEER_HEADROOM..cap]) {
-                Ok(x) => x,
+        // Drain what is queued, a bounded number of batches per wake-up so one busy socket
+        // cannot starve the others. The batch buffers are the worker's (tasks of one
+        // worker never run at once, and none holds them across an await).
+        for _ in 0..super::BATCHES_PER_WAKE {
+            let mut batch = worker.peer_batch.borrow_mut();
+            let got = match super::recv_batch(&sock, &mut batch) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     tracing::trace!(%local, error = %e, "relay receive error");
                     continue;
                 }
             };
-            let outcome =
-                worker
+            let now = Instant::now();
+            for i in 0..got {
+                let (n, peer) = batch.meta(i);
+                let Some(peer) = peer else { continue };
+                let buf = batch.slot_mut(i);
+                let outcome = worker
                     .server
                     .borrow_mut()
-                    .handle_peer(local, peer, &mut buf, n, Instant::now());
-            if let PeerOutcome::ToClient { tuple, start, len } = outcome {
-                worker.send_to_client(tuple, &buf[start..start + len]);
+                    .handle_peer(local, peer, buf, n, now);
+                if let PeerOutcome::ToClient { tuple, start, len } = outcome {
+                    worker.send_to_client(tuple, &buf[start..start + len]);
+                }
+            }
+            if got < batch.slots() {
+                break;
             }
         }
         tokio::task::yield_now().await;

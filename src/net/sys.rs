@@ -71,3 +71,205 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(0)
 }
+
+/// Buffers for receiving up to `slots` datagrams with one `recvmmsg(2)`. Datagram `i` lands
+/// at `slot(i)[offset..offset + len(i)]`; each slot has `offset` bytes of headroom in
+/// front (room for a TURN header) and `tailroom` bytes after the largest datagram.
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    stride: usize,
+    offset: usize,
+    max_len: usize,
+    addrs: Vec<libc::sockaddr_storage>,
+    #[cfg(target_os = "linux")]
+    iovs: Vec<libc::iovec>,
+    #[cfg(target_os = "linux")]
+    hdrs: Vec<libc::mmsghdr>,
+    lens: Vec<usize>,
+    sources: Vec<Option<std::net::SocketAddr>>,
+}
+
+impl RecvBatch {
+    /// Room for `slots` datagrams (at most [`MAX_BATCH`]) of up to `max_len` bytes, each
+    /// with `offset` bytes of headroom and `tailroom` bytes of tailroom.
+    pub fn new(slots: usize, offset: usize, max_len: usize, tailroom: usize) -> Self {
+        let slots = slots.clamp(1, MAX_BATCH);
+        let stride = offset + max_len + tailroom;
+        Self {
+            buf: vec![0u8; slots * stride],
+            stride,
+            offset,
+            max_len,
+            // SAFETY: sockaddr_storage, iovec and mmsghdr are plain old data (integers
+            // and pointers): all zeroes is a valid value of each; the pointers are set
+            // before every use.
+            addrs: vec![unsafe { std::mem::zeroed() }; slots],
+            #[cfg(target_os = "linux")]
+            iovs: vec![unsafe { std::mem::zeroed() }; slots],
+            #[cfg(target_os = "linux")]
+            hdrs: vec![unsafe { std::mem::zeroed() }; slots],
+            lens: vec![0; slots],
+            sources: vec![None; slots],
+        }
+    }
+
+    /// How many datagrams one call can return.
+    pub fn slots(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Slot `i` (headroom, datagram, tailroom), for the core to write headers into.
+    pub fn slot_mut(&mut self, i: usize) -> &mut [u8] {
+        &mut self.buf[i * self.stride..(i + 1) * self.stride]
+    }
+
+    /// Length and source of datagram `i` of the last receive.
+    pub fn meta(&self, i: usize) -> (usize, Option<std::net::SocketAddr>) {
+        (self.lens[i], self.sources[i])
+    }
+
+    /// Receives what is queued on `sock`, up to [`RecvBatch::slots`] datagrams, without
+    /// blocking (`WouldBlock` when nothing is). Returns the number received.
+    #[cfg(target_os = "linux")]
+    pub fn recv(&mut self, sock: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
+        let n = self.lens.len();
+        let base = self.buf.as_mut_ptr();
+        for i in 0..n {
+            // SAFETY: slot i spans buf[i * stride..(i + 1) * stride] and offset + max_len
+            // <= stride, so the pointer stays inside `buf`.
+            self.iovs[i].iov_base = unsafe { base.add(i * self.stride + self.offset) }.cast();
+            self.iovs[i].iov_len = self.max_len;
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+        }
+        // SAFETY: `hdrs[..n]` point at live buffers owned by `self` (`iovs`, `buf`,
+        // `addrs`), not moved or resized during the call; the kernel writes at most
+        // `iov_len` bytes per datagram and `msg_namelen` bytes per address, and `n` is the
+        // length of `hdrs`. MSG_DONTWAIT: never blocks.
+        let r = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = r as usize;
+        for i in 0..got {
+            self.lens[i] = self.hdrs[i].msg_len as usize;
+            self.sources[i] = sockaddr_to_std(&self.addrs[i], self.hdrs[i].msg_hdr.msg_namelen);
+        }
+        Ok(got)
+    }
+
+    /// One datagram per call where `recvmmsg` does not exist.
+    #[cfg(all(unix, not(target_os = "linux")))]
+    pub fn recv(&mut self, sock: &impl std::os::fd::AsRawFd) -> io::Result<usize> {
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let start = self.offset;
+        let dst = &mut self.buf[start..start + self.max_len];
+        // SAFETY: `dst` and `addrs[0]` are live, writable and at least as long as the
+        // lengths passed; MSG_DONTWAIT never blocks.
+        let r = unsafe {
+            libc::recvfrom(
+                sock.as_raw_fd(),
+                dst.as_mut_ptr().cast(),
+                dst.len(),
+                libc::MSG_DONTWAIT,
+                (&mut self.addrs[0] as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.lens[0] = r as usize;
+        self.sources[0] = sockaddr_to_std(&self.addrs[0], len);
+        Ok(1)
+    }
+}
+
+/// Most datagrams one [`RecvBatch::recv`] takes.
+pub const MAX_BATCH: usize = 64;
+
+/// A source address the kernel wrote into `storage` (`len` bytes).
+fn sockaddr_to_std(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    match i32::from(storage.ss_family) {
+        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says this storage holds a sockaddr_in, fully written
+            // (length checked); sockaddr_storage is aligned for every sockaddr type.
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recv_batch_takes_what_is_queued_with_sources_and_headroom() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut b = RecvBatch::new(4, 36, 1500, 4);
+        assert_eq!(
+            b.recv(&rx).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "nothing queued"
+        );
+        for i in 0..6u8 {
+            tx.send_to(&vec![i; 10 + usize::from(i)], rx.local_addr().unwrap())
+                .unwrap();
+        }
+        let got = b.recv(&rx).unwrap();
+        assert_eq!(got, 4, "a full batch");
+        for i in 0..got {
+            let (len, from) = b.meta(i);
+            assert_eq!(len, 10 + i);
+            assert_eq!(from, Some(tx.local_addr().unwrap()));
+            let slot = b.slot_mut(i);
+            assert_eq!(slot.len(), 36 + 1500 + 4);
+            assert!(slot[36..36 + len].iter().all(|&x| usize::from(x) == i));
+        }
+        assert_eq!(b.recv(&rx).unwrap(), 2, "the rest");
+        let v6 = std::net::UdpSocket::bind("[::1]:0");
+        if let Ok(v6) = v6 {
+            let tx6 = std::net::UdpSocket::bind("[::1]:0").unwrap();
+            tx6.send_to(b"six", v6.local_addr().unwrap()).unwrap();
+            assert_eq!(b.recv(&v6).unwrap(), 1);
+            assert_eq!(b.meta(0), (3, Some(tx6.local_addr().unwrap())));
+        }
+    }
+}
