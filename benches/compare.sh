@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of ternd and coturn on this machine, one server at a time.
 #
-#   bash benches/compare.sh            # about 3 minutes; DUR=5 for a quicker pass
+#   bash benches/compare.sh            # about 6 minutes; DUR=5 MEMDUR=10 for a quicker pass
 #
 # Builds ternd (release), installs coturn if absent, then for each server in turn starts it on
 # 127.0.0.1 (relay ports 20000-30000, outside ip_local_port_range) and drives it with the same
@@ -10,7 +10,14 @@
 # `turnutils_peer`. Server CPU time comes from /proc/PID/stat before and after each run;
 # "µs/pkt" is server CPU microseconds per relayed packet, counting both directions (a packet
 # echoed through the relay is two relayed packets: client→peer and peer→client).
-# Prints a table and writes it as markdown to target/compare.md; logs in target/compare-logs/.
+# A third row set, "forwarder", is `ternd forwarder`: the same I/O (runtime, batched receive,
+# one socket per client) with no TURN logic, driven by `ternd bench --mode raw` with the same
+# sizes and rates: the floor the relay's CPU per packet is measured against.
+# Memory: RSS growth per allocation with 5,000 (both servers) and 10,000 (ternd)
+# allocations, each with a permission and a channel, relaying 5 packets/s on every one for
+# MEMDUR seconds (default 30), from /proc/PID/status (VmRSS) before and at the peak.
+# Prints the tables and writes them as markdown to target/compare.md; logs in
+# target/compare-logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +25,7 @@ SECRET=compare-secret
 PORT=3578
 PEER_PORT=3480
 DUR=${DUR:-10}
+MEMDUR=${MEMDUR:-30}
 LOGS=target/compare-logs
 mkdir -p "$LOGS"
 
@@ -60,10 +68,19 @@ row() {
     printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' "$@" >&2
 }
 
+# VmRSS of PID, KiB.
+rss_kib() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
 SPID=
 start_server() {
     local name=$1
     case $name in
+    forwarder)
+        "$BIN" forwarder --listen "127.0.0.1:$PORT" --peer "127.0.0.1:$PEER_PORT" \
+            --duration 10m >"$LOGS/forwarder.log" 2>&1 &
+        ;;
     ternd)
         # --rfc5766-channel-numbers: Debian's coturn 4.6.1 uclient picks channel numbers above
         # 0x4FFF (coturn accepts them). Limits meant for the Internet are off for the benchmark.
@@ -124,6 +141,39 @@ print("%.0f|%.0f|%.2f|%.0f|%.0f|%.2f|%.0f%%|%.0f" % (relayed / d, r["received_pp
     row "$server" "$label" $fields
 }
 
+MEMROWS=()
+# memory SERVER N: RSS growth with N allocations (a permission and a channel each) relaying
+# 5 packets/s on every one for MEMDUR seconds.
+memory() {
+    local server=$1 n=$2 base peak r json
+    base=$(rss_kib "$SPID")
+    peak=$base
+    timeout $((MEMDUR + 300)) "$BIN" bench --server "127.0.0.1:$PORT" --secret "$SECRET" \
+        --allocations "$n" --mode channel --size 100 --rate $((n * 5)) --duration "${MEMDUR}s" \
+        --json -q >"$LOGS/mem-$server-$n.json" 2>>"$LOGS/bench-$server.err" &
+    local bpid=$!
+    while kill -0 "$bpid" 2>/dev/null; do
+        r=$(rss_kib "$SPID")
+        if [ "$r" -gt "$peak" ]; then peak=$r; fi
+        sleep 0.5
+    done
+    if ! wait "$bpid"; then
+        MEMROWS+=("$server|$n|fail|-|-|-|-")
+        printf '%-7s %6s allocations: bench failed\n' "$server" "$n" >&2
+        return
+    fi
+    json=$(cat "$LOGS/mem-$server-$n.json")
+    local fields
+    fields=$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1]); base, peak, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print("%.1f|%.1f|%.2f|%.0f|%.3f" % (base / 1024, peak / 1024, (peak - base) / n,
+      r["allocations_per_s"], r["loss_pct"]))
+' "$json" "$base" "$peak" "$n")
+    MEMROWS+=("$server|$n|$fields")
+    printf '%-7s %6s allocations: RSS %s\n' "$server" "$n" "$fields" >&2
+}
+
 # uclient SERVER: the fixed turnutils_uclient workload.
 uclient() {
     local server=$1 before after out
@@ -161,8 +211,18 @@ PIDS+=("$!")
 
 printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' server workload "relayed/s" "echoed/s" \
     "loss%" "p50 µs" "p99 µs" "µs/pkt" "bench cpu" "allocs/s" >&2
-for server in ternd coturn; do
+for server in ternd coturn forwarder; do
     start_server "$server"
+    if [ "$server" = forwarder ]; then
+        # The floor: same sizes and rates, no TURN.
+        bench "$server" "raw 100 B max, 1 client" --mode raw --size 100 --rate max --allocations 1
+        bench "$server" "raw 100 B max, 100 clients" --mode raw --size 100 --rate max --allocations 100
+        bench "$server" "raw 1200 B max, 1 client" --mode raw --size 1200 --rate max --allocations 1
+        bench "$server" "raw 1200 B max, 100 clients" --mode raw --size 1200 --rate max --allocations 100
+        bench "$server" "raw 100 B 20k pps, 10 clients" --mode raw --size 100 --rate 20000 --allocations 10
+        stop_server
+        continue
+    fi
     bench "$server" "channel 100 B max, 1 alloc" --mode channel --size 100 --rate max --allocations 1
     bench "$server" "channel 100 B max, 100 allocs" --mode channel --size 100 --rate max --allocations 100
     bench "$server" "channel 1200 B max, 1 alloc" --mode channel --size 1200 --rate max --allocations 1
@@ -170,6 +230,10 @@ for server in ternd coturn; do
     bench "$server" "send 100 B max, 1 alloc" --mode send --size 100 --rate max --allocations 1
     bench "$server" "channel 100 B 20k pps, 10 allocs" --mode channel --size 100 --rate 20000 --allocations 10
     uclient "$server"
+    memory "$server" 5000
+    if [ "$server" = ternd ]; then
+        memory "$server" 10000
+    fi
     stop_server
 done
 
@@ -187,6 +251,14 @@ HEADER="| server | workload | relayed pkt/s | echoed pkt/s | loss % | p50 µs | 
     for r in "${ROWS[@]}"; do
         echo "| ${r//|/ | } |"
     done
+    echo
+    echo "Memory: N allocations with a permission and a channel each, 5 packets/s on every one for ${MEMDUR} s."
+    echo
+    echo "| server | allocations | RSS before MiB | RSS peak MiB | KiB/allocation | allocs/s | loss % |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for r in "${MEMROWS[@]}"; do
+        echo "| ${r//|/ | } |"
+    done
 } >target/compare.md
 
 echo
@@ -195,6 +267,13 @@ printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' server workload "relayed
 for r in "${ROWS[@]}"; do
     IFS='|' read -r -a f <<<"$r"
     printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' "${f[@]}"
+done
+echo
+printf '%-7s %12s %14s %12s %14s %9s %7s\n' server allocations "RSS before MiB" "RSS peak MiB" \
+    "KiB/allocation" "allocs/s" "loss%"
+for r in "${MEMROWS[@]}"; do
+    IFS='|' read -r -a f <<<"$r"
+    printf '%-7s %12s %14s %12s %14s %9s %7s\n' "${f[@]}"
 done
 echo
 echo "markdown: target/compare.md; logs: $LOGS/"

@@ -42,6 +42,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(ternd::config::Command::Forwarder(a)) = &cli.command {
+        return match ternd::net::forward::run(a.listen, a.peer, a.workers, a.duration) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ternd forwarder: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(ternd::config::Command::Bench(args)) = &cli.command {
         return match ternd::bench::run(args) {
             Ok(report) => {

@@ -74,6 +74,29 @@ pub enum Mode {
     Channel,
     /// CreatePermission, then Send and Data indications.
     Send,
+    /// Plain UDP, no TURN: for `ternd forwarder`, the I/O floor a relay is measured against
+    /// (`--server` is the forwarder; the forwarder's `--peer` echoes).
+    Raw,
+}
+
+/// Options of `ternd forwarder`.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct ForwarderArgs {
+    /// Address to listen on (UDP)
+    #[arg(long, value_name = "ADDR", value_parser = parse_server)]
+    pub listen: SocketAddr,
+
+    /// Where to forward what clients send (an echo peer); its answers go back to the client
+    #[arg(long, value_name = "ADDR", value_parser = parse_server)]
+    pub peer: SocketAddr,
+
+    /// Worker threads, each with its own SO_REUSEPORT listener
+    #[arg(long, value_name = "N", default_value = "2")]
+    pub workers: usize,
+
+    /// Stop after this long (at most 10m)
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration)]
+    pub duration: Duration,
 }
 
 /// The sending rate.
@@ -326,6 +349,7 @@ ternd bench: {server}, mode {mode}, {allocs} allocation(s), {size} B payload, ra
             mode = match self.mode {
                 Mode::Channel => "channel",
                 Mode::Send => "send",
+                Mode::Raw => "raw",
             },
             allocs = self.allocations,
             size = self.size,
@@ -472,6 +496,7 @@ fn build_frame(mode: Mode, peer: SocketAddr, size: usize, index: u32) -> (Vec<u8
             f.truncate(n);
             (f, 4)
         }
+        Mode::Raw => (payload, 0),
         Mode::Send => {
             let mut f = vec![0u8; size + 128];
             let n = match MessageBuilder::new(
@@ -494,8 +519,12 @@ fn build_frame(mode: Mode, peer: SocketAddr, size: usize, index: u32) -> (Vec<u8
     }
 }
 
-/// The payload of an echoed packet: ChannelData or a Data indication.
-fn payload_of(buf: &[u8]) -> Option<&[u8]> {
+/// The payload of an echoed packet: ChannelData or a Data indication (raw mode: the
+/// datagram).
+fn payload_of(mode: Mode, buf: &[u8]) -> Option<&[u8]> {
+    if mode == Mode::Raw {
+        return Some(buf);
+    }
     match buf.first()? {
         0x40..=0x7F => ChannelData::parse(buf, ChannelRange::RFC5766)
             .ok()
@@ -578,6 +607,7 @@ fn new_histogram() -> Histogram<u64> {
 /// The receiver: one task per socket on a current-thread runtime. STUN answers (refreshes
 /// during long runs) go to `control` tagged with the allocation's index.
 fn receiver(
+    mode: Mode,
     socks: Vec<UdpSocket>,
     start: Instant,
     shared: Arc<Shared>,
@@ -607,7 +637,7 @@ fn receiver(
                         }
                     };
                     let now = start.elapsed().as_nanos() as u64;
-                    match payload_of(&buf[..n]) {
+                    match payload_of(mode, &buf[..n]) {
                         Some(p) if p.len() >= MIN_SIZE && p[12..16] == MAGIC => {
                             shared.received.fetch_add(1, Ordering::Relaxed);
                             let mut ts = [0u8; 8];
@@ -700,6 +730,19 @@ fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<(Vec<Alloc>, f64, f64), S
     let mut allocs = Vec::with_capacity(args.allocations as usize);
     let mut io = Blocking;
     let mut learned_realm: Option<String> = None;
+    if args.mode == Mode::Raw {
+        // No TURN: one socket per "allocation", straight to the forwarder.
+        for i in 0..args.allocations {
+            let sock = socket(args.bind, args.server)?;
+            let creds = Creds {
+                username: String::new(),
+                password: String::new(),
+                realm: String::new(),
+            };
+            allocs.push(Alloc::new(sock, creds, i));
+        }
+        return Ok((allocs, 0.0, t0.elapsed().as_secs_f64()));
+    }
     for i in 0..args.allocations {
         let mut creds = credentials(args, i)?;
         if creds.realm.is_empty()
@@ -717,7 +760,7 @@ fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<(Vec<Alloc>, f64, f64), S
         learned_realm = Some(a.creds.realm.clone());
         match args.mode {
             Mode::Channel => a.bind_channel(&mut io, CHANNEL, peer),
-            Mode::Send => a.permit(&mut io, peer),
+            Mode::Send | Mode::Raw => a.permit(&mut io, peer),
         }
         .map_err(|e| format!("allocation {i}: {e}"))?;
         allocs.push(a);
@@ -748,14 +791,17 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
     if args.allocations == 0 || args.allocations > MAX_ALLOCATIONS {
         return Err(format!("--allocations must be 1..={MAX_ALLOCATIONS}"));
     }
-    let echo = match args.peer {
-        Some(_) => None,
-        None => Some(EchoPeer::start()?),
+    // Thousands of client sockets need as many descriptors.
+    let _ = crate::net::raise_fd_limit();
+    // Raw mode talks to a forwarder, whose own --peer echoes: no echo peer here.
+    let echo = match (args.peer, args.mode) {
+        (Some(_), _) | (None, Mode::Raw) => None,
+        (None, _) => Some(EchoPeer::start()?),
     };
     let peer = args
         .peer
         .or(echo.as_ref().map(|e| e.addr))
-        .ok_or("no peer")?;
+        .unwrap_or(args.server);
 
     let (mut allocs, allocate_s, setup_s) = setup(args, peer)?;
     progress(args.quiet, || {
@@ -766,12 +812,17 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             match args.mode {
                 Mode::Channel => "channels",
                 Mode::Send => "permissions",
+                Mode::Raw => "plain sockets",
             }
         )
     });
 
     let result = traffic(args, peer, &mut allocs, echo.as_ref());
-    let dealloc_failures = deallocate(&mut allocs);
+    let dealloc_failures = if args.mode == Mode::Raw {
+        0
+    } else {
+        deallocate(&mut allocs)
+    };
     let (sent, received, send_errors, hist, elapsed, cpu) = result?;
     let peer_received = echo.as_ref().map(|e| e.received.load(Ordering::Relaxed));
     drop(echo);
@@ -802,7 +853,11 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         },
         duration_s: elapsed,
         allocate_s,
-        allocations_per_s: f64::from(args.allocations) / allocate_s.max(1e-9),
+        allocations_per_s: if args.mode == Mode::Raw {
+            0.0
+        } else {
+            f64::from(args.allocations) / allocate_s.max(1e-9)
+        },
         setup_s,
         sent,
         received,
@@ -853,9 +908,10 @@ fn traffic(
     let cpu0 = cpu_seconds();
     let (ctl_tx, ctl_rx) = mpsc::channel();
     let rx_shared = shared.clone();
+    let mode = args.mode;
     let receiver = std::thread::Builder::new()
         .name("bench-recv".into())
-        .spawn(move || receiver(recv_socks, start, rx_shared, ctl_tx))
+        .spawn(move || receiver(mode, recv_socks, start, rx_shared, ctl_tx))
         .map_err(|e| e.to_string())?;
     let until = start + args.duration;
     let tx_shared = shared.clone();
@@ -865,7 +921,7 @@ fn traffic(
         .spawn(move || sender(targets, rate, start, until, &tx_shared))
         .map_err(|e| e.to_string())?;
 
-    let long = args.duration > REFRESH_AFTER;
+    let long = args.duration > REFRESH_AFTER && args.mode != Mode::Raw;
     let mut next_refresh = start + REFRESH_EVERY;
     let mut next_report = start + Duration::from_secs(1);
     let (mut last_sent, mut last_recv, mut last_peer) = (0u64, 0u64, 0u64);
@@ -880,7 +936,7 @@ fn traffic(
                 let ok = a.refresh(&mut io, 600).is_ok()
                     && match args.mode {
                         Mode::Channel => a.bind_channel(&mut io, CHANNEL, peer),
-                        Mode::Send => a.permit(&mut io, peer),
+                        Mode::Send | Mode::Raw => a.permit(&mut io, peer),
                     }
                     .is_ok();
                 if !ok {

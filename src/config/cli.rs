@@ -452,6 +452,9 @@ pub enum Command {
     /// Load generator for any RFC 8656 TURN server over UDP (ternd, coturn, ...)
     #[command(long_about = crate::bench::LONG_ABOUT)]
     Bench(crate::bench::BenchArgs),
+    /// Minimal UDP forwarder with ternd's I/O and no TURN logic: the floor
+    /// `ternd bench --mode raw` measures (benches/compare.sh)
+    Forwarder(crate::bench::ForwarderArgs),
 }
 
 /// Options of `ternd token`.

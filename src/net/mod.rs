@@ -7,6 +7,7 @@
 //! the workers and keeps a client's 5-tuple on one of them; workers share nothing on the
 //! per-packet path. All `unsafe` code is in `net/sys.rs`.
 
+pub mod forward;
 mod listen;
 mod relay;
 mod sys;
@@ -40,7 +41,7 @@ use relay::{NetRelays, PeerConn, RelaySocket, Reserved};
 /// Largest answer the core writes (an RFC 5780 answer with PADDING is the longest).
 const OUT_BUF: usize = 2048;
 /// Receive buffer for one datagram: the largest UDP payload.
-const RECV_BUF: usize = 65_536;
+pub(super) const RECV_BUF: usize = 65_536;
 /// Bytes queued for one TCP/TLS client that does not read: past it, the oldest relayed
 /// data is dropped (and counted); answers are never dropped.
 const TCP_QUEUE_BYTES: usize = 256 * 1024;
@@ -573,6 +574,12 @@ fn build_policy(config: &Config, base: &(Vec<SocketAddr>, Vec<IpAddr>)) -> PeerP
     .with_local_ips(base.1.clone())
 }
 
+/// Raises RLIMIT_NOFILE to its hard limit (the server does at start; `ternd bench` too, for
+/// its thousands of client sockets); returns the new soft limit.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    sys::raise_fd_limit()
+}
+
 /// Binds every listener and starts the workers. Returns once all sockets are bound, so
 /// bind errors come back here rather than from a thread.
 pub fn start(config: &Config) -> Result<Handle, StartError> {
@@ -865,7 +872,7 @@ async fn timer_loop(worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
 /// Sends a datagram now, without waiting: one non-blocking `sendto`. (Tokio's
 /// `try_send_to` consults its cached readiness first, and a socket registered a moment ago
 /// has none yet, so the first packet on a new relay socket would be dropped.)
-fn send_now(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+pub(super) fn send_now(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
     socket2::SockRef::from(sock).send_to(bytes, &to.into())
 }
 
@@ -949,11 +956,11 @@ async fn udp_loop(
 }
 
 /// Datagrams one `recvmmsg` takes from a relay socket (usually one is queued).
-const RELAY_BATCH: usize = 8;
+pub(super) const RELAY_BATCH: usize = 8;
 /// Datagrams one `recvmmsg` takes from a listener.
-const LISTENER_BATCH: usize = 32;
+pub(super) const LISTENER_BATCH: usize = 32;
 /// Batches taken from one socket before yielding to the other tasks.
-const BATCHES_PER_WAKE: usize = 4;
+pub(super) const BATCHES_PER_WAKE: usize = 4;
 
 /// One `recvmmsg` on `sock`. A short batch means the queue is empty: the socket's readiness
 /// is then cleared as if `WouldBlock` had been seen (a datagram arriving meanwhile raises it
