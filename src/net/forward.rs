@@ -86,10 +86,14 @@ async fn listener_loop(fwd: Rc<Fwd>) {
         if fwd.listener.readable().await.is_err() {
             return;
         }
+        let mut drained = false;
         for _ in 0..BATCHES_PER_WAKE {
             let got = match recv_batch(&fwd.listener, &mut batch) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(_) => continue,
             };
             for i in 0..got {
@@ -101,10 +105,15 @@ async fn listener_loop(fwd: Rc<Fwd>) {
                 let _ = send_now(&relay, &batch.slot_mut(i)[..n], fwd.peer);
             }
             if got < batch.slots() {
+                drained = true;
                 break;
             }
         }
-        tokio::task::yield_now().await;
+        // Only a socket that still has datagrams queued yields to the others; a drained
+        // one waits for readiness straight away (one task poll less per wake-up).
+        if !drained {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -134,11 +143,15 @@ async fn relay_loop(fwd: Rc<Fwd>, sock: Rc<UdpSocket>, client: SocketAddr) {
         if sock.readable().await.is_err() {
             return;
         }
+        let mut drained = false;
         for _ in 0..BATCHES_PER_WAKE {
             let mut batch = fwd.relay_batch.borrow_mut();
             let got = match recv_batch(&sock, &mut batch) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(_) => continue,
             };
             for i in 0..got {
@@ -146,9 +159,14 @@ async fn relay_loop(fwd: Rc<Fwd>, sock: Rc<UdpSocket>, client: SocketAddr) {
                 let _ = send_now(&fwd.listener, &batch.slot_mut(i)[..n], client);
             }
             if got < batch.slots() {
+                drained = true;
                 break;
             }
         }
-        tokio::task::yield_now().await;
+        // Only a socket that still has datagrams queued yields to the others; a drained
+        // one waits for readiness straight away (one task poll less per wake-up).
+        if !drained {
+            tokio::task::yield_now().await;
+        }
     }
 }
