@@ -4,7 +4,8 @@
 #   bash benches/compare.sh            # about 6 minutes; DUR=5 MEMDUR=10 for a quicker pass
 #
 # Builds ternd (release), installs coturn if absent, then for each server in turn starts it on
-# 127.0.0.1 (relay ports 20000-30000, outside ip_local_port_range) and drives it with the same
+# 127.0.0.1 (relay ports 20000-32000: below ip_local_port_range, room for 10,000 allocations)
+# and drives it with the same
 # `ternd bench` workloads (client sockets on 127.0.0.2, built-in echo peer on 127.0.0.1) and
 # with the fixed coturn workload `turnutils_uclient -m 50 -n 2000 -l 200 -z 0` against
 # `turnutils_peer`. Server CPU time comes from /proc/PID/stat before and after each run;
@@ -24,6 +25,8 @@ cd "$(dirname "$0")/.."
 SECRET=compare-secret
 PORT=3578
 PEER_PORT=3480
+# The forwarder sends here; `ternd bench --mode raw --peer` runs its echo peer here.
+RAW_PEER=127.0.0.1:3482
 DUR=${DUR:-10}
 MEMDUR=${MEMDUR:-30}
 LOGS=target/compare-logs
@@ -78,20 +81,20 @@ start_server() {
     local name=$1
     case $name in
     forwarder)
-        "$BIN" forwarder --listen "127.0.0.1:$PORT" --peer "127.0.0.1:$PEER_PORT" \
+        "$BIN" forwarder --listen "127.0.0.1:$PORT" --peer "$RAW_PEER" \
             --duration 10m >"$LOGS/forwarder.log" 2>&1 &
         ;;
     ternd)
         # --rfc5766-channel-numbers: Debian's coturn 4.6.1 uclient picks channel numbers above
         # 0x4FFF (coturn accepts them). Limits meant for the Internet are off for the benchmark.
-        "$BIN" --listen "127.0.0.1:$PORT" --secret "$SECRET" --relay-ports 20000-30000 \
+        "$BIN" --listen "127.0.0.1:$PORT" --secret "$SECRET" --relay-ports 20000-32000 \
             --allow-peer 127.0.0.1/32 --user-quota 0 --http-listen "" --log-level warn \
             --rfc5766-channel-numbers --unauth-rate-limit 0 --max-allocations-per-ip 0 \
             >"$LOGS/ternd.log" 2>&1 &
         ;;
     coturn)
         turnserver -n --listening-ip=127.0.0.1 --listening-port="$PORT" --use-auth-secret \
-            --static-auth-secret="$SECRET" --realm=ternd --min-port=20000 --max-port=30000 \
+            --static-auth-secret="$SECRET" --realm=ternd --min-port=20000 --max-port=32000 \
             --allow-loopback-peers --no-cli --no-tls --no-dtls --log-file=stdout \
             --simple-log --pidfile="$LOGS/coturn.pid" --no-software-attribute \
             >"$LOGS/coturn.log" 2>&1 &
@@ -215,11 +218,11 @@ for server in ternd coturn forwarder; do
     start_server "$server"
     if [ "$server" = forwarder ]; then
         # The floor: same sizes and rates, no TURN.
-        bench "$server" "raw 100 B max, 1 client" --mode raw --size 100 --rate max --allocations 1
-        bench "$server" "raw 100 B max, 100 clients" --mode raw --size 100 --rate max --allocations 100
-        bench "$server" "raw 1200 B max, 1 client" --mode raw --size 1200 --rate max --allocations 1
-        bench "$server" "raw 1200 B max, 100 clients" --mode raw --size 1200 --rate max --allocations 100
-        bench "$server" "raw 100 B 20k pps, 10 clients" --mode raw --size 100 --rate 20000 --allocations 10
+        bench "$server" "raw 100 B max, 1 client" --mode raw --peer "$RAW_PEER" --size 100 --rate max --allocations 1
+        bench "$server" "raw 100 B max, 100 clients" --mode raw --peer "$RAW_PEER" --size 100 --rate max --allocations 100
+        bench "$server" "raw 1200 B max, 1 client" --mode raw --peer "$RAW_PEER" --size 1200 --rate max --allocations 1
+        bench "$server" "raw 1200 B max, 100 clients" --mode raw --peer "$RAW_PEER" --size 1200 --rate max --allocations 100
+        bench "$server" "raw 100 B 20k pps, 10 clients" --mode raw --peer "$RAW_PEER" --size 100 --rate 20000 --allocations 10
         stop_server
         continue
     fi

@@ -198,7 +198,8 @@ pub struct BenchArgs {
     pub duration: Duration,
 
     /// Echo peer that reflects every datagram to its sender [default: a built-in one on
-    /// 127.0.0.1]
+    /// 127.0.0.1]; with --mode raw, where the built-in echo peer listens (the forwarder's
+    /// --peer)
     #[arg(long, value_name = "ADDR", value_parser = parse_server)]
     pub peer: Option<SocketAddr>,
 
@@ -423,13 +424,14 @@ struct EchoPeer {
 }
 
 impl EchoPeer {
-    fn start() -> Result<EchoPeer, String> {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+    /// An echo peer on `at` (port 0: any free port).
+    fn start(at: SocketAddr) -> Result<EchoPeer, String> {
+        let s = socket2::Socket::new(socket2::Domain::for_address(at), socket2::Type::DGRAM, None)
             .map_err(|e| format!("socket: {e}"))?;
         let _ = s.set_recv_buffer_size(8 << 20);
         let _ = s.set_send_buffer_size(8 << 20);
-        s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .map_err(|e| format!("cannot bind the echo peer: {e}"))?;
+        s.bind(&at.into())
+            .map_err(|e| format!("cannot bind the echo peer on {at}: {e}"))?;
         let sock: UdpSocket = s.into();
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .map_err(|e| e.to_string())?;
@@ -793,10 +795,19 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
     }
     // Thousands of client sockets need as many descriptors.
     let _ = crate::net::raise_fd_limit();
-    // Raw mode talks to a forwarder, whose own --peer echoes: no echo peer here.
+    // Raw mode talks to a forwarder that sends to a fixed peer: the built-in echo peer then
+    // listens on --peer (the forwarder's --peer), so both directions are counted.
     let echo = match (args.peer, args.mode) {
-        (Some(_), _) | (None, Mode::Raw) => None,
-        (None, _) => Some(EchoPeer::start()?),
+        (Some(at), Mode::Raw) => Some(EchoPeer::start(at)?),
+        (None, Mode::Raw) => {
+            return Err(
+                "--mode raw needs --peer: the address the forwarder sends to, where \
+                        the built-in echo peer listens"
+                    .into(),
+            );
+        }
+        (Some(_), _) => None,
+        (None, _) => Some(EchoPeer::start(SocketAddr::from(([127, 0, 0, 1], 0)))?),
     };
     let peer = args
         .peer
