@@ -62,7 +62,8 @@ pub(crate) struct Creds {
 
 /// One allocation's client state.
 pub(crate) struct Alloc {
-    pub sock: UdpSocket,
+    /// Shared with the data phase's sender and receiver (one descriptor per allocation).
+    pub sock: std::sync::Arc<UdpSocket>,
     pub creds: Creds,
     pub key: [u8; 16],
     pub nonce: String,
@@ -98,7 +99,7 @@ fn text(m: &Message<'_>, t: u16) -> Option<String> {
 impl Alloc {
     pub fn new(sock: UdpSocket, creds: Creds, index: u32) -> Alloc {
         Alloc {
-            sock,
+            sock: std::sync::Arc::new(sock),
             creds,
             key: [0; 16],
             nonce: String::new(),

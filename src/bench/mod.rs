@@ -482,7 +482,7 @@ struct Shared {
 /// What the sender needs per allocation: its socket and a prebuilt frame with the payload
 /// at `payload_at`.
 struct Target {
-    sock: UdpSocket,
+    sock: Arc<UdpSocket>,
     frame: Vec<u8>,
     payload_at: usize,
 }
@@ -610,7 +610,7 @@ fn new_histogram() -> Histogram<u64> {
 /// during long runs) go to `control` tagged with the allocation's index.
 fn receiver(
     mode: Mode,
-    socks: Vec<UdpSocket>,
+    socks: Vec<Arc<UdpSocket>>,
     start: Instant,
     shared: Arc<Shared>,
     control: mpsc::Sender<(usize, Vec<u8>)>,
@@ -625,18 +625,24 @@ fn receiver(
     let h = hist.clone();
     let result: Result<(), String> = local.block_on(&rt, async move {
         for (idx, s) in socks.into_iter().enumerate() {
-            let s = tokio::net::UdpSocket::from_std(s).map_err(|e| e.to_string())?;
+            // The socket is shared with the sender and the control exchanges: registered
+            // here for readability only (one descriptor per allocation, so 10,000 fit).
+            let s = crate::net::register_shared_udp(s).map_err(|e| e.to_string())?;
             let (h, shared, control) = (h.clone(), shared.clone(), control.clone());
             tokio::task::spawn_local(async move {
                 let mut buf = vec![0u8; 65536];
                 loop {
-                    let n = match s.recv(&mut buf).await {
-                        Ok(n) => n,
-                        Err(_) => {
+                    let Ok(mut guard) = s.readable().await else {
+                        return;
+                    };
+                    let n = match guard.try_io(|inner| inner.get_ref().recv(&mut buf)) {
+                        Ok(Ok(n)) => n,
+                        Ok(Err(_)) => {
                             // ICMP errors on a connected socket; keep going.
                             tokio::task::yield_now().await;
                             continue;
                         }
+                        Err(_would_block) => continue,
                     };
                     let now = start.elapsed().as_nanos() as u64;
                     match payload_of(mode, &buf[..n]) {
@@ -901,15 +907,14 @@ fn traffic(
     let mut targets = Vec::with_capacity(allocs.len());
     let mut recv_socks = Vec::with_capacity(allocs.len());
     for a in allocs.iter() {
-        let s = a.sock.try_clone().map_err(|e| e.to_string())?;
-        s.set_nonblocking(true).map_err(|e| e.to_string())?;
-        recv_socks.push(s);
+        a.sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+        recv_socks.push(a.sock.clone());
         let (frame, payload_at) = build_frame(args.mode, peer, args.size, a.index);
         if frame.is_empty() {
             return Err("cannot build the data frame".into());
         }
         targets.push(Target {
-            sock: a.sock.try_clone().map_err(|e| e.to_string())?,
+            sock: a.sock.clone(),
             frame,
             payload_at,
         });

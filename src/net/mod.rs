@@ -580,6 +580,13 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     sys::raise_fd_limit()
 }
 
+/// Registers a UDP socket shared through an `Arc` with the current runtime for readiness.
+pub fn register_shared_udp(
+    sock: Arc<std::net::UdpSocket>,
+) -> std::io::Result<tokio::io::unix::AsyncFd<Arc<std::net::UdpSocket>>> {
+    sys::register_shared_udp(sock)
+}
+
 /// Binds every listener and starts the workers. Returns once all sockets are bound, so
 /// bind errors come back here rather than from a thread.
 pub fn start(config: &Config) -> Result<Handle, StartError> {

@@ -273,3 +273,15 @@ mod tests {
         }
     }
 }
+
+/// Registers a UDP socket shared through an `Arc` with the current tokio runtime for
+/// readiness (`ternd bench`'s receiver, while other threads send on the same socket).
+pub fn register_shared_udp(
+    sock: std::sync::Arc<std::net::UdpSocket>,
+) -> io::Result<tokio::io::unix::AsyncFd<std::sync::Arc<std::net::UdpSocket>>> {
+    // SAFETY: the Arc keeps the socket, and so its descriptor, open for as long as the
+    // AsyncFd holds it, and `as_raw_fd` of an Arc<UdpSocket> always returns that same
+    // descriptor: the conditions `register_with_interest` asks for.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(sock, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
+}
