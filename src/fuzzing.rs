@@ -337,7 +337,17 @@ impl CoreDriver {
             "198.51.100.0/24".parse().unwrap_or_else(|_| unreachable!()),
             "2001:db8::/32".parse().unwrap_or_else(|_| unreachable!()),
         ];
-        let shared = testing::shared(anchor, allow, |_| {});
+        // Both families (dual allocations) and RFC 5780 on the clients' server address.
+        let shared = testing::shared(anchor, allow, |c| {
+            c.relay_v6 = Some(crate::turn::RelayAddress {
+                bind: "2001:db8::10".parse().unwrap_or_else(|_| unreachable!()),
+                advertise: "2001:db8::10".parse().unwrap_or_else(|_| unreachable!()),
+            });
+            c.rfc5780 = Some(crate::turn::Rfc5780 {
+                primary: SocketAddr::from(([192, 0, 2, 10], 3478)),
+                alternate: SocketAddr::from(([192, 0, 2, 11], 3479)),
+            });
+        });
         let server = Server::new(Arc::new(shared), Arc::new(Stats::default()), [9; 32]);
         let udp = |ip: [u8; 4], port| FiveTuple {
             client: SocketAddr::from((ip, port)),
@@ -458,7 +468,14 @@ impl CoreDriver {
                 let Some(alloc) = self.server.allocation(&tuple) else {
                     panic!("forward from {tuple:?} without an allocation");
                 };
-                assert_eq!(alloc.relay, relay);
+                // Another allocation's advertised address goes out as its bound one
+                // (same-server relaying behind a 1:1 NAT); permissions are by the former.
+                let peer = self.server.shared().config.public_form(peer);
+                assert_eq!(
+                    alloc.relay_for(peer.ip()),
+                    Some(relay),
+                    "relay of the peer's family"
+                );
                 let granted = self.perms[k].get(&peer.ip());
                 assert!(
                     granted.is_some_and(|&e| e > self.now),
@@ -523,9 +540,22 @@ impl CoreDriver {
                     attrs.push(Attribute::EvenPort(flags & 16 != 0));
                 }
                 if flags & 32 != 0 {
-                    attrs.push(Attribute::RequestedAddressFamily(
-                        crate::stun::AddressFamily::V6,
-                    ));
+                    use crate::stun::AddressFamily::{V4, V6};
+                    // Families: IPv6 only, dual (RFC 8656 or coturn's draft code point),
+                    // and the combinations that must be 400.
+                    match r.byte()? % 5 {
+                        0 => attrs.push(Attribute::RequestedAddressFamily(V6)),
+                        1 => attrs.push(Attribute::AdditionalAddressFamily(V6)),
+                        2 => attrs.push(Attribute::AdditionalAddressFamily(V4)),
+                        3 => {
+                            attrs.push(Attribute::RequestedAddressFamily(V4));
+                            attrs.push(Attribute::AdditionalAddressFamily(V6));
+                        }
+                        _ => attrs.push(Attribute::Unknown {
+                            typ: 0x8032,
+                            value: &[2, 0, 0, 0],
+                        }),
+                    }
                 }
                 if let Some((Class::Success, _)) = self.request(k, Method::ALLOCATE, &attrs) {
                     self.perms[k].clear();
@@ -619,12 +649,27 @@ impl CoreDriver {
                 let pkt = r.bytes(n).to_vec();
                 let _ = self.send(k, &pkt);
             }
-            // Binding, authenticated or not.
+            // Binding, authenticated or not, with RFC 5780 attributes.
             9 => {
+                let mut attrs = Vec::new();
+                if flags & 2 != 0 {
+                    attrs.push(Attribute::ChangeRequest {
+                        ip: flags & 4 != 0,
+                        port: flags & 8 != 0,
+                    });
+                }
+                if flags & 16 != 0 {
+                    attrs.push(Attribute::ResponsePort(r.u16()?));
+                }
+                if flags & 32 != 0 {
+                    attrs.push(Attribute::Padding(
+                        &[0u8; 64][..usize::from(r.byte()? % 64)],
+                    ));
+                }
                 if flags & 1 != 0 {
-                    let _ = self.request(k, Method::BINDING, &[]);
+                    let _ = self.request(k, Method::BINDING, &attrs);
                 } else {
-                    let pkt = self.build(k, Method::BINDING, Class::Request, false, &[]);
+                    let pkt = self.build(k, Method::BINDING, Class::Request, false, &attrs);
                     let _ = self.send(k, &pkt);
                 }
             }
