@@ -270,4 +270,3 @@ fn allocation_churn_short() {
 fn allocation_churn_full() {
     churn(1000, Duration::from_secs(600), (30000, 31999));
 }
-
