@@ -620,8 +620,9 @@ impl CoreDriver {
             5 => {
                 let peer = self.peers[usize::from(r.byte()?) % self.peers.len()];
                 let len = usize::from(r.byte()?) * 5;
+                // The relay socket of the peer's family (a dual allocation has two).
                 let relay = match (flags & 1, self.server.allocation(&self.tuples[k])) {
-                    (0, Some(a)) => a.relay,
+                    (0, Some(a)) => a.relay_for(peer.ip()).unwrap_or(a.relay),
                     _ => SocketAddr::from(([192, 0, 2, 10], 50000 + u16::from(flags) % 100)),
                 };
                 self.peer_datagram(relay, peer, len);
@@ -700,7 +701,10 @@ impl CoreDriver {
             let Some(alloc) = self.server.allocation(&tuple) else {
                 panic!("data for {tuple:?} without an allocation");
             };
-            assert_eq!(alloc.relay, relay);
+            assert!(
+                alloc.relay_sockets().any(|r| r == relay),
+                "data through a relay socket of another allocation"
+            );
             assert!(
                 self.perms[k].get(&peer.ip()).is_some_and(|&e| e > self.now),
                 "data from {peer} without a permission"
@@ -719,7 +723,13 @@ impl CoreDriver {
     fn check(&self) {
         let (by_tuple, by_relay, timers) = self.server.table_sizes();
         let used = self.used.iter().filter(|&&u| u).count();
-        assert_eq!(by_tuple, by_relay);
+        let sockets: usize = self
+            .tuples
+            .iter()
+            .filter_map(|t| self.server.allocation(t))
+            .map(|a| a.relay_sockets().count())
+            .sum();
+        assert_eq!(by_relay, sockets, "one by_relay entry per relay socket");
         assert!(
             by_tuple <= used,
             "{by_tuple} allocations for {used} clients"
@@ -732,9 +742,13 @@ impl CoreDriver {
             .tuples
             .iter()
             .filter_map(|t| self.server.allocation(t))
-            .map(|a| a.relay)
+            .flat_map(|a| a.relay_sockets().collect::<Vec<_>>())
             .collect();
-        assert_eq!(live.len(), by_tuple);
+        assert_eq!(
+            live.len(),
+            sockets,
+            "no relay socket shared by two allocations"
+        );
         let open: std::collections::HashSet<SocketAddr> = self
             .relays
             .open
