@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of ternd and coturn on this machine, one server at a time.
 #
-#   bash benches/compare.sh            # about 6 minutes; DUR=5 MEMDUR=10 for a quicker pass
+#   bash benches/compare.sh            # about 8 minutes; DUR=5 MEMDUR=10 for a quicker pass
 #
 # Builds ternd (release), installs coturn if absent, then for each server in turn starts it on
 # 127.0.0.1 (relay ports 20000-32000: below ip_local_port_range, room for 10,000 allocations)
