@@ -5,11 +5,9 @@
 //! The coturn tests print `SKIPPED …` and pass when coturn's tools are missing, unless
 //! `TERND_REQUIRE_INTEROP=1` (CI), where they fail instead.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ternd::config::{Config, PortRange, StaticUser, UserCredential};
 
@@ -21,39 +19,13 @@ const MESSAGES: u32 = 100;
 /// Payload length (`-l`).
 const LENGTH: u32 = 200;
 
-/// Whether interop tests must run (CI sets `TERND_REQUIRE_INTEROP=1`).
-fn interop_required() -> bool {
-    std::env::var("TERND_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
+#[path = "common/coturn.rs"]
+mod coturn;
+use coturn::{Peer, Run};
 
-fn installed(program: &str) -> bool {
-    Command::new(program)
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// True when coturn's test tools are there; otherwise says SKIPPED (or fails when
-/// interop is required).
+/// coturn's tools, or SKIPPED.
 fn coturn_available(test: &str) -> bool {
-    let missing: Vec<&str> = ["turnutils_uclient", "turnutils_peer", "timeout"]
-        .into_iter()
-        .filter(|p| !installed(p))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        !interop_required(),
-        "{missing:?} required (TERND_REQUIRE_INTEROP=1) but not installed"
-    );
-    eprintln!(
-        "SKIPPED {test}: {missing:?} not installed (apt-get install coturn coreutils) \
-         - set TERND_REQUIRE_INTEROP=1 to make this a failure"
-    );
-    false
+    coturn::tools_available(test)
 }
 
 /// A ternd on an ephemeral loopback port, relaying on 127.0.0.1:10000-30000 (below
@@ -76,143 +48,9 @@ fn start_server(rfc5766_channel_numbers: bool, users: Vec<StaticUser>) -> ternd:
     ternd::net::start(&c).expect("start server")
 }
 
-/// A `turnutils_peer` child, killed and reaped on drop (also when an assert fails).
-struct Peer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether `port` and `port + 1` can be bound exclusively on 127.0.0.1 right now.
-fn pair_free(port: u16) -> bool {
-    UdpSocket::bind(("127.0.0.1", port)).is_ok() && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
-}
-
-impl Peer {
-    /// Starts `turnutils_peer` and waits (bounded) until it echoes.
-    ///
-    /// The peer binds its port P *and* P+1 (RTCP), both with SO_REUSEADDR|SO_REUSEPORT,
-    /// and so do ternd's listeners when asked for port 0; the kernel may then hand a
-    /// listener started later by a parallel test the peer's port (same user, both
-    /// reusable), silently splitting the traffic. So P is taken between the relay range
-    /// (10000-30000) and Linux's ephemeral range (from 32768), where no port-0 bind ever
-    /// lands, with P and P+1 checked free; a peer that exits (port taken meanwhile) is
-    /// retried on another port.
-    fn start() -> Peer {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        // Distinct candidates for concurrent callers in this process, varied across runs.
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let seed = std::process::id() as usize
-            ^ SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos() as usize;
-        const LO: usize = 30_001;
-        const SPAN: usize = 32_766 - LO; // P+1 stays below 32768
-        for _attempt in 0..20 {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let port = (LO + (seed % SPAN + n * 389) % SPAN) as u16;
-            if !pair_free(port) {
-                continue;
-            }
-            let child = Command::new("turnutils_peer")
-                .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn turnutils_peer");
-            let mut peer = Peer { child, port };
-            for _ in 0..50 {
-                if peer.child.try_wait().ok().flatten().is_some() {
-                    break; // exited: try another port
-                }
-                let _ = probe.send_to(b"ping", ("127.0.0.1", port));
-                let mut buf = [0u8; 64];
-                if let Ok((n, from)) = probe.recv_from(&mut buf)
-                    && from.port() == port
-                    && &buf[..n] == b"ping"
-                {
-                    return peer;
-                }
-            }
-            // Dropping `peer` kills and reaps it.
-        }
-        panic!("turnutils_peer did not start");
-    }
-
-    /// `None` while running, else how it ended (a peer killed by someone else shows here).
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-/// What one `turnutils_uclient` run reported.
-struct Run {
-    success: bool,
-    text: String,
-    sent: u64,
-    received: u64,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn tail(&self) -> String {
-        let lines: Vec<&str> = self.text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-/// Runs `turnutils_uclient` (under `timeout 60`) against `server` with `-m 10 -n 100
-/// -l 200` and the given extra arguments.
+/// Runs `turnutils_uclient` against `server` with `-m 10 -n 100 -l 200` and `extra`.
 fn uclient(server: SocketAddr, extra: &[&str]) -> Run {
-    let (m, n, l) = (
-        CLIENTS.to_string(),
-        MESSAGES.to_string(),
-        LENGTH.to_string(),
-    );
-    let port = server.port().to_string();
-    let mut args = vec!["60", "turnutils_uclient", "-p", &port];
-    args.extend_from_slice(&["-m", &m, "-n", &n, "-l", &l]);
-    args.extend_from_slice(extra);
-    args.push("127.0.0.1");
-    let started = Instant::now();
-    let out = Command::new("timeout")
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run turnutils_uclient");
-    let elapsed = started.elapsed();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    // The summary line: "N: : start_mclient: tot_send_msgs=1000, tot_recv_msgs=1000".
-    let count = |key: &str| -> u64 {
-        text.lines()
-            .rev()
-            .filter(|l| l.contains("start_mclient: tot_send_msgs="))
-            .find_map(|l| {
-                let rest = &l[l.find(key)? + key.len()..];
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
-            .unwrap_or(0)
-    };
-    Run {
-        success: out.status.success(),
-        sent: count("tot_send_msgs="),
-        received: count("tot_recv_msgs="),
-        text,
-        elapsed,
-    }
+    coturn::uclient(server, (CLIENTS, MESSAGES, LENGTH), extra)
 }
 
 /// One uclient scenario: its own server, its own peer (unless `-y`).
@@ -228,7 +66,9 @@ struct Case {
 fn run_case(case: &Case) -> Result<String, String> {
     let name = case.name;
     let h = start_server(case.rfc5766_channel_numbers, case.users.clone());
-    let mut peer = case.peer.then(Peer::start);
+    let mut peer = case
+        .peer
+        .then(|| Peer::start(&[IpAddr::V4(Ipv4Addr::LOCALHOST)]));
     let peer_port = peer.as_ref().map(|p| p.port.to_string());
     let mut args: Vec<&str> = case.args.to_vec();
     if let Some(p) = &peer_port {

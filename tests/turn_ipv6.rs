@@ -11,9 +11,7 @@
 //! families. These print `SKIPPED …` only where the host has no IPv6 loopback.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ternd::config::{Config, PortRange};
 use ternd::stun::{
@@ -35,10 +33,9 @@ const LENGTH: u32 = 200;
 const V4_LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V6_LOOPBACK: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
-/// Whether interop tests must run (CI sets `TERND_REQUIRE_INTEROP=1`).
-fn interop_required() -> bool {
-    std::env::var("TERND_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
+#[path = "common/coturn.rs"]
+mod coturn;
+use coturn::{Peer, Run, interop_required};
 
 /// Whether this host has an IPv6 loopback to bind.
 fn ipv6_loopback() -> bool {
@@ -58,34 +55,10 @@ fn ipv6_available(test: &str) -> bool {
     false
 }
 
-fn installed(program: &str) -> bool {
-    Command::new(program)
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// True when coturn's test tools (and IPv6 loopback) are there; otherwise says SKIPPED (or
 /// fails when interop is required).
 fn coturn_available(test: &str) -> bool {
-    let missing: Vec<&str> = ["turnutils_uclient", "turnutils_peer", "timeout"]
-        .into_iter()
-        .filter(|p| !installed(p))
-        .collect();
-    if !missing.is_empty() {
-        assert!(
-            !interop_required(),
-            "{missing:?} required (TERND_REQUIRE_INTEROP=1) but not installed"
-        );
-        eprintln!(
-            "SKIPPED {test}: {missing:?} not installed (apt-get install coturn coreutils) \
-             - set TERND_REQUIRE_INTEROP=1 to make this a failure"
-        );
-        return false;
-    }
-    ipv6_available(test)
+    coturn::tools_available(test) && ipv6_available(test)
 }
 
 /// A ternd listening on `listen` (port 0: each address gets its own port), relaying on
@@ -126,161 +99,9 @@ fn udp_addr(h: &ternd::net::Handle, ip: IpAddr) -> SocketAddr {
         .unwrap_or_else(|| panic!("no UDP listener on {ip}: {:?}", h.udp_addrs()))
 }
 
-/// A `turnutils_peer` child echoing on 127.0.0.1 and ::1, killed and reaped on drop (also
-/// when an assert fails).
-struct Peer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether `port` and `port + 1` can be bound exclusively on 127.0.0.1 and ::1 right now.
-fn pair_free(port: u16) -> bool {
-    [V4_LOOPBACK, V6_LOOPBACK]
-        .into_iter()
-        .all(|ip| UdpSocket::bind((ip, port)).is_ok() && UdpSocket::bind((ip, port + 1)).is_ok())
-}
-
-impl Peer {
-    /// Starts `turnutils_peer -L ::1 -L 127.0.0.1` and waits (bounded) until it echoes on
-    /// both families.
-    ///
-    /// As in turn_interop.rs: the peer binds P and P+1 with SO_REUSEADDR|SO_REUSEPORT, as do
-    /// ternd's port-0 listeners, so P is taken between the relay range (10000-30000) and
-    /// Linux's ephemeral range (from 32768), where no port-0 bind lands, with P and P+1
-    /// checked free on both families; a peer that exits (port taken meanwhile) is retried
-    /// on another port.
-    fn start() -> Peer {
-        let probes: Vec<UdpSocket> = [V4_LOOPBACK, V6_LOOPBACK]
-            .into_iter()
-            .map(|ip| {
-                let s = UdpSocket::bind((ip, 0)).unwrap();
-                s.set_read_timeout(Some(Duration::from_millis(100)))
-                    .unwrap();
-                s
-            })
-            .collect();
-        // Distinct candidates for concurrent callers in this process, varied across runs.
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let seed = std::process::id() as usize
-            ^ SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos() as usize;
-        const LO: usize = 30_001;
-        const SPAN: usize = 32_766 - LO; // P+1 stays below 32768
-        for _attempt in 0..20 {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let port = (LO + (seed % SPAN + n * 389) % SPAN) as u16;
-            if !pair_free(port) {
-                continue;
-            }
-            let child = Command::new("turnutils_peer")
-                .args(["-L", "::1", "-L", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn turnutils_peer");
-            let mut peer = Peer { child, port };
-            let mut echoed = [false, false];
-            for _ in 0..50 {
-                if peer.child.try_wait().ok().flatten().is_some() {
-                    break; // exited: try another port
-                }
-                for (probe, ok) in probes.iter().zip(echoed.iter_mut()) {
-                    if *ok {
-                        continue;
-                    }
-                    let target = SocketAddr::new(probe.local_addr().unwrap().ip(), port);
-                    let _ = probe.send_to(b"ping", target);
-                    let mut buf = [0u8; 64];
-                    if let Ok((n, from)) = probe.recv_from(&mut buf)
-                        && from == target
-                        && &buf[..n] == b"ping"
-                    {
-                        *ok = true;
-                    }
-                }
-                if echoed == [true, true] {
-                    return peer;
-                }
-            }
-            // Dropping `peer` kills and reaps it.
-        }
-        panic!("turnutils_peer did not start (echoing on both 127.0.0.1 and ::1)");
-    }
-
-    /// `None` while running, else how it ended (a peer killed by someone else shows here).
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-/// What one `turnutils_uclient` run reported.
-struct Run {
-    success: bool,
-    text: String,
-    sent: u64,
-    received: u64,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn tail(&self) -> String {
-        let lines: Vec<&str> = self.text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-/// Runs `turnutils_uclient` (under `timeout 60`) against `server` with `-m 5 -n 100
-/// -l 200`, the given extra arguments and the server's IP last.
+/// Runs `turnutils_uclient` against `server` with `-m 5 -n 100 -l 200` and `extra`.
 fn uclient(server: SocketAddr, extra: &[&str]) -> Run {
-    let (m, n, l) = (
-        CLIENTS.to_string(),
-        MESSAGES.to_string(),
-        LENGTH.to_string(),
-    );
-    let port = server.port().to_string();
-    let ip = server.ip().to_string();
-    let mut args = vec!["60", "turnutils_uclient", "-p", &port];
-    args.extend_from_slice(&["-m", &m, "-n", &n, "-l", &l]);
-    args.extend_from_slice(extra);
-    args.push(&ip);
-    let started = Instant::now();
-    let out = Command::new("timeout")
-        .args(&args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run turnutils_uclient");
-    let elapsed = started.elapsed();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    // The summary line: "N: : start_mclient: tot_send_msgs=500, tot_recv_msgs=500".
-    let count = |key: &str| -> u64 {
-        text.lines()
-            .rev()
-            .filter(|l| l.contains("start_mclient: tot_send_msgs="))
-            .find_map(|l| {
-                let rest = &l[l.find(key)? + key.len()..];
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().ok()
-            })
-            .unwrap_or(0)
-    };
-    Run {
-        success: out.status.success(),
-        sent: count("tot_send_msgs="),
-        received: count("tot_recv_msgs="),
-        text,
-        elapsed,
-    }
+    coturn::uclient(server, (CLIENTS, MESSAGES, LENGTH), extra)
 }
 
 /// One uclient scenario: its own server (listening on 127.0.0.1 and ::1, relaying on both)
@@ -307,7 +128,7 @@ fn run_case(case: &Case) -> Result<String, String> {
         // Debian's 4.6.1 uclient picks channel numbers above 0x4FFF.
         true,
     );
-    let mut peer = Peer::start();
+    let mut peer = Peer::start(&[V6_LOOPBACK, V4_LOOPBACK]);
     let peer_port = peer.port.to_string();
     let peer_ip = case.peer_ip.to_string();
     let mut args: Vec<&str> = case.args.to_vec();
