@@ -372,6 +372,9 @@ fn unauthenticated_flood_is_rate_limited() {
     let h = ternd::net::start(&c).expect("start");
     let server = h.udp_addrs()[0];
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Room for every answer of the burst while this process floods on the same 2 cores
+    // (the default 208 KiB holds about 300 datagrams; the kernel caps at rmem_max).
+    let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(4 << 20);
     let rx = sock.try_clone().unwrap();
     rx.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -418,7 +421,18 @@ fn unauthenticated_flood_is_rate_limited() {
     );
     assert!(n401 as f64 <= bound, "{n401} 401s > {bound:.0}");
     assert!(st.auth_challenges as f64 <= bound, "{st:?}");
-    assert!(n401 >= 900, "the burst is answered: {n401}");
+    assert!(
+        st.auth_challenges >= 900,
+        "the burst is answered: {} sent",
+        st.auth_challenges
+    );
+    // What the client received: most of the burst (its receive buffer may still overflow
+    // on a loaded machine), never more than was sent.
+    assert!(
+        n401 >= 500 && n401 <= st.auth_challenges,
+        "401s received: {n401} of {} sent",
+        st.auth_challenges
+    );
     assert_eq!(
         st.auth_challenges + st.unauth_rate_limited,
         st.requests,
