@@ -201,6 +201,16 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
         bytes,
     );
     b.counter(
+        "ternd_udp_gso_sends_total",
+        "UDP GSO sends: one send call for a run of relayed datagrams with one destination.",
+        vec![(vec![], s.udp_gso_sends)],
+    );
+    b.counter(
+        "ternd_udp_gso_datagrams_total",
+        "Relayed UDP datagrams sent in GSO runs.",
+        vec![(vec![], s.udp_gso_datagrams)],
+    );
+    b.counter(
         "ternd_dropped_total",
         "Packets and requests dropped or refused, by reason.",
         vec![

@@ -182,3 +182,92 @@ fn unauthenticated_allocates_create_no_state() {
     drop(socks);
     h.shutdown();
 }
+
+/// A burst of ChannelData from a client and a burst back from the peer arrive complete, in
+/// order, as separate datagrams of the sizes sent (runs of equal sizes, a shorter one ending
+/// a run), whether or not the server sends runs with UDP GSO; with GSO on, the metrics show
+/// runs sent as GSO sends, with it off none.
+#[test]
+fn bursts_arrive_whole_and_in_order_with_and_without_gso() {
+    for (gso, ports) in [(true, (27600, 27699)), (false, (27700, 27799))] {
+        let mut c = Config {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            udp_gso: gso,
+            relay: RelayConfig {
+                relay_ips: vec!["127.0.0.1".parse().unwrap()],
+                ports: PortRange {
+                    lo: ports.0,
+                    hi: ports.1,
+                },
+                allow_peer: vec!["127.0.0.0/8".parse().unwrap()],
+                ..RelayConfig::default()
+            },
+            ..Config::default()
+        };
+        c.auth.secrets = vec![SECRET.into()];
+        let h = ternd::net::start(&c).expect("start");
+        let mut client = Client::new(h.udp_addrs()[0], "burst");
+        let relay = client.allocate();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        client.bind_channel(0x4001, peer.local_addr().unwrap());
+        // Sizes with runs: equal ones, a shorter one, a longer one starting a new run.
+        let sizes: Vec<usize> = (0..60)
+            .map(|i| match i % 20 {
+                0..=11 => 300,
+                12 => 120,
+                _ => 500,
+            })
+            .collect();
+        let payload = |i: usize, len: usize| -> Vec<u8> {
+            let mut p = vec![(i % 251) as u8; len];
+            p[..2].copy_from_slice(&(i as u16).to_be_bytes());
+            p
+        };
+        for round in 0..5 {
+            for (i, &len) in sizes.iter().enumerate() {
+                client.send_channel(0x4001, &payload(i, len));
+            }
+            let mut buf = [0u8; 2048];
+            for (i, &len) in sizes.iter().enumerate() {
+                let (n, from) = peer
+                    .recv_from(&mut buf)
+                    .expect("every datagram reaches the peer");
+                assert_eq!(from, relay);
+                assert_eq!(
+                    &buf[..n],
+                    &payload(i, len)[..],
+                    "round {round}, datagram {i}"
+                );
+            }
+            for (i, &len) in sizes.iter().enumerate() {
+                peer.send_to(&payload(i, len), relay).unwrap();
+            }
+            for (i, &len) in sizes.iter().enumerate() {
+                let got = client.channel_data(Duration::from_secs(2));
+                assert_eq!(
+                    got,
+                    Some((0x4001, payload(i, len))),
+                    "round {round}, back {i}"
+                );
+            }
+        }
+        let s = h.stats();
+        assert_eq!(s.relayed_out_packets, 300);
+        assert_eq!(s.relayed_in_packets, 300);
+        if gso {
+            assert!(
+                s.udp_gso_sends > 0 && s.udp_gso_datagrams >= 2 * s.udp_gso_sends,
+                "bursts went out in GSO runs: {} sends, {} datagrams",
+                s.udp_gso_sends,
+                s.udp_gso_datagrams
+            );
+            let text = h.view().metrics();
+            assert!(common::metric(&text, "ternd_udp_gso_datagrams_total", &[]) >= 2.0);
+        } else {
+            assert_eq!((s.udp_gso_sends, s.udp_gso_datagrams), (0, 0));
+        }
+        h.shutdown();
+    }
+}

@@ -94,6 +94,17 @@ pub struct ForwarderArgs {
     #[arg(long, value_name = "N", default_value = "2")]
     pub workers: usize,
 
+    /// Send bursts for one destination as one GSO send, as the relay does [default: true]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub udp_gso: bool,
+
     /// Stop after this long (at most 10m)
     #[arg(long, value_name = "DUR", default_value = "10m", value_parser = parse_duration)]
     pub duration: Duration,

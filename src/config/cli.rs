@@ -308,6 +308,19 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "TERND_WORKERS")]
     pub workers: Option<String>,
 
+    /// Send bursts of same-size UDP datagrams for one destination as one GSO send
+    /// (UDP_SEGMENT, Linux 4.18+); false sends every datagram with its own sendto
+    /// [default: true]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "TERND_UDP_GSO",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub udp_gso: Option<bool>,
+
     /// Log level (trace, debug, info, warn, error) or a directive such as
     /// "info,ternd=debug" [default: info]
     #[arg(long, value_name = "LEVEL", env = "TERND_LOG_LEVEL")]
@@ -660,6 +673,7 @@ impl fmt::Debug for Cli {
                 &Redacted(usize::from(self.admin_token.is_some())),
             )
             .field("workers", &self.workers)
+            .field("udp_gso", &self.udp_gso)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
             .field("software", &self.software)

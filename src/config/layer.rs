@@ -33,6 +33,7 @@ pub(crate) struct Layer {
     pub(crate) realm: Slot<String>,
     /// 0 = one per CPU.
     pub(crate) workers: Slot<usize>,
+    pub(crate) udp_gso: Slot<bool>,
     pub(crate) software: Slot<Option<String>>,
     pub(crate) stun_backward_compatibility: Slot<bool>,
     pub(crate) max_frame_size: Slot<usize>,
@@ -127,6 +128,7 @@ impl Layer {
             listen: over.listen.or(self.listen),
             realm: over.realm.or(self.realm),
             workers: over.workers.or(self.workers),
+            udp_gso: over.udp_gso.or(self.udp_gso),
             software: over.software.or(self.software),
             stun_backward_compatibility: over
                 .stun_backward_compatibility
@@ -250,6 +252,7 @@ impl Layer {
             listen,
             realm: value_or(&self.realm, defaults.realm),
             workers,
+            udp_gso: value_or(&self.udp_gso, defaults.udp_gso),
             software: value_or(&self.software, defaults.software),
             stun_backward_compatibility: value_or(
                 &self.stun_backward_compatibility,
@@ -336,6 +339,7 @@ impl Layer {
             workers: cli_one("TERND_WORKERS", "--workers", &c.workers, |s| {
                 values::uint(s).and_then(values::workers)
             })?,
+            udp_gso: cli_bool("TERND_UDP_GSO", "--udp-gso", c.udp_gso),
             software: cli_one(
                 "TERND_SOFTWARE",
                 "--software",
@@ -647,6 +651,7 @@ impl Layer {
             listen,
             realm,
             workers,
+            udp_gso,
             software,
             stun_backward_compatibility,
             max_frame_size,
@@ -689,6 +694,7 @@ impl Layer {
             listen: v(listen, "listen"),
             realm: v(realm, "realm"),
             workers: v(workers, "workers"),
+            udp_gso: v(udp_gso, "udp_gso"),
             software: v(software, "software"),
             stun_backward_compatibility: v(
                 stun_backward_compatibility,

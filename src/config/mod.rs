@@ -51,6 +51,10 @@ pub struct Config {
     /// command line means `std::thread::available_parallelism()`. Always in
     /// `1..=1024`.
     pub workers: usize,
+    /// Send runs of same-size UDP datagrams for one destination as one GSO send
+    /// (`UDP_SEGMENT`, Linux 4.18+; off by itself where the kernel lacks it).
+    /// Default `true`.
+    pub udp_gso: bool,
     /// SOFTWARE attribute text. Default `None` (off: it leaks versions).
     pub software: Option<String>,
     /// Answer RFC 3489 clients that send no magic cookie. Default `false`.
@@ -354,6 +358,7 @@ impl Default for Config {
             ],
             realm: "ternd".to_owned(),
             workers: default_workers(),
+            udp_gso: true,
             software: None,
             stun_backward_compatibility: false,
             max_frame_size: values::MAX_FRAME_SIZE,

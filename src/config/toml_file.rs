@@ -156,6 +156,7 @@ impl Walker {
                 "workers" => {
                     l.workers = self.set(key, values::workers(self.integer(key, v)?))?;
                 }
+                "udp_gso" => l.udp_gso = self.set(key, Ok(self.boolean(key, v)?))?,
                 "software" => {
                     l.software = self.set(key, values::software(self.string(key, v)?))?;
                 }

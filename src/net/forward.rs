@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use super::{BATCHES_PER_WAKE, LISTENER_BATCH, RECV_BUF, RELAY_BATCH, recv_batch, send_now, sys};
+use super::gso::{self, Gso, Queued};
+use super::{BATCHES_PER_WAKE, LISTENER_BATCH, RECV_BUF, RELAY_BATCH, recv_batch, sys};
 
 /// Most clients one worker forwards for; later ones are dropped (bounded state).
 const MAX_CLIENTS: usize = 20_000;
@@ -24,6 +25,8 @@ struct Fwd {
     peer: SocketAddr,
     relays: RefCell<HashMap<SocketAddr, Rc<UdpSocket>>>,
     relay_batch: RefCell<sys::RecvBatch>,
+    relay_queue: RefCell<Vec<Queued>>,
+    gso: Gso,
 }
 
 /// Runs the forwarder on `listen` (`workers` threads) towards `peer` for `duration`, then
@@ -33,12 +36,15 @@ pub fn run(
     peer: SocketAddr,
     workers: usize,
     duration: Duration,
+    udp_gso: bool,
 ) -> Result<(), String> {
+    let gso = udp_gso && super::gso_available();
     let bound = super::listen::bind_all(&[listen], workers.max(1)).map_err(|e| e.to_string())?;
     let addr = bound.udp_addrs[0];
     eprintln!(
-        "ternd forwarder: {addr} -> {peer}, {} worker(s)",
-        workers.max(1)
+        "ternd forwarder: {addr} -> {peer}, {} worker(s), UDP GSO {}",
+        workers.max(1),
+        if gso { "on" } else { "off" }
     );
     let mut threads = Vec::new();
     for sockets in bound.per_worker {
@@ -48,7 +54,7 @@ pub fn run(
         threads.push(
             std::thread::Builder::new()
                 .name("ternd-forwarder".into())
-                .spawn(move || worker(std_sock, peer, duration))
+                .spawn(move || worker(std_sock, peer, duration, gso))
                 .map_err(|e| e.to_string())?,
         );
     }
@@ -58,7 +64,7 @@ pub fn run(
     Ok(())
 }
 
-fn worker(std_sock: std::net::UdpSocket, peer: SocketAddr, duration: Duration) {
+fn worker(std_sock: std::net::UdpSocket, peer: SocketAddr, duration: Duration, gso: bool) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -75,6 +81,8 @@ fn worker(std_sock: std::net::UdpSocket, peer: SocketAddr, duration: Duration) {
             peer,
             relays: RefCell::new(HashMap::new()),
             relay_batch: RefCell::new(sys::RecvBatch::new(RELAY_BATCH, 0, RECV_BUF, 0)),
+            relay_queue: RefCell::new(Vec::with_capacity(RELAY_BATCH)),
+            gso: Gso::new(gso),
         });
         let _ = tokio::time::timeout(duration, listener_loop(fwd)).await;
     });
@@ -82,6 +90,7 @@ fn worker(std_sock: std::net::UdpSocket, peer: SocketAddr, duration: Duration) {
 
 async fn listener_loop(fwd: Rc<Fwd>) {
     let mut batch = sys::RecvBatch::new(LISTENER_BATCH, 0, RECV_BUF, 0);
+    let mut queue: Vec<Queued> = Vec::with_capacity(LISTENER_BATCH);
     loop {
         if fwd.listener.readable().await.is_err() {
             return;
@@ -99,11 +108,21 @@ async fn listener_loop(fwd: Rc<Fwd>) {
             for i in 0..got {
                 let (n, from) = batch.meta(i);
                 let Some(client) = from else { continue };
-                let Some(relay) = relay_for(&fwd, client) else {
+                if relay_for(&fwd, client).is_none() {
                     continue;
-                };
-                let _ = send_now(&relay, &batch.slot_mut(i)[..n], fwd.peer);
+                }
+                // Keyed by client: the relay socket is looked up again when sending.
+                queue.push(Queued {
+                    via: client,
+                    to: fwd.peer,
+                    slot: i,
+                    start: 0,
+                    len: n,
+                });
             }
+            let _ = gso::flush(&mut queue, &batch, &fwd.gso, |client| {
+                fwd.relays.borrow().get(&client).cloned()
+            });
             if got < batch.slots() {
                 drained = true;
                 break;
@@ -154,10 +173,18 @@ async fn relay_loop(fwd: Rc<Fwd>, sock: Rc<UdpSocket>, client: SocketAddr) {
                 }
                 Err(_) => continue,
             };
+            let mut queue = fwd.relay_queue.borrow_mut();
             for i in 0..got {
                 let (n, _) = batch.meta(i);
-                let _ = send_now(&fwd.listener, &batch.slot_mut(i)[..n], client);
+                queue.push(Queued {
+                    via: client,
+                    to: client,
+                    slot: i,
+                    start: 0,
+                    len: n,
+                });
             }
+            let _ = gso::flush(&mut queue, &batch, &fwd.gso, |_| Some(fwd.listener.clone()));
             if got < batch.slots() {
                 drained = true;
                 break;

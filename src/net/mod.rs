@@ -8,6 +8,7 @@
 //! per-packet path. All `unsafe` code is in `net/sys.rs`.
 
 pub mod forward;
+mod gso;
 mod listen;
 mod relay;
 mod sys;
@@ -373,6 +374,8 @@ struct NetShared {
     tcp_idle_timeout: Duration,
     max_tcp_connections: usize,
     tcp_connections: AtomicUsize,
+    /// UDP GSO configured and available (each worker starts with it; see `gso::Gso`).
+    udp_gso: bool,
 }
 
 impl std::fmt::Debug for NetShared {
@@ -418,6 +421,9 @@ pub(crate) struct Worker {
     /// RFC 6062: client connections told to become data connections.
     splice_requests: RefCell<HashMap<FiveTuple, u32>>,
     peer_batch: RefCell<sys::RecvBatch>,
+    /// What a batch of `peer_batch` produced for UDP clients, sent when the batch is done.
+    peer_queue: RefCell<Vec<gso::Queued>>,
+    gso: gso::Gso,
     net: Arc<NetShared>,
 }
 
@@ -580,6 +586,13 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     sys::raise_fd_limit()
 }
 
+/// Whether this kernel has UDP GSO (`UDP_SEGMENT`), asked of a throwaway socket.
+pub fn gso_available() -> bool {
+    std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .or_else(|_| std::net::UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)))
+        .is_ok_and(|s| sys::gso_supported(&s))
+}
+
 /// Registers a UDP socket shared through an `Arc` with the current runtime for readiness.
 pub fn register_shared_udp(
     sock: Arc<std::net::UdpSocket>,
@@ -676,7 +689,14 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         ..Default::default()
     };
     let shared = Arc::new(Shared::new(core, store, nonce_key, policy).with_tcp_relay(tcp));
+    let udp_gso = config.udp_gso && gso_available();
+    tracing::info!(
+        gso = udp_gso,
+        configured = config.udp_gso,
+        "UDP segmentation offload for relayed bursts"
+    );
     let net = Arc::new(NetShared {
+        udp_gso,
         channel_range: ChannelRange::new(config.relay.rfc5766_channel_numbers),
         max_frame_size: config.max_frame_size,
         tcp_idle_timeout: config.tcp_idle_timeout,
@@ -779,6 +799,8 @@ fn run_worker(
                 RECV_BUF,
                 PEER_TAILROOM,
             )),
+            peer_queue: RefCell::new(Vec::with_capacity(RELAY_BATCH)),
+            gso: gso::Gso::new(net.udp_gso),
             net,
         });
         let mut tasks = Vec::new();
@@ -914,6 +936,8 @@ async fn udp_loop(
 ) {
     let mut batch = sys::RecvBatch::new(LISTENER_BATCH, 0, RECV_BUF, 0);
     let mut out = vec![0u8; OUT_BUF];
+    // Datagrams for peers, sent when the batch is done (in GSO runs where they can be).
+    let mut queue: Vec<gso::Queued> = Vec::with_capacity(LISTENER_BATCH);
     loop {
         tokio::select! {
             r = sock.readable() => if r.is_err() { return },
@@ -951,6 +975,22 @@ async fn udp_loop(
                     &mut out,
                     &mut relays,
                 );
+                if let Outcome::Forward {
+                    relay,
+                    peer,
+                    start,
+                    len,
+                } = outcome
+                {
+                    queue.push(gso::Queued {
+                        via: relay,
+                        to: peer,
+                        slot: i,
+                        start,
+                        len,
+                    });
+                    continue;
+                }
                 act(&worker, outcome, packet, &out, |bytes| {
                     // Never wait on a full socket buffer: a dropped answer is a lost datagram.
                     if send_now(&sock, bytes, from).is_err() {
@@ -958,6 +998,11 @@ async fn udp_loop(
                     }
                 });
             }
+            let flushed = gso::flush(&mut queue, &batch, &worker.gso, |via| {
+                worker.relays.borrow().get(&via).map(|r| r.sock.clone())
+            });
+            let server = worker.server.borrow();
+            flushed.count(server.stats(), &server.stats().dropped);
             if got < batch.slots() {
                 drained = true; // and the readiness cleared
                 break;

@@ -261,6 +261,7 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                 }
             };
             let now = Instant::now();
+            let mut queue = worker.peer_queue.borrow_mut();
             for i in 0..got {
                 let (n, peer) = batch.meta(i);
                 let Some(peer) = peer else { continue };
@@ -270,9 +271,25 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                     .borrow_mut()
                     .handle_peer(local, peer, buf, n, now);
                 if let PeerOutcome::ToClient { tuple, start, len } = outcome {
-                    worker.send_to_client(tuple, &buf[start..start + len]);
+                    if tuple.transport == crate::turn::Transport::Udp {
+                        queue.push(super::gso::Queued {
+                            via: tuple.server,
+                            to: tuple.client,
+                            slot: i,
+                            start,
+                            len,
+                        });
+                    } else {
+                        worker.send_to_client(tuple, &buf[start..start + len]);
+                    }
                 }
             }
+            let flushed = super::gso::flush(&mut queue, &batch, &worker.gso, |via| {
+                worker.listeners.borrow().get(&via).cloned()
+            });
+            drop(queue);
+            let server = worker.server.borrow();
+            flushed.count(server.stats(), &server.stats().peer_dropped);
             if got < batch.slots() {
                 drained = true;
                 break;

@@ -123,6 +123,11 @@ impl RecvBatch {
         &mut self.buf[i * self.stride..(i + 1) * self.stride]
     }
 
+    /// Slot `i`, read-only (to send what the core wrote there).
+    pub fn slot(&self, i: usize) -> &[u8] {
+        &self.buf[i * self.stride..(i + 1) * self.stride]
+    }
+
     /// Length and source of datagram `i` of the last receive.
     pub fn meta(&self, i: usize) -> (usize, Option<std::net::SocketAddr>) {
         (self.lens[i], self.sources[i])
@@ -199,6 +204,112 @@ impl RecvBatch {
     }
 }
 
+/// Most datagrams one GSO send carries (the kernel's `UDP_MAX_SEGMENTS` is 64 on older
+/// kernels, 128 on newer ones).
+pub const MAX_SEGMENTS: usize = 64;
+
+/// Whether this kernel segments UDP sends (`UDP_SEGMENT`, Linux 4.18+): asked of `sock`.
+#[cfg(target_os = "linux")]
+pub fn gso_supported(sock: &impl std::os::fd::AsRawFd) -> bool {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the fd belongs to `sock`, alive for the call; `value` and `len` are live,
+    // writable and `len` holds the size of `value`, as getsockopt(2) expects.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    r == 0
+}
+
+/// No UDP segmentation offload off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn gso_supported<S>(_sock: &S) -> bool {
+    false
+}
+
+/// Sends `segments` to `to` as one UDP GSO send: one `sendmsg(2)` with a `UDP_SEGMENT`
+/// control message, so the kernel takes one buffer down the stack and cuts it into
+/// datagrams of `seg_len` bytes at the end. Every segment but the last must be exactly
+/// `seg_len` bytes long, the last at most that (the kernel cuts the concatenation, it does
+/// not see the slices); at most [`MAX_SEGMENTS`] of them. Never blocks.
+#[cfg(target_os = "linux")]
+pub fn send_segments(
+    sock: &impl std::os::fd::AsRawFd,
+    to: std::net::SocketAddr,
+    segments: &[io::IoSlice<'_>],
+    seg_len: u16,
+) -> io::Result<usize> {
+    if segments.is_empty() || segments.len() > MAX_SEGMENTS {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let addr = socket2::SockAddr::from(to);
+    // Room for one cmsghdr carrying a u16, aligned as cmsghdr needs.
+    #[repr(C, align(8))]
+    struct Control([u8; 32]);
+    let mut control = Control([0; 32]);
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+    debug_assert!(space <= control.0.len());
+    // SAFETY: msghdr is plain old data; all zeroes is valid and every field used is set.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = addr.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = addr.len();
+    // IoSlice is ABI-compatible with iovec on Unix (documented by std); the kernel only
+    // reads through these pointers.
+    msg.msg_iov = segments.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = segments.len() as _;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: msg_control points at `control`, at least `space` bytes and aligned for
+    // cmsghdr, so CMSG_FIRSTHDR returns a pointer inside it (not null: controllen is
+    // large enough for one header), and CMSG_DATA of that header has room for the u16
+    // (CMSG_SPACE of a u16 was reserved).
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), seg_len);
+    }
+    // SAFETY: `msg` points at the address in `addr`, the slices in `segments` and
+    // `control`, all alive and unmoved for the call; the kernel only reads them.
+    // MSG_DONTWAIT: never blocks.
+    let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// No UDP segmentation offload off Linux: the caller sends one by one.
+#[cfg(not(target_os = "linux"))]
+pub fn send_segments<S>(
+    _sock: &S,
+    _to: std::net::SocketAddr,
+    _segments: &[io::IoSlice<'_>],
+    _seg_len: u16,
+) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Whether a failed GSO send means segmentation cannot work here at all (a device without
+/// checksum offload answers `EIO`), so sending one by one from now on is right, rather than
+/// something about this one run.
+pub fn gso_unusable(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+        )
+}
+
 /// Most datagrams one [`RecvBatch::recv`] takes.
 pub const MAX_BATCH: usize = 64;
 
@@ -238,6 +349,32 @@ fn sockaddr_to_std(
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gso_send_arrives_as_separate_datagrams_the_last_shorter() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(gso_supported(&tx), "this kernel has UDP_SEGMENT (4.18+)");
+        let a = [1u8; 100];
+        let b = [2u8; 100];
+        let c = [3u8; 40];
+        let segs = [
+            io::IoSlice::new(&a),
+            io::IoSlice::new(&b),
+            io::IoSlice::new(&c),
+        ];
+        let sent = send_segments(&tx, rx.local_addr().unwrap(), &segs, 100).unwrap();
+        assert_eq!(sent, 240);
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        for (len, fill) in [(100, 1u8), (100, 2), (40, 3)] {
+            let (n, from) = rx.recv_from(&mut buf).unwrap();
+            assert_eq!((n, from), (len, tx.local_addr().unwrap()));
+            assert!(buf[..n].iter().all(|&x| x == fill));
+        }
+        assert!(send_segments(&tx, rx.local_addr().unwrap(), &[], 100).is_err());
+    }
 
     #[test]
     fn recv_batch_takes_what_is_queued_with_sources_and_headroom() {

@@ -183,6 +183,10 @@ stats! {
     relayed_in_packets,
     /// Payload bytes relayed peer to client.
     relayed_in_bytes,
+    /// UDP GSO sends of relayed datagrams (one send call for a run of several).
+    udp_gso_sends,
+    /// Relayed UDP datagrams those GSO sends carried.
+    udp_gso_datagrams,
     /// RFC 6062 peer connections opened by a Connect.
     tcp_connections_opened,
     /// RFC 6062 Connects that failed or timed out (447).
