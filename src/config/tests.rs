@@ -1417,6 +1417,24 @@ fn bool_flags() {
         .expect("false");
     assert!(!c.stun_backward_compatibility && !c.relay.rfc5766_channel_numbers);
 
+    // UDP GSO: on by default, off from the file or the command line, back on from the flag.
+    assert!(Config::default().udp_gso);
+    let off = parse("udp_gso = false").expect("file");
+    assert!(!off.udp_gso);
+    assert!(
+        off.clone()
+            .apply_cli(&cli(&["--udp-gso"]))
+            .expect("on")
+            .udp_gso
+    );
+    assert!(
+        !Config::default()
+            .apply_cli(&cli(&["--udp-gso", "false"]))
+            .expect("off")
+            .udp_gso
+    );
+    assert!(parse("udp_gso = \"yes\"").is_err(), "a TOML boolean");
+
     assert!(!cli(&[]).check_config);
     assert!(cli(&["--check-config"]).check_config);
 }
