@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of ternd and coturn on this machine, one server at a time.
 #
-#   bash benches/compare.sh            # about 8 minutes; DUR=5 MEMDUR=10 for a quicker pass
+#   bash benches/compare.sh            # about 11 minutes; DUR=5 MEMDUR=10 for a quicker pass
 #
-# Builds ternd (release), installs coturn if absent, then for each server in turn starts it on
+# Builds ternd (release) and examples/webrtc_turn_server.rs (the webrtc-rs `turn` 0.17
+# server, a dev-dependency), installs coturn if absent, then for each server in turn starts it on
 # 127.0.0.1 (relay ports 20000-32000: below ip_local_port_range, room for 10,000 allocations)
 # and drives it with the same
 # `ternd bench` workloads (client sockets on 127.0.0.2, built-in echo peer on 127.0.0.1) and
@@ -45,9 +46,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "building ternd (release)..." >&2
+echo "building ternd and the webrtc-rs example (release)..." >&2
 timeout 600 cargo build --release --quiet
+timeout 900 cargo build --release --quiet --example webrtc_turn_server
 BIN=target/release/ternd
+WEBRTC=target/release/examples/webrtc_turn_server
+# Static credentials for the webrtc-rs server (it has no REST-secret handler for
+# EXPIRY:USER names); ternd and coturn use the REST secret.
+WEBRTC_USER=bench
+WEBRTC_PASS=compare-pass
+# Every server gets the hard fd limit (coturn and webrtc-rs do not raise it themselves).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if ! command -v turnserver >/dev/null || ! command -v turnutils_uclient >/dev/null; then
     echo "installing coturn..." >&2
@@ -92,6 +101,10 @@ start_server() {
             --rfc5766-channel-numbers --unauth-rate-limit 0 --max-allocations-per-ip 0 \
             >"$LOGS/ternd.log" 2>&1 &
         ;;
+    webrtc)
+        "$WEBRTC" "127.0.0.1:$PORT" "$WEBRTC_USER=$WEBRTC_PASS" 20000-32000 \
+            >"$LOGS/webrtc.log" 2>&1 &
+        ;;
     coturn)
         turnserver -n --listening-ip=127.0.0.1 --listening-port="$PORT" --use-auth-secret \
             --static-auth-secret="$SECRET" --realm=ternd --min-port=20000 --max-port=32000 \
@@ -115,13 +128,23 @@ stop_server() {
     sleep 0.5
 }
 
+# Credentials `ternd bench` uses against SERVER.
+creds() {
+    case $1 in
+    webrtc) echo "--username $WEBRTC_USER --password $WEBRTC_PASS" ;;
+    forwarder) echo "" ;;
+    *) echo "--secret $SECRET" ;;
+    esac
+}
+
 # bench SERVER LABEL ARGS...: one `ternd bench` run, one row.
 bench() {
     local server=$1 label=$2
     shift 2
     local before after json
     before=$(cpu_ticks "$SPID")
-    if ! json=$(timeout $((DUR + 60)) "$BIN" bench --server "127.0.0.1:$PORT" --secret "$SECRET" \
+    # shellcheck disable=SC2046
+    if ! json=$(timeout $((DUR + 60)) "$BIN" bench --server "127.0.0.1:$PORT" $(creds "$server") \
         --duration "${DUR}s" --json -q "$@" 2>>"$LOGS/bench-$server.err"); then
         row "$server" "$label" fail - - - - - - -
         return
@@ -151,7 +174,8 @@ memory() {
     local server=$1 n=$2 base peak r json
     base=$(rss_kib "$SPID")
     peak=$base
-    timeout $((MEMDUR + 300)) "$BIN" bench --server "127.0.0.1:$PORT" --secret "$SECRET" \
+    # shellcheck disable=SC2046
+    timeout $((MEMDUR + 300)) "$BIN" bench --server "127.0.0.1:$PORT" $(creds "$server") \
         --allocations "$n" --mode channel --size 100 --rate $((n * 5)) --duration "${MEMDUR}s" \
         --json -q >"$LOGS/mem-$server-$n.json" 2>>"$LOGS/bench-$server.err" &
     local bpid=$!
@@ -183,7 +207,9 @@ uclient() {
     before=$(cpu_ticks "$SPID")
     local t0 t1
     t0=$(date +%s.%N)
-    if ! out=$(timeout 120 turnutils_uclient -W "$SECRET" -u bench -e 127.0.0.1 -r "$PEER_PORT" \
+    local auth=(-W "$SECRET" -u bench)
+    if [ "$server" = webrtc ]; then auth=(-u "$WEBRTC_USER" -w "$WEBRTC_PASS"); fi
+    if ! out=$(timeout 120 turnutils_uclient "${auth[@]}" -e 127.0.0.1 -r "$PEER_PORT" \
         -m 50 -n 2000 -l 200 -z 0 -p "$PORT" 127.0.0.1 2>&1); then
         echo "$out" >"$LOGS/uclient-$server.log"
         row "$server" "uclient -m50 -n2000 -l200 -z0" fail - - - - - - -
@@ -214,7 +240,7 @@ PIDS+=("$!")
 
 printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' server workload "relayed/s" "echoed/s" \
     "loss%" "p50 µs" "p99 µs" "µs/pkt" "bench cpu" "allocs/s" >&2
-for server in ternd coturn forwarder; do
+for server in ternd coturn webrtc forwarder; do
     start_server "$server"
     if [ "$server" = forwarder ]; then
         # The floor: same sizes and rates, no TURN.
@@ -250,6 +276,7 @@ HEADER="| server | workload | relayed pkt/s | echoed pkt/s | loss % | p50 µs | 
     echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')),"
     echo "ternd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), ${COTURN_VERSION:-coturn}, ${DUR} s per ternd-bench run."
     echo "Relayed = client→peer + peer→client forwards; bench CPU = the generator's own CPU (of one core)."
+    echo "webrtc = the webrtc-rs turn 0.17 server (examples/webrtc_turn_server.rs, static credentials); forwarder = ternd forwarder, the floor."
     echo "uclient rows: turnutils_uclient -m 50 -n 2000 -l 200 -z 0 with turnutils_peer (latency is its average)."
     echo
     echo "$HEADER"
