@@ -271,3 +271,35 @@ fn bursts_arrive_whole_and_in_order_with_and_without_gso() {
         h.shutdown();
     }
 }
+
+/// Data sent just before the Refresh that deletes its allocation is relayed: the datagrams
+/// a receive batch queued for the peer leave before a request in the same batch is handled.
+#[test]
+fn data_sent_just_before_deleting_the_allocation_reaches_the_peer() {
+    let h = server((27800, 27899), Duration::from_secs(600));
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    for round in 0..10u8 {
+        let mut c = Client::new(h.udp_addrs()[0], "delete");
+        c.allocate();
+        c.bind_channel(0x4000, peer.local_addr().unwrap());
+        for i in 0..20u8 {
+            c.send_channel(0x4000, &[round, i, 0, 0, 0, 0, 0, 0]);
+        }
+        let resp = c.transact(Method::REFRESH, true, |b| {
+            b.add(&Attribute::Lifetime(0)).unwrap();
+        });
+        assert_eq!(
+            Message::parse(&resp).unwrap().message_type().class,
+            Class::Success
+        );
+        let mut buf = [0u8; 64];
+        for i in 0..20u8 {
+            let (n, _) = peer
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("round {round}: datagram {i} lost: {e}"));
+            assert_eq!(&buf[..n], &[round, i, 0, 0, 0, 0, 0, 0]);
+        }
+    }
+    h.shutdown();
+}

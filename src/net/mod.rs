@@ -958,9 +958,21 @@ async fn udp_loop(
                 }
             };
             let now = Instant::now();
+            let flush = |queue: &mut Vec<gso::Queued>, batch: &sys::RecvBatch| {
+                let flushed = gso::flush(queue, batch, &worker.gso, |via| {
+                    worker.relays.borrow().get(&via).map(|r| r.sock.clone())
+                });
+                let server = worker.server.borrow();
+                flushed.count(server.stats(), &server.stats().dropped);
+            };
             for i in 0..got {
                 let (n, from) = batch.meta(i);
                 let Some(from) = from else { continue };
+                // Data queued before a request leaves before the request can end its
+                // allocation, as it would have without the queue.
+                if !queue.is_empty() && gso::may_change_state(&batch.slot(i)[..n]) {
+                    flush(&mut queue, &batch);
+                }
                 let packet = &batch.slot_mut(i)[..n];
                 let tuple = FiveTuple {
                     client: from,
@@ -998,11 +1010,7 @@ async fn udp_loop(
                     }
                 });
             }
-            let flushed = gso::flush(&mut queue, &batch, &worker.gso, |via| {
-                worker.relays.borrow().get(&via).map(|r| r.sock.clone())
-            });
-            let server = worker.server.borrow();
-            flushed.count(server.stats(), &server.stats().dropped);
+            flush(&mut queue, &batch);
             if got < batch.slots() {
                 drained = true; // and the readiness cleared
                 break;
