@@ -34,18 +34,38 @@ pub(super) struct Queued {
     pub len: usize,
 }
 
-/// Whether GSO is used: on when configured and the kernel has it; turned off for good the
-/// first time the kernel says it cannot segment on a device (`EIO`).
+/// Whether GSO is used, and for which datagram sizes (one worker's view). On when
+/// configured and the kernel has it; off for good the first time the kernel says it cannot
+/// segment on a device (`EIO`). A size the path refuses as a segment (`EINVAL`, `EMSGSIZE`:
+/// larger than the route's MTU allows, say in a tunnel) lowers the largest size tried, so a
+/// refused run costs one failed call once, not every time.
 #[derive(Debug)]
-pub(super) struct Gso(Cell<bool>);
+pub(super) struct Gso {
+    /// Largest datagram sent as a segment; 0 = GSO off.
+    max_segment: Cell<usize>,
+}
 
 impl Gso {
     pub fn new(enabled: bool) -> Self {
-        Self(Cell::new(enabled))
+        Self {
+            max_segment: Cell::new(if enabled { MAX_SEGMENT_LEN } else { 0 }),
+        }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.0.get()
+    /// Largest datagram sent as a GSO segment now; 0 when GSO is off.
+    pub fn max_segment(&self) -> usize {
+        self.max_segment.get()
+    }
+
+    fn refused(&self, e: &std::io::Error, segment: usize) {
+        if sys::gso_unusable(e) {
+            tracing::info!(error = %e, "UDP GSO refused by the kernel; sending datagrams one by one from now on");
+            self.max_segment.set(0);
+        } else if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EMSGSIZE)) {
+            let lower = segment.saturating_sub(1).min(self.max_segment.get());
+            tracing::debug!(error = %e, segment, "UDP GSO segment refused; largest segment now {lower} bytes");
+            self.max_segment.set(lower);
+        }
     }
 }
 
@@ -95,7 +115,7 @@ pub(super) fn flush(
     let mut done = Flushed::default();
     let mut i = 0;
     while i < queue.len() {
-        let end = run_end(queue, i, gso.enabled());
+        let end = run_end(queue, i, gso.max_segment());
         let run = &queue[i..end];
         match sock_for(run[0].via) {
             Some(sock) => send_run(&sock, run, batch, gso, &mut done),
@@ -109,10 +129,11 @@ pub(super) fn flush(
 
 /// Where the run starting at `i` ends: the next datagrams with the same socket, destination
 /// and length; the first shorter one ends it (the last segment may be shorter, no other).
-fn run_end(queue: &[Queued], i: usize, gso: bool) -> usize {
+/// Datagrams longer than `max_segment` (0: GSO off) go alone.
+fn run_end(queue: &[Queued], i: usize, max_segment: usize) -> usize {
     let first = queue[i];
     let mut end = i + 1;
-    if !gso || first.len > MAX_SEGMENT_LEN || first.len == 0 {
+    if first.len > max_segment || first.len == 0 {
         return end;
     }
     let mut bytes = first.len;
@@ -160,12 +181,7 @@ fn send_run(sock: &UdpSocket, run: &[Queued], batch: &RecvBatch, gso: &Gso, done
                     done.dropped += run.len() as u64;
                     return;
                 }
-                Err(e) => {
-                    if sys::gso_unusable(&e) {
-                        tracing::info!(error = %e, "UDP GSO refused by the kernel; sending datagrams one by one from now on");
-                        gso.0.set(false);
-                    }
-                }
+                Err(e) => gso.refused(&e, run[0].len),
             }
         }
     }
@@ -189,15 +205,34 @@ mod tests {
         }
     }
 
-    fn runs(queue: &[Queued], gso: bool) -> Vec<usize> {
+    fn runs(queue: &[Queued], max_segment: usize) -> Vec<usize> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < queue.len() {
-            let end = run_end(queue, i, gso);
+            let end = run_end(queue, i, max_segment);
             out.push(end - i);
             i = end;
         }
         out
+    }
+
+    #[test]
+    fn refusals_lower_the_largest_segment_or_turn_gso_off() {
+        let gso = Gso::new(true);
+        assert_eq!(gso.max_segment(), MAX_SEGMENT_LEN);
+        gso.refused(&std::io::Error::from_raw_os_error(libc::EINVAL), 1400);
+        assert_eq!(
+            gso.max_segment(),
+            1399,
+            "too big for the path: smaller ones still go"
+        );
+        gso.refused(&std::io::Error::from_raw_os_error(libc::EMSGSIZE), 1420);
+        assert_eq!(gso.max_segment(), 1399, "never raised again");
+        gso.refused(&std::io::Error::from_raw_os_error(libc::ENOBUFS), 200);
+        assert_eq!(gso.max_segment(), 1399, "a transient error changes nothing");
+        gso.refused(&std::io::Error::from_raw_os_error(libc::EIO), 200);
+        assert_eq!(gso.max_segment(), 0, "the device cannot segment: off");
+        assert_eq!(Gso::new(false).max_segment(), 0);
     }
 
     #[test]
@@ -234,21 +269,30 @@ mod tests {
             q(2, 8, 300), // another destination
             q(2, 8, 300),
         ];
-        assert_eq!(runs(&queue, true), vec![3, 1, 1, 1, 2]);
-        assert_eq!(runs(&queue, false), vec![1; 8], "GSO off: one by one");
+        assert_eq!(runs(&queue, MAX_SEGMENT_LEN), vec![3, 1, 1, 1, 2]);
+        assert_eq!(runs(&queue, 0), vec![1; 8], "GSO off: one by one");
     }
 
     #[test]
     fn runs_are_bounded_by_segments_bytes_and_segment_size() {
         let many = vec![q(1, 9, 100); MAX_SEGMENTS + 5];
-        assert_eq!(runs(&many, true), vec![MAX_SEGMENTS, 5]);
+        assert_eq!(runs(&many, MAX_SEGMENT_LEN), vec![MAX_SEGMENTS, 5]);
         let big = vec![q(1, 9, 1400); 60];
         let per_run = MAX_RUN_BYTES / 1400;
-        assert_eq!(runs(&big, true)[0], per_run);
-        assert!(runs(&big, true).iter().all(|&n| n * 1400 <= MAX_RUN_BYTES));
+        assert_eq!(runs(&big, MAX_SEGMENT_LEN)[0], per_run);
+        assert!(
+            runs(&big, MAX_SEGMENT_LEN)
+                .iter()
+                .all(|&n| n * 1400 <= MAX_RUN_BYTES)
+        );
         let jumbo = vec![q(1, 9, MAX_SEGMENT_LEN + 1); 3];
-        assert_eq!(runs(&jumbo, true), vec![1, 1, 1]);
+        assert_eq!(runs(&jumbo, MAX_SEGMENT_LEN), vec![1, 1, 1]);
+        assert_eq!(
+            runs(&big, 1399),
+            vec![1; 60],
+            "above the learned largest segment"
+        );
         let empty = vec![q(1, 9, 0); 3];
-        assert_eq!(runs(&empty, true), vec![1, 1, 1]);
+        assert_eq!(runs(&empty, MAX_SEGMENT_LEN), vec![1, 1, 1]);
     }
 }
