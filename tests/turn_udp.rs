@@ -13,6 +13,11 @@ mod common;
 use common::{Client, SECRET, error_code, parse_text};
 
 fn server(ports: (u16, u16), lifetime: Duration) -> ternd::net::Handle {
+    ternd::net::start(&config(ports, lifetime)).expect("start")
+}
+
+/// Two workers on 127.0.0.1, relaying on 127.0.0.1 with `ports`, loopback peers allowed.
+fn config(ports: (u16, u16), lifetime: Duration) -> Config {
     let mut c = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         workers: 2,
@@ -30,7 +35,7 @@ fn server(ports: (u16, u16), lifetime: Duration) -> ternd::net::Handle {
         ..Config::default()
     };
     c.auth.secrets = vec![SECRET.into()];
-    ternd::net::start(&c).expect("start")
+    c
 }
 
 /// A second peer on another loopback address, without a permission, sends 100 datagrams to
@@ -190,22 +195,9 @@ fn unauthenticated_allocates_create_no_state() {
 #[test]
 fn bursts_arrive_whole_and_in_order_with_and_without_gso() {
     for (gso, ports) in [(true, (27600, 27699)), (false, (27700, 27799))] {
-        let mut c = Config {
-            listen: vec!["127.0.0.1:0".parse().unwrap()],
-            workers: 1,
-            udp_gso: gso,
-            relay: RelayConfig {
-                relay_ips: vec!["127.0.0.1".parse().unwrap()],
-                ports: PortRange {
-                    lo: ports.0,
-                    hi: ports.1,
-                },
-                allow_peer: vec!["127.0.0.0/8".parse().unwrap()],
-                ..RelayConfig::default()
-            },
-            ..Config::default()
-        };
-        c.auth.secrets = vec![SECRET.into()];
+        let mut c = config(ports, Duration::from_secs(600));
+        c.workers = 1;
+        c.udp_gso = gso;
         let h = ternd::net::start(&c).expect("start");
         let mut client = Client::new(h.udp_addrs()[0], "burst");
         let relay = client.allocate();
