@@ -1584,6 +1584,45 @@ impl Server {
 
     /// 420 for unknown comprehension-required attributes: `Some(answer)` when it applies.
     /// Outside Binding, RFC 5780's request attributes count as unknown.
+    /// Authenticates a request for the allocation in slot `owner` (if any): its credentials
+    /// must be that allocation's, and with `owner_nonce` the nonce of the allocation's own
+    /// 5-tuple is good too (a ConnectionBind on a new connection). A failure is answered
+    /// (401, 438, 400, 441), and so are unknown comprehension-required attributes (420);
+    /// `Err` carries that answer, `Ok` what the request's handler needs.
+    fn authenticate_request<'m, 'a>(
+        &mut self,
+        msg: &'m Message<'a>,
+        tuple: FiveTuple,
+        now: Instant,
+        owner: Option<u32>,
+        owner_nonce: bool,
+        out: &mut [u8],
+    ) -> Result<(authn::Authenticated, Reply<'m, 'a>), Option<usize>> {
+        let existing = owner.and_then(|i| self.slots.get(i as usize)?.as_ref());
+        let also_nonce_of = existing.filter(|_| owner_nonce).map(|a| a.tuple.client);
+        let now_unix = self.shared.config.unix_at(now);
+        let auth = match authn::authenticate(
+            &self.shared,
+            msg,
+            tuple.client,
+            now_unix,
+            existing,
+            also_nonce_of,
+        ) {
+            Ok(a) => a,
+            Err(f) => return Err(self.auth_failed(msg, f, tuple, now, out)),
+        };
+        self.stats.auth_ok.inc();
+        let reply = Reply {
+            msg,
+            key: Some(auth.key),
+        };
+        if let Some(len) = self.reject_unknown(&reply, out) {
+            return Err(len);
+        }
+        Ok((auth, reply))
+    }
+
     fn reject_unknown(&mut self, reply: &Reply<'_, '_>, out: &mut [u8]) -> Option<Option<usize>> {
         let known = |t: u16| attr_type::is_known(t) && !attr_type::is_rfc5780_request(t);
         self.reject_unknown_by(reply, known, out)
@@ -1767,21 +1806,11 @@ impl Server {
             dst.copy_from_slice(bytes);
             return Some(bytes.len());
         }
-        let existing = existing_idx.and_then(|i| self.slots.get(i as usize)?.as_ref());
-        let now_unix = self.shared.config.unix_at(now);
-        let auth =
-            match authn::authenticate(&self.shared, msg, tuple.client, now_unix, existing, None) {
-                Ok(a) => a,
-                Err(f) => return self.auth_failed(msg, f, tuple, now, out),
+        let (auth, reply) =
+            match self.authenticate_request(msg, tuple, now, existing_idx, false, out) {
+                Ok(ok) => ok,
+                Err(answer) => return answer,
             };
-        self.stats.auth_ok.inc();
-        let reply = Reply {
-            msg,
-            key: Some(auth.key),
-        };
-        if let Some(len) = self.reject_unknown(&reply, out) {
-            return len;
-        }
         match method {
             Method::ALLOCATE => self.allocate(&reply, auth, existing_idx, tuple, now, out, relays),
             _ => {

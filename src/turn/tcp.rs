@@ -26,7 +26,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::authn::{self, AuthFailure};
+use super::authn::AuthFailure;
 use super::{
     AddressFamily, Attribute, Class, EndReason, ErrorCode, FiveTuple, Key, Message, MessageBuilder,
     MessageType, Method, PORT_ATTEMPTS, Relays, Reply, Server, Shared, TransactionId, Transport,
@@ -654,29 +654,12 @@ impl Server {
             return Some(0);
         }
         let owner_idx = id.and_then(|id| self.tcp.by_id.get(&id).copied());
-        let owner = owner_idx.and_then(|i| self.slots.get(i as usize)?.as_ref());
-        let now_unix = self.shared.config.unix_at(now);
         // The credentials of the allocation owning the connection (a USERNAME of another
         // user that verifies gets 441); its control connection's nonce is good too.
-        let auth = match authn::authenticate(
-            &self.shared,
-            msg,
-            tuple.client,
-            now_unix,
-            owner,
-            owner.map(|a| a.tuple.client),
-        ) {
-            Ok(a) => a,
-            Err(f) => return self.auth_failed(msg, f, tuple, now, out),
+        let (_, reply) = match self.authenticate_request(msg, tuple, now, owner_idx, true, out) {
+            Ok(ok) => ok,
+            Err(answer) => return answer,
         };
-        self.stats.auth_ok.inc();
-        let reply = Reply {
-            msg,
-            key: Some(auth.key),
-        };
-        if let Some(len) = self.reject_unknown(&reply, out) {
-            return len;
-        }
         let (Some(id), Some(idx)) = (id, owner_idx) else {
             return self.error(&reply, 400, "Bad Request", out);
         };
