@@ -94,7 +94,7 @@ pub struct ForwarderArgs {
     #[arg(long, value_name = "N", default_value = "2")]
     pub workers: usize,
 
-    /// Send bursts for one destination as one GSO send, as the relay does [default: true]
+    /// Send bursts for one destination as one GSO send, as the relay does
     #[arg(
         long,
         value_name = "BOOL",
