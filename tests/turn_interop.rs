@@ -86,30 +86,14 @@ fn run_case(case: &Case) -> Result<String, String> {
         run.sent,
         run.received
     );
-    let fail = |why: String| {
-        Err(format!(
-            "{summary}\n  FAILED: {why}\n  peer exit during run: {peer_exit:?}\n  server {st:?}\n  uclient's last lines:\n{}",
-            run.tail()
-        ))
-    };
-    if !run.success {
-        return fail("turnutils_uclient exited unsuccessfully (or timed out)".into());
-    }
-    if !run.text.contains("Total lost packets 0 ") {
-        return fail("packets lost".into());
-    }
-    let expected = u64::from(CLIENTS * MESSAGES);
-    if run.sent < expected || run.received < run.sent {
-        return fail(format!(
-            "expected at least {expected} sent and all received"
-        ));
-    }
-    if st.allocations_created < u64::from(CLIENTS) {
-        return fail(format!("allocations_created < {CLIENTS}"));
-    }
-    if st.relayed_out_packets < run.sent || st.relayed_in_packets < run.received {
-        return fail("server relayed fewer packets than uclient counted".into());
-    }
+    run.judge(
+        &summary,
+        peer_exit,
+        &st,
+        CLIENTS,
+        u64::from(CLIENTS * MESSAGES),
+        false,
+    )?;
     Ok(format!("{summary}\n  server {st:?}"))
 }
 

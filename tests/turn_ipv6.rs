@@ -146,30 +146,14 @@ fn run_case(case: &Case) -> Result<String, String> {
         run.sent,
         run.received
     );
-    let fail = |why: String| {
-        Err(format!(
-            "{summary}\n  FAILED: {why}\n  peer exit during run: {peer_exit:?}\n  server {st:?}\n  uclient's last lines:\n{}",
-            run.tail()
-        ))
-    };
-    if !run.success {
-        return fail("turnutils_uclient exited unsuccessfully (or timed out)".into());
-    }
-    if !run.text.contains("Total lost packets 0 ") {
-        return fail("packets lost".into());
-    }
-    let expected = u64::from(CLIENTS * MESSAGES);
-    if run.sent != expected || run.received != expected {
-        return fail(format!(
-            "expected tot_send_msgs={expected}, tot_recv_msgs={expected}"
-        ));
-    }
-    if st.allocations_created < u64::from(CLIENTS) {
-        return fail(format!("allocations_created < {CLIENTS}"));
-    }
-    if st.relayed_out_packets < run.sent || st.relayed_in_packets < run.received {
-        return fail("server relayed fewer packets than uclient counted".into());
-    }
+    run.judge(
+        &summary,
+        peer_exit,
+        &st,
+        CLIENTS,
+        u64::from(CLIENTS * MESSAGES),
+        true,
+    )?;
     Ok(format!(
         "{summary}\n  server: allocations_created {}, relayed_out_packets {}, relayed_in_packets {}, error_responses {}",
         st.allocations_created, st.relayed_out_packets, st.relayed_in_packets, st.error_responses

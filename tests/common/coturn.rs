@@ -154,6 +154,41 @@ pub struct Run {
 }
 
 impl Run {
+    /// What a run against ternd must show: success, "Total lost packets 0", the message
+    /// counts (`exact`: sent and received both `expected`; else at least `expected` sent and
+    /// all received), at least `clients` allocations, and the server relaying at least what
+    /// uclient counted. `Err` explains the first failure after `summary`, with the peer's exit
+    /// status, the server's counters and uclient's last lines.
+    pub fn judge(
+        &self,
+        summary: &str,
+        peer_exit: Option<std::process::ExitStatus>,
+        st: &ternd::turn::StatsSnapshot,
+        clients: u32,
+        expected: u64,
+        exact: bool,
+    ) -> Result<(), String> {
+        let why = if !self.success {
+            "turnutils_uclient exited unsuccessfully (or timed out)".to_owned()
+        } else if !self.text.contains("Total lost packets 0 ") {
+            "packets lost".to_owned()
+        } else if exact && (self.sent != expected || self.received != expected) {
+            format!("expected tot_send_msgs={expected}, tot_recv_msgs={expected}")
+        } else if !exact && (self.sent < expected || self.received < self.sent) {
+            format!("expected at least {expected} sent and all received")
+        } else if st.allocations_created < u64::from(clients) {
+            format!("allocations_created < {clients}")
+        } else if st.relayed_out_packets < self.sent || st.relayed_in_packets < self.received {
+            "server relayed fewer packets than uclient counted".to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(format!(
+            "{summary}\n  FAILED: {why}\n  peer exit during run: {peer_exit:?}\n  server {st:?}\n  uclient's last lines:\n{}",
+            self.tail()
+        ))
+    }
+
     /// The last 20 lines of uclient's output.
     pub fn tail(&self) -> String {
         let lines: Vec<&str> = self.text.lines().collect();
