@@ -3,11 +3,13 @@
 //! connection closes, framing limits and slow clients.
 
 mod common;
+#[path = "common/coturn.rs"]
+mod coturn;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,84 +98,36 @@ fn server(dir: &Path, ports: (u16, u16), tweak: impl FnOnce(&mut Config)) -> ter
     ternd::net::start(&c).expect("start")
 }
 
-fn interop_required() -> bool {
-    std::env::var("TERND_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A turnutils_peer on a port between the relay ranges and Linux's ephemeral range.
-fn peer(port: u16) -> Peer {
-    Peer(
-        Command::new("turnutils_peer")
-            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("turnutils_peer"),
-    )
-}
-
-/// Runs several uclients at once (each `extra` args + `common` + the server address);
-/// returns each run's name and output.
-fn run_uclients<'a>(runs: &[(&'a str, Vec<&str>)], common: &[&str]) -> Vec<(&'a str, String)> {
+/// Runs several uclients at once (each against its server with `extra` args + `common`);
+/// returns each run's name and what it reported.
+fn run_uclients<'a>(
+    runs: &[(&'a str, SocketAddr, Vec<&str>)],
+    shape: (u32, u32, u32),
+    common: &[&str],
+) -> Vec<(&'a str, coturn::Run)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = runs
             .iter()
-            .map(|(name, extra)| {
+            .map(|(name, server, extra)| {
                 let mut args: Vec<&str> = extra.clone();
                 args.extend_from_slice(common);
-                args.push("127.0.0.1");
-                s.spawn(move || (*name, uclient(&args)))
+                s.spawn(move || (*name, coturn::uclient(*server, shape, &args)))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
 }
 
-fn uclient(args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .arg("90")
-        .arg("turnutils_uclient")
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-}
-
 /// coturn's uclient over TCP (`-t`) and TLS (`-t -S`), channel mode, 0 lost.
 #[test]
 fn coturn_uclient_over_tcp_and_tls() {
-    if !have("turnutils_uclient") {
-        assert!(
-            !interop_required(),
-            "turnutils_uclient is required (TERND_REQUIRE_INTEROP=1)"
-        );
-        eprintln!("SKIPPED coturn_uclient_over_tcp_and_tls: coturn's turnutils_* not installed");
+    if !coturn::tools_available("coturn_uclient_over_tcp_and_tls") {
         return;
     }
     let dir = TempDir::new("uclient-tls");
     let h = server(&dir.0, (26000, 26999), |_| {});
-    let _p = peer(31001);
-    std::thread::sleep(Duration::from_millis(200));
-    let tcp_port = h.tcp_addrs()[0].port().to_string();
-    let tls_port = h.tls_addrs()[0].port().to_string();
+    let peer = coturn::Peer::start(&[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    let peer_port = peer.port.to_string();
     let common_args = [
         "-W",
         SECRET,
@@ -182,21 +136,18 @@ fn coturn_uclient_over_tcp_and_tls() {
         "-e",
         "127.0.0.1",
         "-r",
-        "31001",
-        "-m",
-        "10",
-        "-n",
-        "500",
-        "-l",
-        "200",
+        &peer_port,
     ];
-    let runs: [(&str, Vec<&str>); 2] = [
-        ("tcp", vec!["-t", "-p", &tcp_port]),
-        ("tls", vec!["-t", "-S", "-p", &tls_port]),
+    let runs = [
+        ("tcp", h.tcp_addrs()[0], vec!["-t"]),
+        ("tls", h.tls_addrs()[0], vec!["-t", "-S"]),
     ];
-    for (name, text) in run_uclients(&runs, &common_args) {
-        let tail: Vec<&str> = text.lines().rev().take(8).collect();
-        assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
+    for (name, run) in run_uclients(&runs, (10, 500, 200), &common_args) {
+        assert!(
+            run.text.contains("Total lost packets 0"),
+            "{name}: {}",
+            run.tail()
+        );
     }
     let st = h.stats();
     assert!(st.allocations_created >= 20, "{st:?}");
@@ -558,51 +509,30 @@ fn proxy_protocol_header_names_the_client() {
 /// ConnectionAttempt, ConnectionBind and spliced data connections), 0 lost.
 #[test]
 fn coturn_uclient_tcp_relay_rfc6062() {
-    if !have("turnutils_uclient") {
-        assert!(
-            !interop_required(),
-            "turnutils_uclient is required (TERND_REQUIRE_INTEROP=1)"
-        );
-        eprintln!("SKIPPED coturn_uclient_tcp_relay_rfc6062: coturn's turnutils_* not installed");
+    if !coturn::tools_available("coturn_uclient_tcp_relay_rfc6062") {
         return;
     }
     let dir = TempDir::new("rfc6062");
     let h = server(&dir.0, (28000, 28999), |c| c.tcp_relay = true);
-    let tcp_port = h.tcp_addrs()[0].port().to_string();
-    let common_args = [
-        "-W",
-        SECRET,
-        "-u",
-        "bob",
-        "-e",
-        "127.0.0.1",
-        "-m",
-        "5",
-        "-n",
-        "200",
-        "-l",
-        "200",
-    ];
+    let common_args = ["-W", SECRET, "-u", "bob", "-e", "127.0.0.1"];
     // Only plain TCP control connections: Debian's coturn 4.6.1 uclient opens `-T -S` data
     // connections with randomly chosen TLS 1.0/1.1 contexts too, which ternd refuses (rustls,
     // TLS 1.2+ as RFC 8996 requires); TLS control connections are covered by `-t -S` above.
-    let runs: [(&str, Vec<&str>); 1] = [("tcp", vec!["-T", "-p", &tcp_port])];
-    for (name, text) in run_uclients(&runs, &common_args) {
-        let tail: Vec<&str> = text.lines().rev().take(8).collect();
-        assert!(text.contains("Total lost packets 0"), "{name}: {tail:?}");
-        // The summary line: every message sent came back, and there were some.
-        let summary = text
-            .lines()
-            .rev()
-            .find(|l| l.contains("start_mclient: tot_send_msgs="))
-            .unwrap_or("");
-        let nums: Vec<u64> = summary
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|x| !x.is_empty())
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        let (sent, recv) = (nums[nums.len() - 2], nums[nums.len() - 1]);
-        assert!(sent >= 1000 && sent == recv, "{name}: {summary}");
+    let runs = [("tcp", h.tcp_addrs()[0], vec!["-T"])];
+    for (name, run) in run_uclients(&runs, (5, 200, 200), &common_args) {
+        assert!(
+            run.text.contains("Total lost packets 0"),
+            "{name}: {}",
+            run.tail()
+        );
+        // Every message sent came back, and there were some.
+        assert!(
+            run.sent >= 1000 && run.sent == run.received,
+            "{name}: sent {} received {}\n{}",
+            run.sent,
+            run.received,
+            run.tail()
+        );
     }
     let st = h.stats();
     assert!(
