@@ -5,12 +5,12 @@
 mod common;
 #[path = "common/coturn.rs"]
 mod coturn;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::SECRET;
@@ -18,60 +18,7 @@ use ternd::config::{Config, PortRange, RelayConfig};
 use ternd::stun::{
     Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
 };
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("ternd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A self-signed certificate for `cn` (key, cert) made with openssl.
-fn self_signed(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
-    let (key, cert) = (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.crt")),
-    );
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            &format!("/CN={cn}"),
-            "-addext",
-            &format!("subjectAltName=DNS:{cn},IP:127.0.0.1"),
-        ])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is needed to make test certificates");
-    assert!(status.success());
-    (key, cert)
-}
+use tls::{TempDir, connect_tls, self_signed, tls_client};
 
 fn server(dir: &Path, ports: (u16, u16), tweak: impl FnOnce(&mut Config)) -> ternd::net::Handle {
     let (key, cert) = self_signed(dir, "server", "localhost");
@@ -154,19 +101,6 @@ fn coturn_uclient_over_tcp_and_tls() {
     h.shutdown();
 }
 
-fn tls_client(cert: &Path) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(cert).unwrap();
-    for c in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
-}
-
 /// Serves one Binding over an open TLS stream; returns the mapped address.
 fn binding<S: Read + Write>(s: &mut S, tid: u8) -> SocketAddr {
     let mut buf = [0u8; 64];
@@ -192,16 +126,6 @@ fn binding<S: Read + Write>(s: &mut S, tid: u8) -> SocketAddr {
         Some(Ok(Attribute::XorMappedAddress(a))) => a,
         other => panic!("{other:?}"),
     }
-}
-
-fn connect_tls(
-    addr: SocketAddr,
-    cfg: Arc<rustls::ClientConfig>,
-) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let conn = rustls::ClientConnection::new(cfg, "localhost".try_into().unwrap()).unwrap();
-    rustls::StreamOwned::new(conn, tcp)
 }
 
 /// A new certificate is served after reload; a connection made before keeps working.

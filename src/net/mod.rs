@@ -44,17 +44,30 @@ const OUT_BUF: usize = 2048;
 /// Receive buffer for one datagram: the largest UDP payload.
 pub(super) const RECV_BUF: usize = 65_536;
 /// Bytes queued for one TCP/TLS client that does not read: past it, the oldest relayed
-/// data is dropped (and counted); answers are never dropped.
+/// data is dropped (and counted). Answers count too (see [`TCP_ANSWER_BYTES`]).
 const TCP_QUEUE_BYTES: usize = 256 * 1024;
+/// Answers queued for one TCP/TLS client that does not read: at this many bytes the
+/// connection stops reading requests (backpressure through TCP) until the client takes
+/// some; a client that takes none for `tcp_idle_timeout` is closed by its writer. Answers
+/// are never dropped, so this is what bounds a pipelining client's memory.
+const TCP_ANSWER_BYTES: usize = 64 * 1024;
 
 /// The outgoing queue of one stream client: answers and relayed frames in order, bounded
 /// in bytes, dropping the oldest relayed frame first when full.
 #[derive(Default)]
 struct StreamQueue {
     frames: RefCell<std::collections::VecDeque<(Vec<u8>, bool)>>,
+    /// Bytes of every queued frame.
     bytes: std::cell::Cell<usize>,
+    /// Bytes of the queued answers (a part of `bytes`).
+    answer_bytes: std::cell::Cell<usize>,
     closed: std::cell::Cell<bool>,
+    /// Set by the writer when it stops (the client stopped reading or the write failed).
+    writer_gone: std::cell::Cell<bool>,
+    /// Wakes the writer: something was queued.
     wake: tokio::sync::Notify,
+    /// Wakes the reader: an answer left the queue, or the writer stopped.
+    room: tokio::sync::Notify,
 }
 
 impl StreamQueue {
@@ -78,23 +91,40 @@ impl StreamQueue {
         !dropped_any
     }
 
-    /// Queues an answer (never dropped; answers are few and small).
+    /// Queues an answer. Answers are never dropped; the reader stops taking requests while
+    /// [`StreamQueue::answers_full`] (one answer can go past the budget, no more).
     fn push_answer(&self, frame: Vec<u8>) {
         self.bytes.set(self.bytes.get() + frame.len());
+        self.answer_bytes.set(self.answer_bytes.get() + frame.len());
         self.frames.borrow_mut().push_back((frame, false));
         self.wake.notify_one();
+    }
+
+    /// True while the queued answers fill their budget: read no more requests.
+    fn answers_full(&self) -> bool {
+        self.answer_bytes.get() >= TCP_ANSWER_BYTES
     }
 
     /// The next frame to write, `Err(())` once closed and empty.
     fn pop(&self) -> Result<Option<Vec<u8>>, ()> {
         match self.frames.borrow_mut().pop_front() {
-            Some((f, _)) => {
+            Some((f, data)) => {
                 self.bytes.set(self.bytes.get() - f.len());
+                if !data {
+                    self.answer_bytes.set(self.answer_bytes.get() - f.len());
+                    self.room.notify_one();
+                }
                 Ok(Some(f))
             }
             None if self.closed.get() => Err(()),
             None => Ok(None),
         }
+    }
+
+    /// The writer stopped: wake a reader waiting for room.
+    fn writer_stopped(&self) {
+        self.writer_gone.set(true);
+        self.room.notify_one();
     }
 
     fn close(&self) {
@@ -1246,7 +1276,10 @@ async fn stream_connection<S>(
                 Err(()) => return Some(wr),
                 Ok(Some(frame)) => match tokio::time::timeout(idle, wr.write_all(&frame)).await {
                     Ok(Ok(())) => {}
-                    _ => return None,
+                    _ => {
+                        wq.writer_stopped();
+                        return None;
+                    }
                 },
                 // notify_one stores a permit, so a push between pop and here is not lost.
                 Ok(None) => wq.wake.notified().await,
@@ -1273,6 +1306,17 @@ async fn stream_connection<S>(
             Ok(Ok(n)) => sb.filled(n),
         }
         loop {
+            // Backpressure: a client that sends requests but does not read the answers
+            // gets no more of its requests read (TCP then stops its sending) until it does.
+            while queue.answers_full() && !queue.writer_gone.get() {
+                tokio::select! {
+                    _ = queue.room.notified() => {}
+                    _ = shutdown.changed() => break 'conn,
+                }
+            }
+            if queue.writer_gone.get() {
+                break 'conn;
+            }
             let (_, frame) = match sb.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
@@ -1375,5 +1419,26 @@ mod tests {
         assert!(!q.push_data(vec![0; TCP_QUEUE_BYTES + 1]));
         q.close();
         assert_eq!(q.pop(), Err(()));
+    }
+
+    #[test]
+    fn stream_queue_answers_fill_their_budget_and_leave_room_when_taken() {
+        let q = StreamQueue::default();
+        let answer = 100;
+        let mut queued = 0;
+        while !q.answers_full() {
+            q.push_answer(vec![1; answer]);
+            queued += 1;
+        }
+        assert_eq!(queued, TCP_ANSWER_BYTES.div_ceil(answer));
+        assert!(q.bytes.get() <= TCP_ANSWER_BYTES + answer);
+        // Relayed data still fits beside a full answer budget, and never evicts answers.
+        assert!(q.push_data(vec![2; TCP_QUEUE_BYTES - q.bytes.get()]));
+        assert!(!q.push_data(vec![3; 10]));
+        assert!(q.answers_full());
+        // Taking one answer makes room for the reader again.
+        assert_eq!(q.pop().unwrap().unwrap()[0], 1);
+        assert!(!q.answers_full());
+        assert_eq!(q.answer_bytes.get(), (queued - 1) * answer);
     }
 }
