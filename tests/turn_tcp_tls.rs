@@ -429,6 +429,54 @@ fn proxy_protocol_header_names_the_client() {
     h.shutdown();
 }
 
+/// The per-IP connection cap counts an IPv6 /64 as one source (as the allocation limits
+/// do): with `max_connections_per_ip = 2`, a third client of the same /64 is refused while
+/// a client of the next /64 is served. The sources come in PROXY v1 headers, so the real
+/// accept path is exercised from loopback.
+#[test]
+fn connection_cap_groups_ipv6_sources_by_64() {
+    let dir = TempDir::new("cap64");
+    let h = server(&dir.0, (27600, 27699), |c| {
+        c.proxy_protocol = vec!["127.0.0.1:0".parse().unwrap()];
+        c.max_connections_per_ip = 2;
+    });
+    let addr = h.tcp_addrs()[0];
+    let mut buf = [0u8; 64];
+    let b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(Method::BINDING, Class::Request),
+        TransactionId([9; 12]),
+    )
+    .unwrap();
+    let n = b.finish();
+    let binding_req = buf[..n].to_vec();
+    // Connects with a PROXY header naming `source` and sends a Binding; true if answered.
+    let answered = |source: &str, keep: &mut Vec<TcpStream>| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut first = format!("PROXY TCP6 {source} ::1 40000 {}\r\n", addr.port()).into_bytes();
+        first.extend_from_slice(&binding_req);
+        s.write_all(&first).unwrap();
+        let mut head = [0u8; 20];
+        let ok = s.read_exact(&mut head).is_ok() && head[0..2] == [0x01, 0x01];
+        keep.push(s);
+        ok
+    };
+    let mut open = Vec::new();
+    assert!(answered("2001:db8:1:1::1", &mut open));
+    assert!(answered("2001:db8:1:1::2", &mut open));
+    assert!(
+        !answered("2001:db8:1:1:ffff::3", &mut open),
+        "a third connection from the same /64 is refused"
+    );
+    assert!(
+        answered("2001:db8:1:2::1", &mut open),
+        "the next /64 is another source"
+    );
+    drop(open);
+    h.shutdown();
+}
+
 /// RFC 6062 TCP relaying with coturn's `turnutils_uclient -T` (client to client: Connect,
 /// ConnectionAttempt, ConnectionBind and spliced data connections), 0 lost.
 #[test]

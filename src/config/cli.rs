@@ -408,8 +408,8 @@ pub struct Cli {
     )]
     pub proxy_protocol: Vec<String>,
 
-    /// Maximum concurrent TCP/TLS connections per client IP, 1..=1000000
-    /// [default: 100]
+    /// Maximum concurrent TCP/TLS connections per client IP (IPv6: per /64),
+    /// 1..=1000000 [default: 100]
     #[arg(long, value_name = "N", env = "TERND_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<String>,
 

@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::policy::PeerPolicy;
 use crate::stun::channel::ChannelRange;
 use crate::stun::stream::StreamBuffer;
+use crate::turn::limit::SourceKey;
 use crate::turn::{
     CoreConfig, FiveTuple, Outcome, PEER_HEADROOM, PEER_TAILROOM, RelayAddress, Server,
     SessionInfo, Shared, Stats, StatsSnapshot, Transport,
@@ -398,7 +399,9 @@ struct NetShared {
     max_connections_per_ip: usize,
     /// Bound stream listeners that expect a PROXY protocol header.
     proxy_listeners: Vec<SocketAddr>,
-    per_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    /// Open TCP/TLS connections per source (an IPv4 address or an IPv6 /64, as for the
+    /// allocation and unauthenticated limits).
+    per_ip: std::sync::Mutex<HashMap<SourceKey, usize>>,
     channel_range: ChannelRange,
     max_frame_size: usize,
     tcp_idle_timeout: Duration,
@@ -1091,40 +1094,41 @@ enum StreamKind {
 /// A slot in the per-source-IP connection count; released on drop.
 struct IpSlot {
     net: Arc<NetShared>,
-    ip: IpAddr,
+    source: SourceKey,
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
         self.net.tcp_connections.fetch_sub(1, Ordering::Relaxed);
         if let Ok(mut m) = self.net.per_ip.lock()
-            && let Some(n) = m.get_mut(&self.ip)
+            && let Some(n) = m.get_mut(&self.source)
         {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                m.remove(&self.ip);
+                m.remove(&self.source);
             }
         }
     }
 }
 
 impl NetShared {
-    /// Counts a new connection from `ip` against the total and per-IP limits (accept time
-    /// only, never per packet).
+    /// Counts a new connection from `ip` against the total and per-source limits (an IPv6
+    /// client's whole /64 shares one count); at accept time only, never per packet.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
         let mut m = self.per_ip.lock().ok()?;
         if self.tcp_connections.load(Ordering::Relaxed) >= self.max_tcp_connections {
             return None;
         }
-        let n = m.get(&ip).copied().unwrap_or(0);
+        let source = SourceKey::of(ip);
+        let n = m.get(&source).copied().unwrap_or(0);
         if n >= self.max_connections_per_ip {
             return None;
         }
-        m.insert(ip, n + 1);
+        m.insert(source, n + 1);
         self.tcp_connections.fetch_add(1, Ordering::Relaxed);
         Some(IpSlot {
             net: self.clone(),
-            ip,
+            source,
         })
     }
 }
