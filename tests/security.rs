@@ -510,3 +510,155 @@ fn same_server_relaying_behind_one_to_one_nat_stays_on_the_host() {
     );
     h.shutdown();
 }
+
+/// A server relaying from 127.0.0.1 with the default policy (loopback denied, so only the
+/// same-server exemption lets one allocation reach another), RFC 6062 TCP relaying on.
+fn same_server(ports: (u16, u16)) -> ternd::net::Handle {
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        tcp_relay: true,
+        relay: RelayConfig {
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            ports: PortRange {
+                lo: ports.0,
+                hi: ports.1,
+            },
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.auth.secrets = vec![SECRET.into()];
+    ternd::net::start(&c).expect("start")
+}
+
+/// A TCP control connection with an RFC 6062 TCP allocation; returns it and its relayed
+/// address.
+fn tcp_allocation(c: &mut Client, server: SocketAddr) -> (std::net::TcpStream, SocketAddr) {
+    let mut s = std::net::TcpStream::connect(server).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let build = |b: &mut MessageBuilder<'_>| b.add(&Attribute::RequestedTransport(6)).unwrap();
+    let first = c.transact_stream(&mut s, Method::ALLOCATE, false, build);
+    let m = Message::parse(&first).unwrap();
+    assert_eq!(error_code(&m), Some(401));
+    c.realm = parse_text(&m, attr_type::REALM);
+    c.nonce = parse_text(&m, attr_type::NONCE);
+    let resp = c.transact_stream(&mut s, Method::ALLOCATE, true, build);
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(
+        m.message_type().class,
+        Class::Success,
+        "TCP Allocate: {:?}",
+        error_code(&m)
+    );
+    let relay = match m.get_decoded(attr_type::XOR_RELAYED_ADDRESS) {
+        Some(Ok(Attribute::XorRelayedAddress(a))) => a,
+        other => panic!("{other:?}"),
+    };
+    (s, relay)
+}
+
+/// The same-server exemption is for the transport the relayed address relays: a UDP
+/// allocation at 127.0.0.1:P does not make a foreign TCP service on 127.0.0.1:P reachable
+/// by RFC 6062 Connect.
+#[test]
+fn same_server_exemption_for_a_udp_relay_is_not_for_tcp() {
+    let h = same_server((29100, 29149));
+    let server = h.udp_addrs()[0];
+    let mut udp_owner = Client::new(server, "owner");
+    let udp_relay = udp_owner.allocate();
+    let foreign_tcp = std::net::TcpListener::bind(udp_relay).expect("TCP port beside the relay");
+    foreign_tcp.set_nonblocking(true).unwrap();
+    let mut attacker = Client::new(server, "attacker");
+    let (mut ctl, _) = tcp_allocation(&mut attacker, h.tcp_addrs()[0]);
+    let resp = attacker.transact_stream(&mut ctl, Method::CONNECT, true, |b| {
+        b.add(&Attribute::XorPeerAddress(udp_relay)).unwrap()
+    });
+    let code = error_code(&Message::parse(&resp).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let reached = foreign_tcp.accept().is_ok();
+    assert!(
+        code == Some(403) && !reached,
+        "Connect to a UDP relay's address: answer {code:?}, foreign TCP service reached: {reached}"
+    );
+    h.shutdown();
+}
+
+/// ... and a TCP allocation at 127.0.0.1:Q does not make a foreign UDP service on
+/// 127.0.0.1:Q reachable by Send indications or a channel.
+#[test]
+fn same_server_exemption_for_a_tcp_relay_is_not_for_udp() {
+    let h = same_server((29150, 29199));
+    let server = h.udp_addrs()[0];
+    let mut tcp_owner = Client::new(server, "tcp-owner");
+    let (_ctl2, tcp_relay) = tcp_allocation(&mut tcp_owner, h.tcp_addrs()[0]);
+    let foreign_udp = UdpSocket::bind(tcp_relay).expect("UDP port beside the TCP relay");
+    foreign_udp
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut sender = Client::new(server, "sender");
+    sender.allocate();
+    sender.permit(tcp_relay); // IP-only: the relay IP itself is this server's
+    sender.send(tcp_relay, b"secret probe");
+    let resp = sender.transact(Method::CHANNEL_BIND, true, |b| {
+        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
+        b.add(&Attribute::XorPeerAddress(tcp_relay)).unwrap();
+    });
+    let bind = error_code(&Message::parse(&resp).unwrap());
+    sender.send_channel(0x4001, b"secret probe");
+    let mut buf = [0u8; 64];
+    let got = foreign_udp.recv_from(&mut buf).ok().map(|(n, _)| n);
+    assert!(
+        bind == Some(403) && got.is_none(),
+        "to a TCP relay's address over UDP: ChannelBind {bind:?}, foreign UDP service got {got:?}"
+    );
+    h.shutdown();
+}
+
+/// A channel bound to another allocation's relayed address (allowed only by the same-server
+/// exemption) stops when that allocation ends: a foreign service that binds the port next
+/// gets nothing from it.
+#[test]
+fn exempted_channel_ends_with_the_relay_it_was_exempted_for() {
+    let h = same_server((29200, 29299));
+    let server = h.udp_addrs()[0];
+    let mut a = Client::new(server, "a");
+    let mut b = Client::new(server, "b");
+    let relay_a = a.allocate();
+    let relay_b = b.allocate();
+    a.permit(relay_b);
+    b.bind_channel(0x4002, relay_a);
+    b.send_channel(0x4002, b"hello a");
+    let (from, data) = a.data(Duration::from_secs(2)).expect("relayed to a");
+    assert_eq!((from, data.as_slice()), (relay_b, &b"hello a"[..]));
+
+    // a's allocation ends; a foreign service takes its port.
+    let resp = a.transact(Method::REFRESH, true, |m| {
+        m.add(&Attribute::Lifetime(0)).unwrap()
+    });
+    assert_eq!(
+        Message::parse(&resp).unwrap().message_type().class,
+        Class::Success
+    );
+    // The relay socket closes once its receive task is dropped, just after the answer.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let foreign = loop {
+        match UdpSocket::bind(relay_a) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("the freed relay port {relay_a}: {e}"),
+        }
+    };
+    foreign
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for _ in 0..3 {
+        b.send_channel(0x4002, b"for whoever has the port now");
+    }
+    let mut buf = [0u8; 64];
+    let got = foreign.recv_from(&mut buf).ok().map(|(n, _)| n);
+    assert!(got.is_none(), "the foreign service got {got:?} bytes");
+    h.shutdown();
+}

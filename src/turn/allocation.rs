@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::{FiveTuple, TcpAllocation};
+use super::{FiveTuple, Lease, RelayTransport, TcpAllocation};
 use crate::auth::store::{Key, PasswordAlgorithm};
 use crate::stun::TransactionId;
 
@@ -26,6 +26,9 @@ pub struct Channel {
     pub peer: SocketAddr,
     /// When the binding expires (it lingers for [`CHANNEL_COOLDOWN`] after).
     pub expires: Instant,
+    /// Set when the peer is another allocation's relayed address that only the
+    /// same-server exemption allows: the lease the channel lives on.
+    pub exempt: Option<Lease>,
 }
 
 /// Per-allocation traffic counters.
@@ -177,6 +180,32 @@ impl Allocation {
     pub fn channel_for_peer(&self, peer: SocketAddr, now: Instant) -> Option<u16> {
         let n = *self.channel_by_peer.get(&peer)?;
         (self.channels.get(&n)?.expires > now).then_some(n)
+    }
+
+    /// A live channel.
+    #[inline]
+    pub fn live_channel(&self, number: u16, now: Instant) -> Option<Channel> {
+        self.channels
+            .get(&number)
+            .filter(|c| c.expires > now)
+            .copied()
+    }
+
+    /// Removes channel `number` at once (no cooldown: its peer may no longer be reached).
+    pub fn unbind(&mut self, number: u16) {
+        if let Some(c) = self.channels.remove(&number) {
+            self.channel_by_peer.remove(&c.peer);
+        }
+    }
+
+    /// What the allocation relays to peers: TCP for an RFC 6062 TCP allocation, else UDP.
+    #[inline]
+    pub fn relay_transport(&self) -> RelayTransport {
+        if self.tcp.is_some() {
+            RelayTransport::Tcp
+        } else {
+            RelayTransport::Udp
+        }
     }
 
     /// The peer of a live channel.

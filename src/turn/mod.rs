@@ -56,7 +56,7 @@ mod tcp;
 pub mod testing;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -117,6 +117,22 @@ pub enum Transport {
     /// TLS over TCP.
     Tls,
 }
+
+/// What a relayed transport address carries towards peers: UDP (a UDP allocation) or TCP
+/// (an RFC 6062 TCP allocation). The same IP and port can be a UDP relay of one allocation
+/// and a foreign TCP service at once, so the same-server exemption names both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelayTransport {
+    /// UDP relaying: Send indications, ChannelData, Data indications.
+    Udp,
+    /// TCP relaying (RFC 6062): Connect and incoming peer connections.
+    Tcp,
+}
+
+/// A live relayed address's exemption from the peer policy ([`Shared::check_peer_policy`]):
+/// a number unique to one allocation's use of that address, so a channel exempted for it
+/// stops when that allocation ends, even if another one binds the same address later.
+pub type Lease = u64;
 
 /// A client's 5-tuple: its address, the server address it reached, and the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -458,8 +474,11 @@ pub struct Shared {
     policy: RwLock<Arc<PeerPolicy>>,
     quotas: Mutex<Quotas>,
     /// Relayed transport addresses (bound and advertised) of live allocations on this
-    /// server, all workers: peers the policy lets through even in denied ranges.
-    live_relays: RwLock<HashSet<SocketAddr>>,
+    /// server, all workers, with what they relay: peers the policy lets through even in
+    /// denied ranges, on that transport only; each with its [`Lease`].
+    live_relays: RwLock<HashMap<(RelayTransport, SocketAddr), Lease>>,
+    /// The last [`Lease`] handed out.
+    last_lease: std::sync::atomic::AtomicU64,
     /// Set on SIGTERM: new Allocates are refused while existing allocations drain.
     draining: std::sync::atomic::AtomicBool,
     policy_generation: std::sync::atomic::AtomicU64,
@@ -485,7 +504,8 @@ impl Shared {
             nonce_key,
             policy: RwLock::new(Arc::new(policy)),
             quotas: Mutex::new(Quotas::default()),
-            live_relays: RwLock::new(HashSet::new()),
+            live_relays: RwLock::new(HashMap::new()),
+            last_lease: std::sync::atomic::AtomicU64::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
             policy_generation: std::sync::atomic::AtomicU64::new(0),
             reservations: Mutex::new(HashMap::new()),
@@ -591,9 +611,49 @@ impl Shared {
         self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// True if `addr` is the relayed transport address of a live allocation here.
-    pub fn is_live_relay(&self, addr: SocketAddr) -> bool {
-        self.live_relays.read().is_ok_and(|r| r.contains(&addr))
+    /// The lease of `addr` if it is the relayed transport address of a live allocation here
+    /// that relays over `transport`.
+    pub fn live_relay(&self, transport: RelayTransport, addr: SocketAddr) -> Option<Lease> {
+        self.live_relays
+            .read()
+            .ok()
+            .and_then(|r| r.get(&(transport, addr)).copied())
+    }
+
+    /// True if `addr` is the relayed transport address of a live allocation here that
+    /// relays over `transport`.
+    pub fn is_live_relay(&self, transport: RelayTransport, addr: SocketAddr) -> bool {
+        self.live_relay(transport, addr).is_some()
+    }
+
+    /// Marks relayed addresses live (an allocation, or its second family, was opened).
+    fn add_live_relays(
+        &self,
+        transport: RelayTransport,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+    ) {
+        if let Ok(mut live) = self.live_relays.write() {
+            let lease = self
+                .last_lease
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            for a in addrs {
+                live.insert((transport, a), lease);
+            }
+        }
+    }
+
+    /// Ends relayed addresses' exemption (their allocation, or its family, went away).
+    fn remove_live_relays(
+        &self,
+        transport: RelayTransport,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+    ) {
+        if let Ok(mut live) = self.live_relays.write() {
+            for a in addrs {
+                live.remove(&(transport, a));
+            }
+        }
     }
 
     /// True if `ip` is one of this server's relay addresses (bound or advertised).
@@ -608,12 +668,19 @@ impl Shared {
     /// both need a relay reach each other through it (client → ternd → ternd → client),
     /// even where the relay address is in a denied range. An explicit `--deny-peer` still
     /// wins, and only live relayed addresses are let through (for an IP-only check, the
-    /// relay IP; every later check with a port is exact), in their exact form only.
+    /// relay IP; every later check with a port is exact), in their exact form only, and
+    /// only for the transport they relay (`transport`: a UDP relay at IP:P does not make a
+    /// foreign TCP service on IP:P reachable, nor the other way round).
+    ///
+    /// `Ok(None)`: the policy allows `peer`. `Ok(Some(lease))`: only the exemption does,
+    /// for as long as that live relay's [`Lease`] lasts; whatever relies on it (a channel)
+    /// must stop when [`Shared::live_relay`] no longer gives the same lease.
     pub fn check_peer_policy(
         &self,
         peer: SocketAddr,
         with_port: bool,
-    ) -> Result<(), crate::policy::Denied> {
+        transport: RelayTransport,
+    ) -> Result<Option<Lease>, crate::policy::Denied> {
         let verdict = if with_port {
             self.policy().check(peer)
         } else {
@@ -624,15 +691,15 @@ impl Shared {
             // The exception is for the exact address the relay sockets use: an
             // IPv4-embedding IPv6 form of a relay address (::ffff:, 6to4, Teredo, NAT64)
             // would be sent out of the IPv6 socket to somewhere else entirely.
+            Err(e) if with_port => self.live_relay(transport, peer).map(Some).ok_or(e),
             Err(e) => {
-                let exempt = if with_port {
-                    self.is_live_relay(peer)
+                if self.is_relay_ip(peer.ip()) {
+                    Ok(None)
                 } else {
-                    self.is_relay_ip(peer.ip())
-                };
-                if exempt { Ok(()) } else { Err(e) }
+                    Err(e)
+                }
             }
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
         }
     }
 
@@ -1352,9 +1419,20 @@ impl Server {
         if alloc.expires <= now {
             return self.drop(DropReason::NoAllocation);
         }
-        let Some(peer) = alloc.peer_for_channel(cd.channel, now) else {
+        let Some(channel) = alloc.live_channel(cd.channel, now) else {
             return self.drop(DropReason::NoChannel);
         };
+        let peer = channel.peer;
+        // A channel to another allocation's relayed address (denied by the policy, allowed
+        // as the same-server exception) ends with that allocation: whatever binds the
+        // address later is not what the channel was allowed to reach.
+        if let Some(lease) = channel.exempt
+            && self.shared.live_relay(RelayTransport::Udp, peer) != Some(lease)
+        {
+            alloc.unbind(cd.channel);
+            self.stats.policy_denied.inc();
+            return self.drop(DropReason::PolicyDenied);
+        }
         // The channel installed the permission; it may have lapsed if not refreshed.
         if !alloc.permitted(peer.ip(), now) {
             return self.drop(DropReason::NoPermission);
@@ -1483,7 +1561,11 @@ impl Server {
         if msg.unknown_comprehension_required(attr_type::is_known, &mut [0u16; 1]) > 0 {
             return self.drop(DropReason::Malformed);
         }
-        if self.shared.check_peer_policy(peer, true).is_err() {
+        if self
+            .shared
+            .check_peer_policy(peer, true, RelayTransport::Udp)
+            .is_err()
+        {
             self.stats.policy_denied.inc();
             return self.drop(DropReason::PolicyDenied);
         }
@@ -2114,12 +2196,13 @@ impl Server {
             }
         };
         self.by_tuple.insert(tuple, idx);
-        if let Ok(mut live) = self.shared.live_relays.write() {
-            for &(r, a) in &opened {
-                live.insert(r);
-                live.insert(a);
-            }
-        }
+        let transport = if tcp {
+            RelayTransport::Tcp
+        } else {
+            RelayTransport::Udp
+        };
+        self.shared
+            .add_live_relays(transport, opened.iter().flat_map(|&(r, a)| [r, a]));
         for &(r, _) in &opened {
             self.by_relay.insert(r, idx);
         }
@@ -2314,28 +2397,29 @@ impl Server {
         a.channels.retain(|_, c| c.peer.is_ipv4() != v4);
         a.channel_by_peer.retain(|p, _| p.is_ipv4() != v4);
         self.by_relay.remove(&gone.0);
-        if let Ok(mut live) = self.shared.live_relays.write() {
-            live.remove(&gone.0);
-            live.remove(&gone.1);
-        }
+        self.shared
+            .remove_live_relays(a.relay_transport(), [gone.0, gone.1]);
         relays.close(gone.0);
     }
 
-    /// Validates one XOR-PEER-ADDRESS for an allocation: family, then policy.
+    /// Validates one XOR-PEER-ADDRESS for an allocation: family, then policy (on the
+    /// allocation's relay transport). `Ok(Some(lease))`: allowed only as a live relay of
+    /// this server ([`Shared::check_peer_policy`]).
     fn check_peer(
         &self,
         alloc: &Allocation,
         peer: SocketAddr,
         with_port: bool,
-    ) -> Result<(), (u16, &'static str)> {
+    ) -> Result<Option<Lease>, (u16, &'static str)> {
         if alloc.relay_for(peer.ip()).is_none() {
             return Err((443, "Peer Address Family Mismatch"));
         }
-        if self.shared.check_peer_policy(peer, with_port).is_err() {
-            self.stats.policy_denied.inc();
-            return Err((403, "Forbidden"));
-        }
-        Ok(())
+        self.shared
+            .check_peer_policy(peer, with_port, alloc.relay_transport())
+            .map_err(|_| {
+                self.stats.policy_denied.inc();
+                (403, "Forbidden")
+            })
     }
 
     fn create_permission(
@@ -2426,9 +2510,10 @@ impl Server {
         if conflict {
             return self.error(reply, 400, "Bad Request", out);
         }
-        if let Err((code, reason)) = self.check_peer(alloc, peer, true) {
-            return self.error(reply, code, reason, out);
-        }
+        let exempt = match self.check_peer(alloc, peer, true) {
+            Ok(lease) => lease,
+            Err((code, reason)) => return self.error(reply, code, reason, out),
+        };
         let (max_permissions, max_channels) = (
             self.shared.limits().max_permissions,
             self.shared.limits().max_channels,
@@ -2446,6 +2531,7 @@ impl Server {
             allocation::Channel {
                 peer,
                 expires: now + CHANNEL_LIFETIME,
+                exempt,
             },
         );
         alloc.channel_by_peer.insert(peer, number);
@@ -2468,18 +2554,24 @@ impl Server {
         }
         alloc.policy_generation = generation;
         let shared = &self.shared;
+        let transport = alloc.relay_transport();
         alloc.permissions.retain(|ip, _| {
             shared
-                .check_peer_policy(SocketAddr::new(*ip, 0), false)
+                .check_peer_policy(SocketAddr::new(*ip, 0), false, transport)
                 .is_ok()
         });
         let mut gone = Vec::new();
         alloc.channels.retain(|_, c| {
-            let keep = shared.check_peer_policy(c.peer, true).is_ok();
-            if !keep {
-                gone.push(c.peer);
+            match shared.check_peer_policy(c.peer, true, RelayTransport::Udp) {
+                Ok(lease) => {
+                    c.exempt = lease;
+                    true
+                }
+                Err(_) => {
+                    gone.push(c.peer);
+                    false
+                }
             }
-            keep
         });
         for peer in gone {
             alloc.channel_by_peer.remove(&peer);
@@ -2506,6 +2598,7 @@ impl Server {
             return;
         };
         let Some(mut a) = slot.take() else { return };
+        let transport = a.relay_transport();
         self.free.push(idx);
         if let Some(tcp) = a.tcp.take() {
             self.tcp_close_all(tcp, a.tuple, why, relays);
@@ -2514,11 +2607,8 @@ impl Server {
         for r in a.relay_sockets() {
             self.by_relay.remove(&r);
         }
-        if let Ok(mut live) = self.shared.live_relays.write() {
-            for r in a.relayed_addresses() {
-                live.remove(&r);
-            }
-        }
+        self.shared
+            .remove_live_relays(transport, a.relayed_addresses());
         for r in a.relay_sockets() {
             relays.close(r);
         }

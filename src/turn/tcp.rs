@@ -569,7 +569,11 @@ impl Server {
             return TcpVerdict::Close;
         }
         let control = a.tuple;
-        if self.shared.check_peer_policy(peer, true).is_err() {
+        if self
+            .shared
+            .check_peer_policy(peer, true, super::RelayTransport::Tcp)
+            .is_err()
+        {
             self.stats.policy_denied.inc();
             self.stats.tcp_connections_refused.inc();
             return TcpVerdict::Close;

@@ -1574,7 +1574,11 @@ fn two_clients_of_this_server_reach_each_other_through_denied_relay_addresses() 
     let sh = t.s.shared().clone();
     drop(sh);
     let (_, _, relay) = logged_in(&mut t, 102);
-    assert!(t.s.shared().check_peer_policy(relay, true).is_ok());
+    assert!(
+        t.s.shared()
+            .check_peer_policy(relay, true, RelayTransport::Udp)
+            .is_ok()
+    );
 }
 
 #[test]

@@ -82,7 +82,8 @@ impl Client {
         }
     }
 
-    pub fn transact(
+    /// The next request (a new transaction id), with credentials if `auth`.
+    pub fn request(
         &mut self,
         method: Method,
         auth: bool,
@@ -104,7 +105,41 @@ impl Client {
             b.add_message_integrity(&self.key).unwrap();
         }
         let n = b.finish();
-        self.sock.send_to(&buf[..n], self.server).unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// The same request over a TCP control connection instead of the UDP socket (the
+    /// credentials, realm and nonce are this client's); returns the answer.
+    pub fn transact_stream(
+        &mut self,
+        s: &mut TcpStream,
+        method: Method,
+        auth: bool,
+        build: impl Fn(&mut MessageBuilder<'_>),
+    ) -> Vec<u8> {
+        let req = self.request(method, auth, build);
+        s.write_all(&req).unwrap();
+        loop {
+            let mut head = [0u8; 20];
+            s.read_exact(&mut head).expect("answer");
+            let len = u16::from_be_bytes([head[2], head[3]]) as usize;
+            let mut msg = head.to_vec();
+            msg.resize(20 + len, 0);
+            s.read_exact(&mut msg[20..]).unwrap();
+            if msg[8..20] == [self.tid; 12] {
+                return msg;
+            }
+        }
+    }
+
+    pub fn transact(
+        &mut self,
+        method: Method,
+        auth: bool,
+        build: impl Fn(&mut MessageBuilder<'_>),
+    ) -> Vec<u8> {
+        let req = self.request(method, auth, build);
+        self.sock.send_to(&req, self.server).unwrap();
         let mut r = [0u8; 1500];
         loop {
             let (n, _) = self.sock.recv_from(&mut r).expect("answer");

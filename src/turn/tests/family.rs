@@ -239,8 +239,8 @@ fn dual_allocation_relays_each_family_through_its_own_socket() {
         PeerOutcome::ToClient { tuple: to, .. } if to == tuple
     ));
     // Both relayed addresses count as this server's for the same-server exception.
-    assert!(t.s.shared().is_live_relay(r[1]));
-    assert!(t.s.shared().is_live_relay(r[0]));
+    assert!(t.s.shared().is_live_relay(RelayTransport::Udp, r[1]));
+    assert!(t.s.shared().is_live_relay(RelayTransport::Udp, r[0]));
     let sessions = t.s.sessions(t.now);
     assert_eq!(sessions[0].additional_relay, Some(r[1]));
 
@@ -251,7 +251,7 @@ fn dual_allocation_relays_each_family_through_its_own_socket() {
     assert_eq!(code_of(&del), None);
     assert!(t.r.open.is_empty());
     assert_eq!(t.s.table_sizes().1, 0, "no relay left in by_relay");
-    assert!(!t.s.shared().is_live_relay(r[1]));
+    assert!(!t.s.shared().is_live_relay(RelayTransport::Udp, r[1]));
 }
 
 #[test]
@@ -377,8 +377,8 @@ fn deleting_one_family_of_a_dual_allocation_keeps_the_other() {
             AddressFamily::V6 => (p4, p6, r[0], r[1]),
             AddressFamily::V4 => (p6, p4, r[1], r[0]),
         };
-        assert!(t.s.shared().is_live_relay(kept));
-        assert!(!t.s.shared().is_live_relay(lost));
+        assert!(t.s.shared().is_live_relay(RelayTransport::Udp, kept));
+        assert!(!t.s.shared().is_live_relay(RelayTransport::Udp, lost));
         assert!(forward_relay(send_to(&mut t, tuple, kept_peer)).is_some());
         assert_eq!(permit(&mut t, tuple, &c, lost_peer), Some(443));
         let again = t.request(Method::REFRESH, tuple, Some(&c), |b| {
