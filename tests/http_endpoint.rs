@@ -923,3 +923,35 @@ fn ternd_token_issue_verifies() {
     let r = ice_request(s.addr, &token);
     assert_invalid_token(&r, "no iss");
 }
+
+/// A connection that sends nothing is closed after [`HEADER_TIMEOUT`], which is short (at
+/// most 5 s): silent connections give their slot back soon.
+///
+/// [`HEADER_TIMEOUT`]: ternd::http::HEADER_TIMEOUT
+#[test]
+fn silent_connection_is_closed_after_the_header_timeout() {
+    let timeout = ternd::http::HEADER_TIMEOUT;
+    assert!(timeout <= Duration::from_secs(5), "{timeout:?}");
+    let s = start(hs_config("k1"));
+    let mut c = connect(s.addr);
+    c.set_read_timeout(Some(timeout + Duration::from_secs(3)))
+        .expect("timeout");
+    let began = Instant::now();
+    let mut buf = [0u8; 512];
+    // Until the server closes (perhaps after a 408), at most 16 reads.
+    let mut closed = false;
+    for _ in 0..16 {
+        match c.read(&mut buf) {
+            Ok(0) => closed = true,
+            Ok(_) => continue,
+            Err(e) => closed = e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+        break;
+    }
+    let took = began.elapsed();
+    assert!(closed, "not closed after {took:?}");
+    assert!(
+        took >= timeout - Duration::from_millis(500) && took <= timeout + Duration::from_secs(2),
+        "closed after {took:?}, header timeout {timeout:?}"
+    );
+}

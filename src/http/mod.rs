@@ -11,8 +11,8 @@
 //! Limits (all per connection unless said otherwise): request head at most
 //! [`MAX_HEAD_BYTES`] (hyper answers 431 above), at most 64 headers, a bearer
 //! token at most [`MAX_TOKEN_BYTES`] (401 above), a request body at most
-//! [`MAX_BODY_BYTES`] (413); the head must arrive within
-//! [`HEADER_TIMEOUT`] (slowloris) and a connection lives at most
+//! [`MAX_BODY_BYTES`] (413); the head must arrive within [`HEADER_TIMEOUT`]
+//! (slowloris; also between keep-alive requests) and a connection lives at most
 //! [`MAX_CONNECTION_AGE`]; at most [`MAX_CONNECTIONS`] connections at once
 //! (further ones wait in the kernel's accept queue). Each request first takes
 //! a token from the per-source-IP bucket (`rate_limit`/`rate_burst`) → 429.
@@ -110,8 +110,9 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Time allowed for a request head to arrive.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a request head to arrive, on a new connection and between keep-alive
+/// requests. Short, so that silent connections give their slot back soon.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a TLS handshake or a request body.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest life of one (keep-alive) connection.
