@@ -955,3 +955,105 @@ fn silent_connection_is_closed_after_the_header_timeout() {
         "closed after {took:?}, header timeout {timeout:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Connection slots: many silent connections
+
+/// Up to `n` connections from 127.0.0.1 that send nothing. Each connect is bounded by
+/// 100 ms and the whole loop by 10 s; it stops after 20 failed connects in a row (the
+/// server's accept queue is full). The fd limit is raised first.
+fn silent_connections(to: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let _ = ternd::net::raise_fd_limit();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = Vec::with_capacity(n);
+    let mut failed_in_a_row = 0;
+    for _ in 0..n {
+        if Instant::now() >= deadline || failed_in_a_row >= 20 {
+            break;
+        }
+        match TcpStream::connect_timeout(&to, Duration::from_millis(100)) {
+            Ok(s) => {
+                held.push(s);
+                failed_in_a_row = 0;
+            }
+            Err(_) => failed_in_a_row += 1,
+        }
+    }
+    held
+}
+
+/// `GET /healthz` from the loopback address `from` (the client socket is bound to it before
+/// connecting), all within `limit`: the status (None: no answer in time) and the time taken.
+fn probe_from(from: &str, to: SocketAddr, limit: Duration) -> (Option<u16>, Duration) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let started = Instant::now();
+    let from: SocketAddr = format!("{from}:0").parse().expect("from");
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    sock.bind(&from.into())
+        .expect("bind the probe's source address");
+    if sock.connect_timeout(&to.into(), limit).is_err() {
+        return (None, started.elapsed());
+    }
+    let mut s: TcpStream = sock.into();
+    let left = |started: Instant| {
+        limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1))
+    };
+    s.set_write_timeout(Some(left(started))).expect("timeout");
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return (None, started.elapsed());
+    }
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    while raw.len() < 64 * 1024 && started.elapsed() < limit {
+        s.set_read_timeout(Some(left(started))).expect("timeout");
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    let status = parse_response(&raw).status;
+    (
+        (status != 0 && started.elapsed() < limit).then_some(status),
+        started.elapsed(),
+    )
+}
+
+/// 1,100 silent connections (from 127.0.0.1) fill every slot; a new connection takes the
+/// slot of the one idle longest, so a client from 127.0.0.2 is answered within 1 s.
+/// A connection with a request in flight (a POST whose body is half sent), the oldest of
+/// all, is not shed: it gets its answer once the body is complete.
+#[test]
+fn idle_connections_are_shed_first_when_every_slot_is_taken() {
+    let s = start(hs_config("k1"));
+    let token = hs256("k1", &claims("busy", now() + 300));
+    let mut busy = connect(s.addr);
+    busy.write_all(
+        format!(
+            "POST /v1/ice-servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\nContent-Length: 4\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    // Let the server read the head and start on the body.
+    std::thread::sleep(Duration::from_millis(300));
+    let held = silent_connections(s.addr, 1100);
+    let (status, took) = probe_from("127.0.0.2", s.addr, Duration::from_secs(1));
+    eprintln!(
+        "{} silent connections; probe from 127.0.0.2: {status:?} in {took:?}",
+        held.len()
+    );
+    assert!(
+        held.len() > ternd::http::MAX_CONNECTIONS,
+        "only {} connections opened",
+        held.len()
+    );
+    assert_eq!(status, Some(200), "probe from 127.0.0.2 after {took:?}");
+    let r = exchange(&mut busy, b"  }");
+    assert_credentials(&r, "busy", 600);
+    drop(held);
+}
