@@ -957,7 +957,7 @@ fn silent_connection_is_closed_after_the_header_timeout() {
 }
 
 // ---------------------------------------------------------------------------
-// Connection slots: many silent connections
+// Connection slots: many silent connections from one source, or from anywhere
 
 /// Up to `n` connections from 127.0.0.1 that send nothing. Each connect is bounded by
 /// 100 ms and the whole loop by 10 s; it stops after 20 failed connects in a row (the
@@ -1022,13 +1022,57 @@ fn probe_from(from: &str, to: SocketAddr, limit: Duration) -> (Option<u16>, Dura
     )
 }
 
-/// 1,100 silent connections (from 127.0.0.1) fill every slot; a new connection takes the
-/// slot of the one idle longest, so a client from 127.0.0.2 is answered within 1 s.
+/// One source (127.0.0.1) opens 1,100 silent connections: more than its per-IP cap and
+/// more than the 1,024 slots of the whole server. A client from another address
+/// (127.0.0.2) still gets `/healthz` answered within 1 s, and the server keeps at most
+/// the cap of that source's connections open.
+#[test]
+fn one_source_cannot_stall_the_endpoint() {
+    let s = start(hs_config("k1"));
+    let cap = HttpConfig::default().max_connections_per_ip;
+    assert_eq!(cap, 32);
+    let held = silent_connections(s.addr, 1100);
+    let (status, took) = probe_from("127.0.0.2", s.addr, Duration::from_secs(1));
+    eprintln!(
+        "{} silent connections from 127.0.0.1; probe from 127.0.0.2: {status:?} in {took:?}",
+        held.len()
+    );
+    assert!(
+        held.len() > ternd::http::MAX_CONNECTIONS,
+        "only {} connections opened",
+        held.len()
+    );
+    assert_eq!(status, Some(200), "probe from 127.0.0.2 after {took:?}");
+    // The server closed all but `cap` of them (checked for at most 2 s).
+    let still_open = |c: &TcpStream| {
+        let mut c = c;
+        c.set_nonblocking(true).expect("nonblocking");
+        matches!(c.read(&mut [0u8; 16]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let open = |held: &[TcpStream]| held.iter().filter(|c| still_open(c)).count();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut n = open(&held);
+    while n > cap && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        n = open(&held);
+    }
+    assert!(
+        n <= cap,
+        "{n} connections from 127.0.0.1 still open, cap {cap}"
+    );
+    drop(held);
+}
+
+/// With no per-IP cap, 1,100 silent connections fill every slot; a new connection takes
+/// the slot of the one idle longest, so a client from 127.0.0.2 is answered within 1 s.
 /// A connection with a request in flight (a POST whose body is half sent), the oldest of
 /// all, is not shed: it gets its answer once the body is complete.
 #[test]
 fn idle_connections_are_shed_first_when_every_slot_is_taken() {
-    let s = start(hs_config("k1"));
+    let s = start(HttpConfig {
+        max_connections_per_ip: 0,
+        ..hs_config("k1")
+    });
     let token = hs256("k1", &claims("busy", now() + 300));
     let mut busy = connect(s.addr);
     busy.write_all(
@@ -1044,7 +1088,7 @@ fn idle_connections_are_shed_first_when_every_slot_is_taken() {
     let held = silent_connections(s.addr, 1100);
     let (status, took) = probe_from("127.0.0.2", s.addr, Duration::from_secs(1));
     eprintln!(
-        "{} silent connections; probe from 127.0.0.2: {status:?} in {took:?}",
+        "{} silent connections, no per-IP cap; probe from 127.0.0.2: {status:?} in {took:?}",
         held.len()
     );
     assert!(

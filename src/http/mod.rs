@@ -14,11 +14,12 @@
 //! [`MAX_BODY_BYTES`] (413); the head must arrive within
 //! [`HEADER_TIMEOUT`] (slowloris; also between keep-alive requests) and a
 //! connection lives at most [`MAX_CONNECTION_AGE`]. At most
-//! [`MAX_CONNECTIONS`] connections at once; when every slot is taken, a new
-//! connection takes the slot of the one idle longest (no request in flight),
-//! so idle connections are shed first ([`conns`]). Each request first takes a
-//! token from the per-source-IP bucket (`rate_limit`/`rate_burst`) → 429.
-//! Behind a reverse proxy all requests share the proxy's address.
+//! [`MAX_CONNECTIONS`] connections at once, at most `max_connections_per_ip`
+//! per source IP (IPv6: per /64); when every slot is taken, a new connection
+//! takes the slot of the one idle longest (no request in flight), so idle
+//! connections are shed first ([`conns`]). Each request first takes a token
+//! from the per-source-IP bucket (`rate_limit`/`rate_burst`) → 429. Behind a
+//! reverse proxy all requests and connections share the proxy's address.
 
 mod conns;
 pub mod ratelimit;
@@ -120,7 +121,7 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest life of one (keep-alive) connection.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
-/// Concurrent connections served.
+/// Concurrent connections served (in all; per source IP see `http.max_connections_per_ip`).
 pub const MAX_CONNECTIONS: usize = 1024;
 /// How long in-flight requests may take after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -182,7 +183,7 @@ pub fn start(
         limiter: RateLimiter::new(config.rate_limit, config.rate_burst),
         cors: config.cors_origins.clone(),
         admin_hash: config.admin_token.as_deref().map(sha256),
-        conns: conns::Conns::new(MAX_CONNECTIONS),
+        conns: conns::Conns::new(MAX_CONNECTIONS, config.max_connections_per_ip),
     });
     let thread = std::thread::Builder::new()
         .name("ternd-http".to_owned())
@@ -248,8 +249,12 @@ async fn serve(
         // A slot: a free one, else the one idle longest; wait only while every
         // connection has a request in flight.
         let slot = loop {
-            match state.conns.admit() {
+            match state.conns.admit(peer.ip()) {
                 conns::Admit::Slot(s) => break s,
+                conns::Admit::Refused => {
+                    tracing::debug!(%peer, "HTTP connection refused: too many from this source");
+                    continue 'accept;
+                }
                 conns::Admit::Full => tokio::select! {
                     () = state.conns.freed() => {}
                     () = stopped(&mut shutdown) => break 'accept,

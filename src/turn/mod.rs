@@ -49,7 +49,7 @@
 
 mod allocation;
 mod authn;
-mod limit;
+pub(crate) mod limit;
 mod stats;
 mod tcp;
 #[doc(hidden)]
