@@ -512,12 +512,50 @@ fn same_server_relaying_behind_one_to_one_nat_stays_on_the_host() {
     h.shutdown();
 }
 
+/// One request over a TURN-over-TCP control connection, as `c` would send it over UDP
+/// (same credentials and transaction ids); returns the answer.
+fn tcp_transact(
+    tcp: &mut std::net::TcpStream,
+    c: &mut Client,
+    method: Method,
+    auth: bool,
+    build: impl Fn(&mut MessageBuilder<'_>),
+) -> Vec<u8> {
+    use std::io::Write as _;
+    c.tid = c.tid.wrapping_add(1);
+    let mut buf = [0u8; 1024];
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::new(method, Class::Request),
+        TransactionId([c.tid; 12]),
+    )
+    .unwrap();
+    build(&mut b);
+    if auth {
+        b.add(&Attribute::Username(&c.username)).unwrap();
+        b.add(&Attribute::Realm(&c.realm)).unwrap();
+        b.add(&Attribute::Nonce(&c.nonce)).unwrap();
+        b.add_message_integrity(&c.key).unwrap();
+    }
+    let n = b.finish();
+    tcp.write_all(&buf[..n]).unwrap();
+    let mut head = [0u8; 20];
+    tcp.read_exact(&mut head).expect("an answer");
+    let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let mut msg = head.to_vec();
+    msg.resize(20 + len, 0);
+    tcp.read_exact(&mut msg[20..])
+        .expect("the answer's attributes");
+    msg
+}
+
 /// `--http-listen 127.0.0.1:0` on the real binary: the port the HTTP endpoint got is one of
 /// the server's own service ports, so a TURN client (with loopback peers otherwise allowed
 /// by `--allow-peer 127.0.0.1/32`) can neither bind a channel to it (403) nor send to it
-/// (the Send indication is dropped), while an ordinary peer port on the same IP works.
-/// CreatePermission is IP-only (RFC 8656 §9), so the permission for 127.0.0.1 is granted
-/// either way; the port is judged when a transport address is used.
+/// (the Send indication is dropped) nor, with an RFC 6062 TCP allocation, Connect to it
+/// (403), while an ordinary peer port on the same IP works for each. CreatePermission is
+/// IP-only (RFC 8656 §9), so the permission for 127.0.0.1 is granted either way; the port
+/// is judged when a transport address is used.
 #[test]
 fn http_port_bound_on_port_zero_is_not_relayable() {
     let port = free_port();
@@ -537,6 +575,7 @@ fn http_port_bound_on_port_zero_is_not_relayable() {
             "127.0.0.1",
             "--allow-peer",
             "127.0.0.1/32",
+            "--tcp-relay",
             "--drain-timeout",
             "0s",
             "--log-format",
@@ -623,4 +662,39 @@ fn http_port_bound_on_port_zero_is_not_relayable() {
         trap.recv_from(&mut buf).is_err(),
         "a Send indication reached the HTTP port {http_addr}"
     );
+
+    // RFC 6062: a TCP allocation, then Connect (which would open a TCP connection from the
+    // relay to the peer): refused for the HTTP endpoint, done for an ordinary TCP peer.
+    let mut t = Client::new(server, "mallory-tcp");
+    let mut tcp = std::net::TcpStream::connect(server).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let first = tcp_transact(&mut tcp, &mut t, Method::ALLOCATE, false, |b| {
+        b.add(&Attribute::RequestedTransport(6)).unwrap()
+    });
+    let m = Message::parse(&first).unwrap();
+    assert_eq!(error_code(&m), Some(401));
+    t.realm = parse_text(&m, attr_type::REALM);
+    t.nonce = parse_text(&m, attr_type::NONCE);
+    let resp = tcp_transact(&mut tcp, &mut t, Method::ALLOCATE, true, |b| {
+        b.add(&Attribute::RequestedTransport(6)).unwrap()
+    });
+    assert_eq!(
+        error_code(&Message::parse(&resp).unwrap()),
+        None,
+        "TCP Allocate"
+    );
+    let tcp_peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_peer_addr = tcp_peer.local_addr().unwrap();
+    let mut connect = |to: SocketAddr| {
+        let resp = tcp_transact(&mut tcp, &mut t, Method::CONNECT, true, |b| {
+            b.add(&Attribute::XorPeerAddress(to)).unwrap()
+        });
+        error_code(&Message::parse(&resp).unwrap()).unwrap_or(0)
+    };
+    assert_eq!(
+        connect(http_addr),
+        403,
+        "Connect to the HTTP port {http_addr}"
+    );
+    assert_eq!(connect(tcp_peer_addr), 0, "Connect to a TCP peer");
 }
