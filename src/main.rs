@@ -107,6 +107,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The HTTP listener is bound first, and its address as bound (the actual port when
+    // configured with port 0) goes to the relay, which protects it as a service port.
+    let http_listener = match bind_http(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ternd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some((_, bound)) = &http_listener {
+        config.http.listen = Some(*bound);
+    }
     let handle = match ternd::net::start(&config) {
         Ok(h) => h,
         Err(e) => {
@@ -137,7 +149,7 @@ fn main() -> ExitCode {
         }
     }
     let (http_stop, http_stop_rx) = tokio::sync::watch::channel(false);
-    let http = match start_http(&config, &handle, http_stop_rx) {
+    let http = match start_http(&config, &handle, http_listener, http_stop_rx) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("ternd: {e}");
@@ -229,18 +241,33 @@ fn public_host(config: &Config, handle: &ternd::net::Handle) -> (String, u16) {
     }
 }
 
-/// Binds and starts the HTTP endpoint (credentials, metrics, health, admin) when
-/// `http.listen` is set.
-fn start_http(
+/// Binds the HTTP endpoint's listener when `http.listen` is set; returns it with its
+/// address as bound.
+fn bind_http(
     config: &Config,
-    handle: &ternd::net::Handle,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Option<ternd::http::HttpHandle>, String> {
+) -> Result<Option<(std::net::TcpListener, std::net::SocketAddr)>, String> {
     let Some(addr) = config.http.listen else {
         return Ok(None);
     };
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on {addr} for HTTP (--http-listen): {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("HTTP listener on {addr} (--http-listen): {e}"))?;
+    Ok(Some((listener, bound)))
+}
+
+/// Starts the HTTP endpoint (credentials, metrics, health, admin) on the listener
+/// [`bind_http`] bound, if any.
+fn start_http(
+    config: &Config,
+    handle: &ternd::net::Handle,
+    listener: Option<(std::net::TcpListener, std::net::SocketAddr)>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<ternd::http::HttpHandle>, String> {
+    let Some((listener, _)) = listener else {
+        return Ok(None);
+    };
     let hosts = if config.http.public_hosts.is_empty() {
         vec![public_host(config, handle).0]
     } else {

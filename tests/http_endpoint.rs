@@ -923,3 +923,181 @@ fn ternd_token_issue_verifies() {
     let r = ice_request(s.addr, &token);
     assert_invalid_token(&r, "no iss");
 }
+
+/// A connection that sends nothing is closed after [`HEADER_TIMEOUT`], which is short (at
+/// most 5 s): silent connections give their slot back soon.
+///
+/// [`HEADER_TIMEOUT`]: ternd::http::HEADER_TIMEOUT
+#[test]
+fn silent_connection_is_closed_after_the_header_timeout() {
+    let timeout = ternd::http::HEADER_TIMEOUT;
+    assert!(timeout <= Duration::from_secs(5), "{timeout:?}");
+    let s = start(hs_config("k1"));
+    let mut c = connect(s.addr);
+    c.set_read_timeout(Some(timeout + Duration::from_secs(3)))
+        .expect("timeout");
+    let began = Instant::now();
+    let mut buf = [0u8; 512];
+    // Until the server closes (perhaps after a 408), at most 16 reads.
+    let mut closed = false;
+    for _ in 0..16 {
+        match c.read(&mut buf) {
+            Ok(0) => closed = true,
+            Ok(_) => continue,
+            Err(e) => closed = e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+        break;
+    }
+    let took = began.elapsed();
+    assert!(closed, "not closed after {took:?}");
+    assert!(
+        took >= timeout - Duration::from_millis(500) && took <= timeout + Duration::from_secs(2),
+        "closed after {took:?}, header timeout {timeout:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Connection slots: many silent connections from one source, or from anywhere
+
+/// Up to `n` connections from 127.0.0.1 that send nothing. Each connect is bounded by
+/// 100 ms and the whole loop by 10 s; it stops after 20 failed connects in a row (the
+/// server's accept queue is full). The fd limit is raised first.
+fn silent_connections(to: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let _ = ternd::net::raise_fd_limit();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = Vec::with_capacity(n);
+    let mut failed_in_a_row = 0;
+    for _ in 0..n {
+        if Instant::now() >= deadline || failed_in_a_row >= 20 {
+            break;
+        }
+        match TcpStream::connect_timeout(&to, Duration::from_millis(100)) {
+            Ok(s) => {
+                held.push(s);
+                failed_in_a_row = 0;
+            }
+            Err(_) => failed_in_a_row += 1,
+        }
+    }
+    held
+}
+
+/// `GET /healthz` from the loopback address `from` (the client socket is bound to it before
+/// connecting), all within `limit`: the status (None: no answer in time) and the time taken.
+fn probe_from(from: &str, to: SocketAddr, limit: Duration) -> (Option<u16>, Duration) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let started = Instant::now();
+    let from: SocketAddr = format!("{from}:0").parse().expect("from");
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    sock.bind(&from.into())
+        .expect("bind the probe's source address");
+    if sock.connect_timeout(&to.into(), limit).is_err() {
+        return (None, started.elapsed());
+    }
+    let mut s: TcpStream = sock.into();
+    let left = |started: Instant| {
+        limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1))
+    };
+    s.set_write_timeout(Some(left(started))).expect("timeout");
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return (None, started.elapsed());
+    }
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    while raw.len() < 64 * 1024 && started.elapsed() < limit {
+        s.set_read_timeout(Some(left(started))).expect("timeout");
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    let status = parse_response(&raw).status;
+    (
+        (status != 0 && started.elapsed() < limit).then_some(status),
+        started.elapsed(),
+    )
+}
+
+/// One source (127.0.0.1) opens 1,100 silent connections: more than its per-IP cap and
+/// more than the 1,024 slots of the whole server. A client from another address
+/// (127.0.0.2) still gets `/healthz` answered within 1 s, and the server keeps at most
+/// the cap of that source's connections open.
+#[test]
+fn one_source_cannot_stall_the_endpoint() {
+    let s = start(hs_config("k1"));
+    let cap = HttpConfig::default().max_connections_per_ip;
+    assert_eq!(cap, 32);
+    let held = silent_connections(s.addr, 1100);
+    let (status, took) = probe_from("127.0.0.2", s.addr, Duration::from_secs(1));
+    eprintln!(
+        "{} silent connections from 127.0.0.1; probe from 127.0.0.2: {status:?} in {took:?}",
+        held.len()
+    );
+    assert!(
+        held.len() > ternd::http::MAX_CONNECTIONS,
+        "only {} connections opened",
+        held.len()
+    );
+    assert_eq!(status, Some(200), "probe from 127.0.0.2 after {took:?}");
+    // The server closed all but `cap` of them (checked for at most 2 s).
+    let still_open = |c: &TcpStream| {
+        let mut c = c;
+        c.set_nonblocking(true).expect("nonblocking");
+        matches!(c.read(&mut [0u8; 16]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let open = |held: &[TcpStream]| held.iter().filter(|c| still_open(c)).count();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut n = open(&held);
+    while n > cap && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        n = open(&held);
+    }
+    assert!(
+        n <= cap,
+        "{n} connections from 127.0.0.1 still open, cap {cap}"
+    );
+    drop(held);
+}
+
+/// With no per-IP cap, 1,100 silent connections fill every slot; a new connection takes
+/// the slot of the one idle longest, so a client from 127.0.0.2 is answered within 1 s.
+/// A connection with a request in flight (a POST whose body is half sent), the oldest of
+/// all, is not shed: it gets its answer once the body is complete.
+#[test]
+fn idle_connections_are_shed_first_when_every_slot_is_taken() {
+    let s = start(HttpConfig {
+        max_connections_per_ip: 0,
+        ..hs_config("k1")
+    });
+    let token = hs256("k1", &claims("busy", now() + 300));
+    let mut busy = connect(s.addr);
+    busy.write_all(
+        format!(
+            "POST /v1/ice-servers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\nContent-Length: 4\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    // Let the server read the head and start on the body.
+    std::thread::sleep(Duration::from_millis(300));
+    let held = silent_connections(s.addr, 1100);
+    let (status, took) = probe_from("127.0.0.2", s.addr, Duration::from_secs(1));
+    eprintln!(
+        "{} silent connections, no per-IP cap; probe from 127.0.0.2: {status:?} in {took:?}",
+        held.len()
+    );
+    assert!(
+        held.len() > ternd::http::MAX_CONNECTIONS,
+        "only {} connections opened",
+        held.len()
+    );
+    assert_eq!(status, Some(200), "probe from 127.0.0.2 after {took:?}");
+    let r = exchange(&mut busy, b"  }");
+    assert_credentials(&r, "busy", 600);
+    drop(held);
+}

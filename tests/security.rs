@@ -1,6 +1,7 @@
 //! Security properties of the real server: the default peer policy refuses every special
 //! address form (403 at CreatePermission), secrets never reach the logs, and the
-//! unauthenticated rate limit caps 401s under a flood.
+//! unauthenticated rate limit caps 401s under a flood; the HTTP port bound on port 0 is
+//! not relayable.
 
 use std::io::Read as _;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -661,4 +662,138 @@ fn exempted_channel_ends_with_the_relay_it_was_exempted_for() {
     let got = foreign.recv_from(&mut buf).ok().map(|(n, _)| n);
     assert!(got.is_none(), "the foreign service got {got:?} bytes");
     h.shutdown();
+}
+
+/// `--http-listen 127.0.0.1:0` on the real binary: the port the HTTP endpoint got is one of
+/// the server's own service ports, so a TURN client (with loopback peers otherwise allowed
+/// by `--allow-peer 127.0.0.1/32`) can neither bind a channel to it (403) nor send to it
+/// (the Send indication is dropped) nor, with an RFC 6062 TCP allocation, Connect to it
+/// (403), while an ordinary peer port on the same IP works for each. CreatePermission is
+/// IP-only (RFC 8656 §9), so the permission for 127.0.0.1 is granted either way; the port
+/// is judged when a transport address is used.
+#[test]
+fn http_port_bound_on_port_zero_is_not_relayable() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("ternd-httpport-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log_path = dir.join("stderr.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ternd"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--relay-ip",
+            "127.0.0.1",
+            "--allow-peer",
+            "127.0.0.1/32",
+            "--tcp-relay",
+            "--drain-timeout",
+            "0s",
+            "--log-format",
+            "json",
+            "--secret",
+            SECRET,
+        ])
+        .env_clear()
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let _child = Child(child);
+    let server: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // The HTTP endpoint's bound address, from its start-up line (at most 10 s).
+    let mut http_addr: Option<SocketAddr> = None;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        http_addr = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("HTTP endpoint"))
+            })
+            .find_map(|v| v["fields"]["addr"].as_str()?.parse().ok());
+        if http_addr.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let http_addr = http_addr.unwrap_or_else(|| panic!("no HTTP endpoint line in:\n{text}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(http_addr.ip(), IpAddr::from([127, 0, 0, 1]));
+    assert_ne!(http_addr.port(), 0);
+    assert_eq!(common::http(http_addr, "GET", "/healthz", &[]).status, 200);
+
+    let mut c = Client::new(server, "mallory");
+    c.allocate();
+    // An ordinary peer, and a UDP socket on the HTTP port that catches anything relayed
+    // there (UDP and TCP ports are separate, and ternd's HTTP endpoint is TCP only).
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let trap = UdpSocket::bind(http_addr).expect("a UDP socket on the HTTP port");
+    trap.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+
+    assert_eq!(
+        create_permission(&mut c, peer_addr),
+        0,
+        "loopback is allowed"
+    );
+    assert_eq!(create_permission(&mut c, http_addr), 0, "IP-only check");
+    let channel_bind = |c: &mut Client, number: u16, to: SocketAddr| {
+        let resp = c.transact(Method::CHANNEL_BIND, true, |b| {
+            b.add(&Attribute::ChannelNumber(number)).unwrap();
+            b.add(&Attribute::XorPeerAddress(to)).unwrap();
+        });
+        error_code(&Message::parse(&resp).unwrap()).unwrap_or(0)
+    };
+    assert_eq!(
+        channel_bind(&mut c, 0x4000, http_addr),
+        403,
+        "ChannelBind to the HTTP port {http_addr}"
+    );
+    assert_eq!(
+        channel_bind(&mut c, 0x4001, peer_addr),
+        0,
+        "ChannelBind to a peer"
+    );
+
+    c.send(http_addr, b"to-http");
+    c.send(peer_addr, b"to-peer");
+    let mut buf = [0u8; 64];
+    let (n, _) = peer
+        .recv_from(&mut buf)
+        .expect("the peer gets its datagram");
+    assert_eq!(&buf[..n], b"to-peer");
+    assert!(
+        trap.recv_from(&mut buf).is_err(),
+        "a Send indication reached the HTTP port {http_addr}"
+    );
+
+    // RFC 6062: a TCP allocation, then Connect (which would open a TCP connection from the
+    // relay to the peer): refused for the HTTP endpoint, done for an ordinary TCP peer.
+    let mut t = Client::new(server, "mallory-tcp");
+    let (mut tcp, _) = tcp_allocation(&mut t, server);
+    let tcp_peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_peer_addr = tcp_peer.local_addr().unwrap();
+    let mut connect = |to: SocketAddr| {
+        let resp = t.transact_stream(&mut tcp, Method::CONNECT, true, |b| {
+            b.add(&Attribute::XorPeerAddress(to)).unwrap()
+        });
+        error_code(&Message::parse(&resp).unwrap()).unwrap_or(0)
+    };
+    assert_eq!(
+        connect(http_addr),
+        403,
+        "Connect to the HTTP port {http_addr}"
+    );
+    assert_eq!(connect(tcp_peer_addr), 0, "Connect to a TCP peer");
 }

@@ -294,6 +294,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", env = "TERND_HTTP_RATE_BURST")]
     pub http_rate_burst: Option<String>,
 
+    /// Concurrent HTTP connections per client IP (IPv6: per /64),
+    /// 0..=1024, 0 = no per-IP cap (behind a reverse proxy) [default: 32]
+    #[arg(long, value_name = "N", env = "TERND_HTTP_MAX_CONNECTIONS_PER_IP")]
+    pub http_max_connections_per_ip: Option<String>,
+
     /// Bearer token for the admin API on the HTTP endpoint; empty = admin
     /// API off [default: off]
     #[arg(
@@ -668,6 +673,10 @@ impl fmt::Debug for Cli {
             .field("http_cors_origin", &self.http_cors_origin)
             .field("http_rate_limit", &self.http_rate_limit)
             .field("http_rate_burst", &self.http_rate_burst)
+            .field(
+                "http_max_connections_per_ip",
+                &self.http_max_connections_per_ip,
+            )
             .field(
                 "admin_token",
                 &Redacted(usize::from(self.admin_token.is_some())),

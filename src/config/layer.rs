@@ -97,6 +97,7 @@ pub(crate) struct Layer {
     pub(crate) cors_origins: Slot<Vec<String>>,
     pub(crate) rate_limit: Slot<u32>,
     pub(crate) rate_burst: Slot<u32>,
+    pub(crate) http_max_connections_per_ip: Slot<usize>,
     pub(crate) admin_token: Slot<Option<String>>,
 
     pub(crate) log_level: Slot<String>,
@@ -195,6 +196,9 @@ impl Layer {
             cors_origins: over.cors_origins.or(self.cors_origins),
             rate_limit: over.rate_limit.or(self.rate_limit),
             rate_burst: over.rate_burst.or(self.rate_burst),
+            http_max_connections_per_ip: over
+                .http_max_connections_per_ip
+                .or(self.http_max_connections_per_ip),
             admin_token: over.admin_token.or(self.admin_token),
             log_level: over.log_level.or(self.log_level),
             log_format: over.log_format.or(self.log_format),
@@ -616,6 +620,12 @@ impl Layer {
                 &c.http_rate_burst,
                 |s| values::uint(s).and_then(values::rate_burst),
             )?,
+            http_max_connections_per_ip: cli_one(
+                "TERND_HTTP_MAX_CONNECTIONS_PER_IP",
+                "--http-max-connections-per-ip",
+                &c.http_max_connections_per_ip,
+                |s| values::uint(s).and_then(values::http_max_connections_per_ip),
+            )?,
             admin_token: cli_one(
                 "TERND_ADMIN_TOKEN",
                 "--admin-token",
@@ -767,6 +777,10 @@ impl Layer {
             cors_origins: v(http.cors_origins, "http.cors_origins"),
             rate_limit: v(http.rate_limit, "http.rate_limit"),
             rate_burst: v(http.rate_burst, "http.rate_burst"),
+            http_max_connections_per_ip: v(
+                http.max_connections_per_ip,
+                "http.max_connections_per_ip",
+            ),
             admin_token: v(http.admin_token, "http.admin_token"),
             log_level: v(log.level, "log.level"),
             log_format: v(log.format, "log.format"),
@@ -1056,6 +1070,10 @@ impl Layer {
             cors_origins: value_or(&self.cors_origins, Vec::new()),
             rate_limit: value_or(&self.rate_limit, d.rate_limit),
             rate_burst: value_or(&self.rate_burst, d.rate_burst),
+            max_connections_per_ip: value_or(
+                &self.http_max_connections_per_ip,
+                d.max_connections_per_ip,
+            ),
             admin_token: value_or(&self.admin_token, None),
         })
     }

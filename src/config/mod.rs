@@ -313,6 +313,11 @@ pub struct HttpConfig {
     pub rate_limit: u32,
     /// Burst size of the per-IP rate limit. Default 40; at least 1.
     pub rate_burst: u32,
+    /// Concurrent connections allowed per source IP (IPv6: per /64), out of
+    /// [`MAX_CONNECTIONS`](crate::http::MAX_CONNECTIONS); 0 = no per-IP cap. At the cap, a
+    /// source's new connection replaces its own longest-idle one, or is closed when none
+    /// is idle. Default 32.
+    pub max_connections_per_ip: usize,
     /// Bearer token of the admin API. Default `None` (admin API off).
     pub admin_token: Option<String>,
 }
@@ -438,6 +443,7 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             rate_limit: 20,
             rate_burst: 40,
+            max_connections_per_ip: 32,
             admin_token: None,
         }
     }
@@ -666,6 +672,7 @@ impl fmt::Debug for HttpConfig {
             .field("cors_origins", &self.cors_origins)
             .field("rate_limit", &self.rate_limit)
             .field("rate_burst", &self.rate_burst)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
             .field(
                 "admin_token",
                 &Redacted(usize::from(self.admin_token.is_some())),

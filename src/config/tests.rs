@@ -158,6 +158,7 @@ fn defaults() {
     assert_eq!(c.http.token_leeway, Duration::from_secs(30));
     assert!(c.http.cors_origins.is_empty());
     assert_eq!((c.http.rate_limit, c.http.rate_burst), (20, 40));
+    assert_eq!(c.http.max_connections_per_ip, 32);
     assert_eq!(c.http.admin_token, None);
     assert_eq!(c.log.level, "info");
     assert_eq!(c.log.format, LogFormat::Text);
@@ -488,6 +489,7 @@ token_leeway = 0
 cors_origins = ["https://app.example.com", "http://localhost:3000"]
 rate_limit = 0
 rate_burst = 5
+max_connections_per_ip = 0
 admin_token = "0123456789abcdef0123"
 "#,
     )
@@ -509,6 +511,7 @@ admin_token = "0123456789abcdef0123"
         vec!["https://app.example.com", "http://localhost:3000"]
     );
     assert_eq!((h.rate_limit, h.rate_burst), (0, 5));
+    assert_eq!(h.max_connections_per_ip, 0);
     assert_eq!(h.admin_token.as_deref(), Some("0123456789abcdef0123"));
     let debug = format!("{c:?}");
     assert!(!debug.contains("0123456789abcdef0123"), "{debug}");
@@ -537,6 +540,8 @@ admin_token = "0123456789abcdef0123"
             "7",
             "--http-rate-burst",
             "9",
+            "--http-max-connections-per-ip",
+            "1024",
             "--admin-token",
             "",
         ]))
@@ -553,6 +558,7 @@ admin_token = "0123456789abcdef0123"
     assert_eq!(h.token_leeway, Duration::from_secs(60));
     assert_eq!(h.cors_origins, vec!["https://x.example"]);
     assert_eq!((h.rate_limit, h.rate_burst), (7, 9));
+    assert_eq!(h.max_connections_per_ip, 1024);
     assert_eq!(h.admin_token, None);
     let debug = format!(
         "{:?}",
@@ -619,6 +625,16 @@ fn http_errors_name_the_key() {
     );
     names(&err("[http]\nrate_burst = 0"), "http.rate_burst", FILE);
     names(&err("[http]\nrate_limit = -1"), "http.rate_limit", FILE);
+    names(
+        &err("[http]\nmax_connections_per_ip = 1025"),
+        "http.max_connections_per_ip",
+        FILE,
+    );
+    names(
+        &cli_err(&["--http-max-connections-per-ip", "5000"]),
+        "--http-max-connections-per-ip",
+        "command line",
+    );
     names(
         &err("[http]\nadmin_token = \"short\""),
         "http.admin_token",

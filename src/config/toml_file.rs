@@ -414,6 +414,12 @@ impl Walker {
                 "rate_burst" => {
                     l.rate_burst = self.set(key, values::rate_burst(self.integer(key, v)?))?;
                 }
+                "max_connections_per_ip" => {
+                    l.http_max_connections_per_ip = self.set(
+                        key,
+                        values::http_max_connections_per_ip(self.integer(key, v)?),
+                    )?;
+                }
                 "admin_token" => {
                     l.admin_token = self.set(key, values::admin_token(self.string(key, v)?))?;
                 }

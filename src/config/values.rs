@@ -319,6 +319,18 @@ pub(crate) fn max_connections_per_ip(n: usize) -> Result<usize, String> {
     }
 }
 
+/// `http.max_connections_per_ip`: 0 (no per-IP cap) up to every HTTP connection slot.
+pub(crate) fn http_max_connections_per_ip(n: usize) -> Result<usize, String> {
+    let max = crate::http::MAX_CONNECTIONS;
+    if n <= max {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range (0..={max}; 0 = no per-IP cap)"
+        ))
+    }
+}
+
 /// Largest `relay.max_permissions_per_allocation`.
 pub(crate) const MAX_PERMISSIONS: usize = 65_535;
 /// Largest `relay.max_channels_per_allocation`: every channel number of the

@@ -12,12 +12,16 @@
 //! [`MAX_HEAD_BYTES`] (hyper answers 431 above), at most 64 headers, a bearer
 //! token at most [`MAX_TOKEN_BYTES`] (401 above), a request body at most
 //! [`MAX_BODY_BYTES`] (413); the head must arrive within
-//! [`HEADER_TIMEOUT`] (slowloris) and a connection lives at most
-//! [`MAX_CONNECTION_AGE`]; at most [`MAX_CONNECTIONS`] connections at once
-//! (further ones wait in the kernel's accept queue). Each request first takes
-//! a token from the per-source-IP bucket (`rate_limit`/`rate_burst`) → 429.
-//! Behind a reverse proxy all requests share the proxy's address.
+//! [`HEADER_TIMEOUT`] (slowloris; also between keep-alive requests) and a
+//! connection lives at most [`MAX_CONNECTION_AGE`]. At most
+//! [`MAX_CONNECTIONS`] connections at once, at most `max_connections_per_ip`
+//! per source IP (IPv6: per /64); when every slot is taken, a new connection
+//! takes the slot of the one idle longest (no request in flight), so idle
+//! connections are shed first ([`conns`]). Each request first takes a token
+//! from the per-source-IP bucket (`rate_limit`/`rate_burst`) → 429. Behind a
+//! reverse proxy all requests and connections share the proxy's address.
 
+mod conns;
 pub mod ratelimit;
 pub mod tls;
 pub mod token;
@@ -38,7 +42,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::ice::{IceServer, url_host};
 use ratelimit::RateLimiter;
@@ -110,13 +114,14 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Time allowed for a request head to arrive.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a request head to arrive, on a new connection and between keep-alive
+/// requests. Short, so that silent connections give their slot back soon.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for a TLS handshake or a request body.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest life of one (keep-alive) connection.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
-/// Concurrent connections served.
+/// Concurrent connections served (in all; per source IP see `http.max_connections_per_ip`).
 pub const MAX_CONNECTIONS: usize = 1024;
 /// How long in-flight requests may take after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -178,6 +183,7 @@ pub fn start(
         limiter: RateLimiter::new(config.rate_limit, config.rate_burst),
         cors: config.cors_origins.clone(),
         admin_hash: config.admin_token.as_deref().map(sha256),
+        conns: conns::Conns::new(MAX_CONNECTIONS, config.max_connections_per_ip),
     });
     let thread = std::thread::Builder::new()
         .name("ternd-http".to_owned())
@@ -192,6 +198,7 @@ struct State {
     limiter: RateLimiter,
     cors: Vec<String>,
     admin_hash: Option<[u8; 32]>,
+    conns: Arc<conns::Conns>,
 }
 
 fn sha256(s: &str) -> [u8; 32] {
@@ -223,17 +230,9 @@ async fn serve(
             return;
         }
     };
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut tasks = tokio::task::JoinSet::new();
-    loop {
+    'accept: loop {
         while tasks.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = stopped(&mut shutdown) => break,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = stopped(&mut shutdown) => break,
@@ -247,22 +246,42 @@ async fn serve(
                 continue;
             }
         };
+        // A slot: a free one, else the one idle longest; wait only while every
+        // connection has a request in flight.
+        let slot = loop {
+            match state.conns.admit(peer.ip()) {
+                conns::Admit::Slot(s) => break s,
+                conns::Admit::Refused => {
+                    tracing::debug!(%peer, "HTTP connection refused: too many from this source");
+                    continue 'accept;
+                }
+                conns::Admit::Full => tokio::select! {
+                    () = state.conns.freed() => {}
+                    () = stopped(&mut shutdown) => break 'accept,
+                },
+            }
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let rx = shutdown.clone();
         let tls = tls.clone();
         tasks.spawn(async move {
+            let conn = slot.state().clone();
             match tls {
                 Some(acceptor) => {
-                    match tokio::time::timeout(IO_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve_connection(s, peer, state, rx).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    let handshake = tokio::time::timeout(IO_TIMEOUT, acceptor.accept(stream));
+                    tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(s)) => serve_connection(s, peer, state, conn, rx).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        },
+                        () = conn.shed() => tracing::debug!(%peer, "idle HTTP connection shed"),
                     }
                 }
-                None => serve_connection(stream, peer, state, rx).await,
+                None => serve_connection(stream, peer, state, conn, rx).await,
             }
-            drop(permit);
+            drop(slot);
         });
     }
     drop(listener);
@@ -277,13 +296,21 @@ async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
     state: Arc<State>,
+    conn_state: Arc<conns::ConnState>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let in_flight = conn_state.clone();
     let svc = service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(&state, peer.ip(), req).await) }
+        // Busy (not to be shed) from the complete head until the response is ready.
+        let busy = in_flight.request();
+        async move {
+            let r = handle(&state, peer.ip(), req).await;
+            drop(busy);
+            Ok::<_, Infallible>(r)
+        }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -306,6 +333,14 @@ async fn serve_connection<I>(
         }
         () = stopped(&mut shutdown) => {}
         () = &mut age => {}
+        () = conn_state.shed() => {
+            // Its slot went to a new connection. Idle (the usual case: only idle ones are
+            // chosen): close now; a request that began since finishes first.
+            if !conn_state.busy() {
+                tracing::debug!(%peer, "idle HTTP connection shed");
+                return;
+            }
+        }
     }
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;

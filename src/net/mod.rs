@@ -635,6 +635,11 @@ pub fn register_shared_udp(
 
 /// Binds every listener and starts the workers. Returns once all sockets are bound, so
 /// bind errors come back here rather than from a thread.
+///
+/// The peer policy protects the server's own service ports as bound: the STUN/TURN, TLS
+/// and RFC 5780 listeners bound here, and `config.http.listen`, which the HTTP endpoint's
+/// caller binds. That one is taken as given, so a caller that binds it on port 0 passes its
+/// address as bound (the `ternd` binary does); port 0 would protect nothing.
 pub fn start(config: &Config) -> Result<Handle, StartError> {
     match sys::raise_fd_limit() {
         Ok(n) => tracing::info!(limit = n, "file descriptor limit"),
@@ -679,8 +684,13 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     };
     let (relay_v4, relay_v6) = relay_addresses(config);
 
+    // Every address as bound (port 0 resolved): the UDP/TCP and RFC 5780 listeners, TLS,
+    // and the HTTP endpoint (bound by the caller, see above).
     let mut service: Vec<SocketAddr> = bound.udp_addrs.clone();
     service.extend(bound.tls_addrs.iter().copied());
+    if let Some(http) = config.http.listen.filter(|a| a.port() == 0) {
+        tracing::warn!(%http, "http.listen has port 0: pass the HTTP listener's bound address, or its port is not protected from relaying");
+    }
     service.extend(config.http.listen);
     let mut local_ips: Vec<IpAddr> = service.iter().map(|a| a.ip()).collect();
     for r in [relay_v4, relay_v6].into_iter().flatten() {
