@@ -797,3 +797,73 @@ fn http_port_bound_on_port_zero_is_not_relayable() {
     );
     assert_eq!(connect(tcp_peer_addr), 0, "Connect to a TCP peer");
 }
+
+/// EVEN-PORT R=1 reservations count against the quota and end with the allocation that
+/// made them: Allocate(EVEN-PORT R=1) + Refresh(0) rounds from one 5-tuple hold no port
+/// afterwards, and allocations with reservations from fresh 5-tuples stop at the user's
+/// quota (each holds two of its slots).
+#[test]
+fn even_port_reservations_stop_at_the_user_quota() {
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        relay: RelayConfig {
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            ports: PortRange {
+                lo: 29300,
+                hi: 29799,
+            },
+            user_quota: 10,
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.auth.secrets = vec![SECRET.into()];
+    let h = ternd::net::start(&c).expect("start");
+    let server = h.udp_addrs()[0];
+    let ports_in_use =
+        || common::metric(&h.view().metrics(), "ternd_relay_ports_in_use", &[]) as u64;
+    let even = |b: &mut MessageBuilder<'_>| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+    };
+    let mut round = Client::new(server, "mallory");
+    round.allocate(); // the 401 round trip, then an allocation to delete
+    let delete = |c: &mut Client| {
+        let resp = c.transact(Method::REFRESH, true, |b| {
+            b.add(&Attribute::Lifetime(0)).unwrap()
+        });
+        assert_eq!(error_code(&Message::parse(&resp).unwrap()), None);
+    };
+    delete(&mut round);
+    for i in 0..100 {
+        let resp = round.transact(Method::ALLOCATE, true, even);
+        let m = Message::parse(&resp).unwrap();
+        assert_eq!(error_code(&m), None, "round {i}");
+        assert!(m.get(attr_type::RESERVATION_TOKEN).is_some());
+        delete(&mut round);
+    }
+    assert_eq!(ports_in_use(), 0, "100 rounds left ports held");
+
+    let (mut granted, mut held) = (0, Vec::new());
+    for _ in 0..20 {
+        let mut fresh = Client::new(server, "mallory");
+        let first = fresh.transact(Method::ALLOCATE, false, even);
+        let m = Message::parse(&first).unwrap();
+        fresh.realm = parse_text(&m, attr_type::REALM);
+        fresh.nonce = parse_text(&m, attr_type::NONCE);
+        let resp = fresh.transact(Method::ALLOCATE, true, even);
+        match error_code(&Message::parse(&resp).unwrap()) {
+            None => granted += 1,
+            Some(486) => break,
+            other => panic!("Allocate: {other:?}"),
+        }
+        held.push(fresh);
+    }
+    assert_eq!(
+        granted, 5,
+        "user_quota 10 = 5 allocations with a reservation each"
+    );
+    assert_eq!(ports_in_use(), 10);
+    h.shutdown();
+}

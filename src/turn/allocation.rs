@@ -131,6 +131,9 @@ pub struct Allocation {
     pub policy_generation: u64,
     /// For a TCP allocation (RFC 6062), its connections with peers; `None` for UDP.
     pub tcp: Option<TcpAllocation>,
+    /// The RESERVATION-TOKEN of the port it reserved (EVEN-PORT R=1), released with it if
+    /// nobody claimed it.
+    pub reservation: Option<[u8; 8]>,
 }
 
 impl Allocation {

@@ -330,10 +330,22 @@ impl CoreConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// An EVEN-PORT R=1 reservation: a held port, counted against the quotas of the user and
+/// source that made it (one allocation's worth) until it is claimed, expires, or the
+/// allocation that made it ends.
+#[derive(Debug, Clone)]
 struct Reservation {
     addr: SocketAddr,
     expires: Instant,
+    user: String,
+    client: IpAddr,
+}
+
+/// Who an EVEN-PORT R=1 reservation would be counted against, and its token once made.
+struct Reserving<'a> {
+    user: &'a str,
+    client: IpAddr,
+    token: Option<[u8; 8]>,
 }
 
 /// One session as the admin API lists it.
@@ -717,27 +729,38 @@ impl Shared {
             .unwrap_or(0)
     }
 
-    fn quota_take(&self, user: &str, client: IpAddr) -> Result<(), QuotaExceeded> {
+    /// Takes `slots` allocations' worth of the quotas (2 for an Allocate that also
+    /// reserves the next port), all or nothing.
+    fn quota_take(&self, user: &str, client: IpAddr, slots: u32) -> Result<(), QuotaExceeded> {
         let Ok(mut q) = self.quotas.lock() else {
             return Err(QuotaExceeded::Total);
         };
         let limits = self.limits();
-        if limits.total_quota != 0 && q.total >= limits.total_quota {
+        let over = |held: u32, limit: u32| limit != 0 && held.saturating_add(slots) > limit;
+        if over(q.total, limits.total_quota) {
             return Err(QuotaExceeded::Total);
         }
         let source = limit::SourceKey::of(client);
         let per_ip = q.per_ip.get(&source).copied().unwrap_or(0);
-        if limits.max_allocations_per_ip != 0 && per_ip >= limits.max_allocations_per_ip {
+        if over(per_ip, limits.max_allocations_per_ip) {
             return Err(QuotaExceeded::Ip);
         }
         let n = q.per_user.get(user).copied().unwrap_or(0);
-        if limits.user_quota != 0 && n >= limits.user_quota {
+        if over(n, limits.user_quota) {
             return Err(QuotaExceeded::User);
         }
-        q.per_user.insert(user.to_string(), n + 1);
-        q.per_ip.insert(source, per_ip + 1);
-        q.total += 1;
+        q.per_user.insert(user.to_string(), n + slots);
+        q.per_ip.insert(source, per_ip + slots);
+        q.total += slots;
         Ok(())
+    }
+
+    /// Removes reservation `token` if it is still held; the caller releases its port.
+    /// Its quota slot is given back here.
+    fn take_reservation(&self, token: &[u8; 8]) -> Option<Reservation> {
+        let r = self.reservations.lock().ok()?.remove(token)?;
+        self.quota_release(&r.user, r.client);
+        Some(r)
     }
 
     fn quota_release(&self, user: &str, client: IpAddr) {
@@ -1277,13 +1300,13 @@ impl Server {
             self.timers.push(Reverse((next, idx)));
         }
         // Reservations are shared; any worker may drop the expired ones.
-        let expired: Vec<SocketAddr> = match self.shared.reservations.lock() {
+        let expired: Vec<Reservation> = match self.shared.reservations.lock() {
             Ok(mut r) => {
                 let mut gone = Vec::new();
                 r.retain(|_, v| {
                     let keep = v.expires > now;
                     if !keep {
-                        gone.push(v.addr);
+                        gone.push(v.clone());
                     }
                     keep
                 });
@@ -1291,8 +1314,9 @@ impl Server {
             }
             Err(_) => Vec::new(),
         };
-        for a in expired {
-            relays.release(a);
+        for r in expired {
+            self.shared.quota_release(&r.user, r.client);
+            relays.release(r.addr);
         }
     }
 
@@ -2018,13 +2042,8 @@ impl Server {
         // comes before the family checks).
         let reserved = match token {
             Some(t) => {
-                let r = self
-                    .shared
-                    .reservations
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.remove(&t));
-                match r {
+                // The claiming Allocate takes a quota slot of its own below.
+                match self.shared.take_reservation(&t) {
                     Some(r) if r.expires > now => Some(r.addr),
                     Some(r) => {
                         // Expired but not yet swept: release it here, or nobody will.
@@ -2068,7 +2087,9 @@ impl Server {
             release_reserved(relays);
             return self.challenge(msg, 401, tuple.client, now, out);
         }
-        if let Err(which) = self.shared.quota_take(&auth.user, tuple.client.ip()) {
+        // EVEN-PORT R=1 holds a second port: it counts as a second allocation.
+        let slots = 1 + u32::from(even_port == Some(true));
+        if let Err(which) = self.shared.quota_take(&auth.user, tuple.client.ip(), slots) {
             release_reserved(relays);
             // A user over its quota gets 486; a server at its total capacity, 508 (§7.2).
             return match which {
@@ -2088,7 +2109,11 @@ impl Server {
         }
         // The relay sockets: (bound, advertised) per family served; the families that
         // could not be served, with their ADDRESS-ERROR-CODE.
-        let mut new_token = None;
+        let mut reserving = Reserving {
+            user: &auth.user,
+            client: tuple.client.ip(),
+            token: None,
+        };
         let mut opened: Vec<(SocketAddr, SocketAddr)> = Vec::with_capacity(2);
         let mut refused: Option<(AddressFamily, u16)> = None;
         for &f in wanted {
@@ -2105,7 +2130,7 @@ impl Server {
                     dont_fragment,
                     now,
                     relays,
-                    &mut new_token,
+                    &mut reserving,
                 ),
             };
             match bound {
@@ -2119,6 +2144,11 @@ impl Server {
                 }
                 None => refused = Some((f, 508)),
             }
+        }
+        let new_token = reserving.token;
+        if slots == 2 && new_token.is_none() {
+            // No reservation was made (a TCP allocation reserves nothing).
+            self.shared.quota_release(&auth.user, tuple.client.ip());
         }
         let Some(&(relay, advertised)) = opened.first() else {
             self.shared.quota_release(&auth.user, tuple.client.ip());
@@ -2146,12 +2176,7 @@ impl Server {
                 relays.close(r);
             }
             if let Some(t) = new_token
-                && let Some(r) = self
-                    .shared
-                    .reservations
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.remove(&t))
+                && let Some(r) = self.shared.take_reservation(&t)
             {
                 relays.release(r.addr);
             }
@@ -2180,6 +2205,7 @@ impl Server {
             policy_generation: self.shared.policy_generation(),
             scheduled: now + lifetime,
             tcp: tcp.then(TcpAllocation::default),
+            reservation: new_token,
             id: {
                 self.next_id += 1;
                 self.id_prefix | self.next_id
@@ -2260,7 +2286,7 @@ impl Server {
         dont_fragment: bool,
         now: Instant,
         relays: &mut dyn Relays,
-        token: &mut Option<[u8; 8]>,
+        reserving: &mut Reserving<'_>,
     ) -> Option<SocketAddr> {
         let range = self.shared.config.ports;
         let span = u64::from(range.hi - range.lo) + 1;
@@ -2294,10 +2320,12 @@ impl Server {
                         Reservation {
                             addr: next,
                             expires: now + RESERVATION_LIFETIME,
+                            user: reserving.user.to_string(),
+                            client: reserving.client,
                         },
                     );
                 }
-                *token = Some(t);
+                reserving.token = Some(t);
                 return Some(addr);
             }
             match relays.open(addr, dont_fragment) {
@@ -2602,6 +2630,12 @@ impl Server {
         self.free.push(idx);
         if let Some(tcp) = a.tcp.take() {
             self.tcp_close_all(tcp, a.tuple, why, relays);
+        }
+        // A reservation nobody claimed ends with the allocation that made it.
+        if let Some(t) = a.reservation.take()
+            && let Some(r) = self.shared.take_reservation(&t)
+        {
+            relays.release(r.addr);
         }
         self.by_tuple.remove(&a.tuple);
         for r in a.relay_sockets() {

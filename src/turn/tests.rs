@@ -896,6 +896,82 @@ fn even_port_reservation_and_dont_fragment() {
     assert!(t.r.reserved.is_empty(), "reservation released after 30 s");
 }
 
+/// An EVEN-PORT R=1 reservation holds a port and counts as an allocation against the quota
+/// until it is claimed (the claimer's own allocation counts instead), lapses, or the
+/// allocation that made it ends; Allocate + Refresh(0) rounds hold nothing.
+#[test]
+fn even_port_reservations_count_against_the_quota_and_end_with_their_allocation() {
+    let mut t = T::with(vec![], |c| c.user_quota = 3);
+    let (u, k, _) = rest_creds(86_400, "bob");
+    let even = |b: &mut MessageBuilder<'_>| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::EvenPort(true)).unwrap();
+    };
+    let c1 = t.login(&u, Key::Md5(k), client(1));
+    let resp = t.request(Method::ALLOCATE, client(1), Some(&c1), even);
+    let Some(Ok(Attribute::ReservationToken(token))) = Message::parse(&resp)
+        .unwrap()
+        .get_decoded(attr_type::RESERVATION_TOKEN)
+    else {
+        panic!("{:?}", code_of(&resp))
+    };
+    assert_eq!(
+        t.s.shared().user_allocations("bob"),
+        2,
+        "allocation + reservation"
+    );
+    // Two more slots are needed for another R=1: 486 with one left, and nothing held.
+    let c2 = t.login(&u, Key::Md5(k), client(2));
+    let resp = t.request(Method::ALLOCATE, client(2), Some(&c2), even);
+    assert_eq!(code_of(&resp), Some(486));
+    assert_eq!(t.s.shared().user_allocations("bob"), 2);
+    assert_eq!(t.r.reserved.len(), 1);
+    // Claiming hands the reservation's slot to the claimer's allocation.
+    let resp = t.request(Method::ALLOCATE, client(2), Some(&c2), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add(&Attribute::ReservationToken(token)).unwrap();
+    });
+    assert!(
+        Message::parse(&resp).unwrap().message_type().class == Class::Success,
+        "{:?}",
+        code_of(&resp)
+    );
+    assert_eq!(t.s.shared().user_allocations("bob"), 2);
+    assert_eq!(t.s.shared().reservation_count(), 0);
+    // A deleted allocation takes its unclaimed reservation with it.
+    let c3 = t.login(&u, Key::Md5(k), client(3));
+    t.request(Method::REFRESH, client(1), Some(&c1), |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap()
+    });
+    assert_eq!(t.s.shared().user_allocations("bob"), 1);
+    for _ in 0..50 {
+        let resp = t.request(Method::ALLOCATE, client(3), Some(&c3), even);
+        assert!(
+            Message::parse(&resp).unwrap().message_type().class == Class::Success,
+            "{:?}",
+            code_of(&resp)
+        );
+        assert_eq!(t.s.shared().user_allocations("bob"), 3);
+        assert_eq!(t.r.reserved.len(), 1);
+        t.request(Method::REFRESH, client(3), Some(&c3), |b| {
+            b.add(&Attribute::Lifetime(0)).unwrap()
+        });
+        assert_eq!(t.s.shared().user_allocations("bob"), 1);
+        assert!(
+            t.r.reserved.is_empty(),
+            "reservation released with its allocation"
+        );
+        assert_eq!(t.s.shared().reservation_count(), 0);
+    }
+    // One that lapses gives its slot back.
+    let resp = t.request(Method::ALLOCATE, client(3), Some(&c3), even);
+    assert_eq!(code_of(&resp), None);
+    assert_eq!(t.s.shared().user_allocations("bob"), 3);
+    t.advance(Duration::from_secs(31));
+    assert_eq!(t.s.shared().user_allocations("bob"), 2);
+    assert!(t.r.reserved.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------
 // Refresh
 
