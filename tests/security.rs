@@ -564,7 +564,7 @@ fn tcp_allocation(c: &mut Client, server: SocketAddr) -> (std::net::TcpStream, S
 /// by RFC 6062 Connect.
 #[test]
 fn same_server_exemption_for_a_udp_relay_is_not_for_tcp() {
-    let h = same_server((29100, 29149));
+    let h = same_server((31100, 31149));
     let server = h.udp_addrs()[0];
     let mut udp_owner = Client::new(server, "owner");
     let udp_relay = udp_owner.allocate();
@@ -589,7 +589,7 @@ fn same_server_exemption_for_a_udp_relay_is_not_for_tcp() {
 /// 127.0.0.1:Q reachable by Send indications or a channel.
 #[test]
 fn same_server_exemption_for_a_tcp_relay_is_not_for_udp() {
-    let h = same_server((29150, 29199));
+    let h = same_server((31150, 31199));
     let server = h.udp_addrs()[0];
     let mut tcp_owner = Client::new(server, "tcp-owner");
     let (_ctl2, tcp_relay) = tcp_allocation(&mut tcp_owner, h.tcp_addrs()[0]);
@@ -621,7 +621,7 @@ fn same_server_exemption_for_a_tcp_relay_is_not_for_udp() {
 /// gets nothing from it.
 #[test]
 fn exempted_channel_ends_with_the_relay_it_was_exempted_for() {
-    let h = same_server((29200, 29299));
+    let h = same_server((31200, 31299));
     let server = h.udp_addrs()[0];
     let mut a = Client::new(server, "a");
     let mut b = Client::new(server, "b");
@@ -810,8 +810,8 @@ fn even_port_reservations_stop_at_the_user_quota() {
         relay: RelayConfig {
             relay_ips: vec!["127.0.0.1".parse().unwrap()],
             ports: PortRange {
-                lo: 29300,
-                hi: 29799,
+                lo: 31300,
+                hi: 31799,
             },
             user_quota: 10,
             ..RelayConfig::default()
