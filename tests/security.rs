@@ -72,8 +72,8 @@ fn create_permission(c: &mut Client, peer: SocketAddr) -> u16 {
 /// Every address form of the issue, through the real server with the default policy (no
 /// allow list): CreatePermission gets 403. IPv4 peers on an IPv4 allocation (relay
 /// 127.0.0.2, so that 127.0.0.1 is not the relay address, which the same-server exception
-/// would let through); IPv6 forms (the IPv4-mapped, -compatible, NAT64 and 6to4 ones
-/// included) on an IPv6 allocation, relayed from a global IPv6 address of this host if it
+/// would let through); IPv6 forms (the IPv4-mapped, -translated, -compatible, NAT64 and
+/// 6to4 ones, and the reserved rest of ::/8, included) on an IPv6 allocation, relayed from a global IPv6 address of this host if it
 /// has one, else from ::1.
 #[test]
 fn every_special_address_form_is_refused_at_create_permission() {
@@ -120,6 +120,20 @@ fn every_special_address_form_is_refused_at_create_permission() {
         "2002:7f00:1::",
         "fe80::1",
         "fc00::1",
+        // SIIT IPv4-translated ::ffff:0:0:0/96 (RFC 6145): judged as the IPv4 it carries.
+        "::ffff:0:127.0.0.1",
+        "::ffff:0:10.0.0.1",
+        // The rest of the IETF-reserved ::/8.
+        "::ffff:1:7f00:1",
+        "::fffe:7f00:1",
+        "64:ff9b:0:0:0:1:7f00:1",
+        // NAT64 local-use 64:ff9b:1::/48 (RFC 8215): where the IPv4 sits depends on the
+        // translator's prefix length; the second is 127.0.0.1 for a /48 translator and
+        // 8.8.8.8 by its last 32 bits.
+        "64:ff9b:1::7f00:1",
+        "64:ff9b:1:7f00:0:100:808:808",
+        // Dummy IPv6 prefix 100:0:0:1::/64.
+        "100:0:0:1::1",
     ];
 
     let mut v4 = Client::new(server, "policy-v4");
@@ -166,6 +180,11 @@ fn every_special_address_form_is_refused_at_create_permission() {
                 create_permission(&mut v6, "[2606:4700::1111]:9".parse().unwrap()),
                 0,
                 "a public IPv6 address is permitted"
+            );
+            assert_eq!(
+                create_permission(&mut v6, "[::ffff:0:8.8.8.8]:9".parse().unwrap()),
+                0,
+                "an IPv4-translated public address is permitted, like ::ffff:8.8.8.8"
             );
         }
         None => eprintln!(
