@@ -1,14 +1,15 @@
 //! Security properties of the real server: the default peer policy refuses every special
 //! address form (403 at CreatePermission), secrets never reach the logs, and the
 //! unauthenticated rate limit caps 401s under a flood; the HTTP port bound on port 0 is
-//! not relayable.
+//! not relayable; the 401 challenge does not tell which static users are stored as an MD5
+//! key.
 
 use std::io::Read as _;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ternd::config::{Config, PortRange, RelayConfig};
+use ternd::config::{Config, PortRange, RelayConfig, StaticUser, UserCredential};
 use ternd::stun::{
     AddressFamily, Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId,
     attr_type,
@@ -71,8 +72,8 @@ fn create_permission(c: &mut Client, peer: SocketAddr) -> u16 {
 /// Every address form of the issue, through the real server with the default policy (no
 /// allow list): CreatePermission gets 403. IPv4 peers on an IPv4 allocation (relay
 /// 127.0.0.2, so that 127.0.0.1 is not the relay address, which the same-server exception
-/// would let through); IPv6 forms (the IPv4-mapped, -compatible, NAT64 and 6to4 ones
-/// included) on an IPv6 allocation, relayed from a global IPv6 address of this host if it
+/// would let through); IPv6 forms (the IPv4-mapped, -translated, -compatible, NAT64 and
+/// 6to4 ones, and the reserved rest of ::/8, included) on an IPv6 allocation, relayed from a global IPv6 address of this host if it
 /// has one, else from ::1.
 #[test]
 fn every_special_address_form_is_refused_at_create_permission() {
@@ -119,6 +120,20 @@ fn every_special_address_form_is_refused_at_create_permission() {
         "2002:7f00:1::",
         "fe80::1",
         "fc00::1",
+        // SIIT IPv4-translated ::ffff:0:0:0/96 (RFC 6145): judged as the IPv4 it carries.
+        "::ffff:0:127.0.0.1",
+        "::ffff:0:10.0.0.1",
+        // The rest of the IETF-reserved ::/8.
+        "::ffff:1:7f00:1",
+        "::fffe:7f00:1",
+        "64:ff9b:0:0:0:1:7f00:1",
+        // NAT64 local-use 64:ff9b:1::/48 (RFC 8215): where the IPv4 sits depends on the
+        // translator's prefix length; the second is 127.0.0.1 for a /48 translator and
+        // 8.8.8.8 by its last 32 bits.
+        "64:ff9b:1::7f00:1",
+        "64:ff9b:1:7f00:0:100:808:808",
+        // Dummy IPv6 prefix 100:0:0:1::/64.
+        "100:0:0:1::1",
     ];
 
     let mut v4 = Client::new(server, "policy-v4");
@@ -165,6 +180,11 @@ fn every_special_address_form_is_refused_at_create_permission() {
                 create_permission(&mut v6, "[2606:4700::1111]:9".parse().unwrap()),
                 0,
                 "a public IPv6 address is permitted"
+            );
+            assert_eq!(
+                create_permission(&mut v6, "[::ffff:0:8.8.8.8]:9".parse().unwrap()),
+                0,
+                "an IPv4-translated public address is permitted, like ::ffff:8.8.8.8"
             );
         }
         None => eprintln!(
@@ -865,5 +885,132 @@ fn even_port_reservations_stop_at_the_user_quota() {
         "user_quota 10 = 5 allocations with a reservation each"
     );
     assert_eq!(ports_in_use(), 10);
+    h.shutdown();
+}
+
+/// The 401 of an Allocate naming `username` (if any): REALM, NONCE and the raw
+/// PASSWORD-ALGORITHMS value.
+fn challenge_for(c: &mut Client, username: Option<&str>) -> (String, String, Vec<u8>) {
+    let resp = c.transact(Method::ALLOCATE, false, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        if let Some(u) = username {
+            b.add(&Attribute::Username(u)).unwrap();
+        }
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(401), "challenge for {username:?}");
+    let algorithms = m
+        .get(attr_type::PASSWORD_ALGORITHMS)
+        .expect("PASSWORD-ALGORITHMS in the 401")
+        .value
+        .to_vec();
+    (
+        parse_text(&m, attr_type::REALM),
+        parse_text(&m, attr_type::NONCE),
+        algorithms,
+    )
+}
+
+/// A static user stored as an MD5 `key` cannot be told from an unknown user (issue 19 item
+/// 6): every username gets byte-identical PASSWORD-ALGORITHMS in its 401, and such a user
+/// choosing SHA-256 (echoing the offered list, as RFC 8489 §9.2.4 asks) gets what a wrong
+/// password and an unknown user get: 401 with a new challenge. MD5 with the right key (with
+/// and without PASSWORD-ALGORITHM) still authenticates.
+#[test]
+fn md5_key_user_is_not_told_apart_from_an_unknown_user() {
+    let mut c = Config {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        relay: RelayConfig {
+            relay_ips: vec!["127.0.0.1".parse().unwrap()],
+            ports: PortRange {
+                lo: 31800,
+                hi: 31849,
+            },
+            ..RelayConfig::default()
+        },
+        ..Config::default()
+    };
+    c.http.listen = None;
+    c.auth.secrets = vec![SECRET.into()];
+    c.auth.users = vec![
+        StaticUser {
+            name: "carl".into(),
+            credential: UserCredential::Md5Key(
+                ternd::auth::long_term_key_md5("carl", "ternd", "carl-pw").unwrap(),
+            ),
+        },
+        StaticUser {
+            name: "alice".into(),
+            credential: UserCredential::Password("alice-pw".into()),
+        },
+    ];
+    let h = ternd::net::start(&c).expect("start");
+    let server = h.udp_addrs()[0];
+
+    // The same PASSWORD-ALGORITHMS, byte for byte, whoever is named.
+    let mut probe = Client::new(server, "probe");
+    let (_, _, anonymous) = challenge_for(&mut probe, None);
+    assert_eq!(anonymous, [0, 2, 0, 0, 0, 1, 0, 0], "SHA-256 then MD5");
+    for name in ["carl", "alice", "nobody", "1700000000:ghost"] {
+        let (_, _, offered) = challenge_for(&mut probe, Some(name));
+        assert_eq!(offered, anonymous, "PASSWORD-ALGORITHMS for {name}");
+    }
+
+    // An authenticated Allocate choosing `algorithm` (wire value) after a challenge that
+    // named `username`, echoing the offered list; MESSAGE-INTEGRITY(-SHA256) under the key
+    // derived from `password`. Returns the error code (0 = success).
+    let attempt = |username: &str, password: &str, algorithm: Option<u16>| -> u16 {
+        let mut cl = Client::with_credentials(server, username, password);
+        let (realm, nonce, offered) = challenge_for(&mut cl, Some(username));
+        let resp = cl.transact(Method::ALLOCATE, false, |b| {
+            b.add(&Attribute::RequestedTransport(17)).unwrap();
+            if let Some(a) = algorithm {
+                b.add_raw(attr_type::PASSWORD_ALGORITHMS, &offered).unwrap();
+                let [hi, lo] = a.to_be_bytes();
+                b.add_raw(attr_type::PASSWORD_ALGORITHM, &[hi, lo, 0, 0])
+                    .unwrap();
+            }
+            b.add(&Attribute::Username(username)).unwrap();
+            b.add(&Attribute::Realm(&realm)).unwrap();
+            b.add(&Attribute::Nonce(&nonce)).unwrap();
+            if algorithm == Some(2) {
+                let key = ternd::auth::long_term_key_sha256(username, &realm, password).unwrap();
+                b.add_message_integrity_sha256(&key).unwrap();
+            } else {
+                let key = ternd::auth::long_term_key_md5(username, &realm, password).unwrap();
+                b.add_message_integrity(&key).unwrap();
+            }
+        });
+        let m = Message::parse(&resp).unwrap();
+        if error_code(&m) == Some(401) {
+            // A new challenge, like the first one.
+            assert_eq!(parse_text(&m, attr_type::REALM), realm);
+            let again = m.get(attr_type::PASSWORD_ALGORITHMS).map(|a| a.value);
+            assert_eq!(again, Some(&anonymous[..]), "{username}: a new challenge");
+        }
+        error_code(&m).unwrap_or(0)
+    };
+
+    let md5_user_sha256 = attempt("carl", "carl-pw", Some(2));
+    let wrong_password_sha256 = attempt("alice", "not-alice-pw", Some(2));
+    let wrong_password_md5 = attempt("carl", "not-carl-pw", Some(1));
+    let unknown_sha256 = attempt("nobody", "whatever", Some(2));
+    assert_eq!(
+        (
+            md5_user_sha256,
+            wrong_password_sha256,
+            wrong_password_md5,
+            unknown_sha256
+        ),
+        (401, 401, 401, 401),
+        "MD5-key user choosing SHA-256, wrong password (SHA-256, MD5), unknown user"
+    );
+    // The MD5-key user still gets in with MD5, chosen or implied; the password user with
+    // SHA-256.
+    assert_eq!(attempt("carl", "carl-pw", Some(1)), 0, "carl, MD5");
+    assert_eq!(attempt("alice", "alice-pw", Some(2)), 0, "alice, SHA-256");
+    let mut legacy = Client::with_credentials(server, "carl", "carl-pw");
+    legacy.allocate();
     h.shutdown();
 }

@@ -94,7 +94,9 @@ pub enum LookupError {
     /// A REST username whose expiry is in the past.
     #[error("credential expired")]
     Expired,
-    /// SHA-256 was asked for a user stored as an MD5 key only.
+    /// SHA-256 was asked for a user stored as an MD5 key only. Answer it as a wrong
+    /// password: every username is offered the same algorithms, so this must not tell a
+    /// key-stored user from the others.
     #[error("password algorithm unavailable for this user")]
     AlgorithmUnavailable,
 }
@@ -240,13 +242,6 @@ impl CredentialStore {
         })
     }
 
-    /// True for a static user stored as an MD5 key only (no SHA-256 key can be derived).
-    pub fn is_md5_only(&self, username: &str) -> bool {
-        self.by_name
-            .get(username)
-            .is_some_and(|&i| self.users[i].sha256.is_none())
-    }
-
     /// The static user whose USERHASH (RFC 8489 §14.4: SHA-256(username ":" realm)) is
     /// `hash`. REST users cannot be found this way.
     pub fn username_for_userhash(&self, hash: &[u8; 32]) -> Option<&str> {
@@ -260,8 +255,9 @@ impl CredentialStore {
         self.secrets.is_empty() && self.users.is_empty()
     }
 
-    /// Whether SHA-256 can be offered for at least some users: REST secrets or static users
-    /// with a plain-text password exist.
+    /// Whether SHA-256 can be offered: REST secrets or static users with a plain-text
+    /// password exist. A property of the configuration, never of one user: the algorithms
+    /// offered must not vary with the USERNAME.
     pub fn offers_sha256(&self) -> bool {
         !self.secrets.is_empty() || self.users.iter().any(|u| u.sha256.is_some())
     }

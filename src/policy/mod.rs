@@ -14,15 +14,23 @@
 //! | form | prefix | embedded IPv4 |
 //! |---|---|---|
 //! | IPv4-mapped | `::ffff:0:0/96` | last 32 bits |
+//! | IPv4-translated (SIIT, RFC 6145) | `::ffff:0:0:0/96` | last 32 bits |
 //! | IPv4-compatible (deprecated) | `::/96`, except `::` and `::1` | last 32 bits |
 //! | NAT64 well-known prefix (RFC 6052) | `64:ff9b::/96` | last 32 bits |
-//! | NAT64 local-use prefix (RFC 8215) | `64:ff9b:1::/48` | last 32 bits |
+//! | NAT64 local-use prefix (RFC 8215) | `64:ff9b:1::/48` | last 32 bits (and see below) |
 //! | 6to4 (RFC 3056) | `2002::/16` | bits 16..48 |
 //! | Teredo (RFC 4380) | `2001::/32` | client: last 32 bits XOR `0xffff_ffff`; server: bits 32..64 |
 //!
 //! [`embedded`] lists every address a check considers: the address as given, its canonical
 //! form and, for Teredo, the server IPv4 as well. An address is denied if **any** of them is
 //! denied, so an embedding can never reach what its IPv4 could not.
+//!
+//! The NAT64 local-use prefix is the exception where the IPv6 form is judged too: where a
+//! translator puts the IPv4 address inside `64:ff9b:1::/48` depends on the prefix length it
+//! uses (RFC 6052 §2.2: /48 to /96), so the last 32 bits are only one reading. The prefix is
+//! therefore in [`DEFAULT_DENY`] itself (not globally reachable, says the IANA registry): it
+//! takes an `--allow-peer` entry covering the IPv6 address, and then its last-32-bit IPv4
+//! must still pass like any other embedding.
 //!
 //! # Precedence
 //!
@@ -31,7 +39,9 @@
 //! 2. **Explicit allow** (`--allow-peer`): an allow entry exempts a *canonical* address from the
 //!    built-in defaults (so allowing `127.0.0.1/32` also allows `::ffff:127.0.0.1`, but allowing
 //!    `2002::/16` does not let 6to4 addresses bypass the check of the IPv4 they carry). With
-//!    Teredo, the client and the server IPv4 must each be allowed or not default-denied.
+//!    Teredo, the client and the server IPv4 must each be allowed or not default-denied; with
+//!    the NAT64 local-use prefix, the IPv6 address must be allowed and its IPv4 allowed or not
+//!    default-denied.
 //! 3. **Built-in defaults** ([`DEFAULT_DENY`], from the IANA IPv4 and IPv6 special-purpose
 //!    registries): every canonical address and embedded IPv4 not explicitly allowed is looked up
 //!    there ([`Denied::Default`]). `0.0.0.0` and `::` are in it, so they are always denied unless
@@ -42,9 +52,10 @@
 //! HTTP endpoint are never reachable through the relay, whatever the allow list says
 //! ([`Denied::ServicePort`]).
 //!
-//! Deny and allow entries written as IPv4-mapped networks (`::ffff:10.0.0.0/104`) are
-//! converted to the IPv4 network they denote (`10.0.0.0/8`) so that they match canonical
-//! addresses. All checks are allocation-free.
+//! Deny and allow entries written as IPv4-mapped or -translated networks
+//! (`::ffff:10.0.0.0/104`, `::ffff:0:10.0.0.0/104`) are converted to the IPv4 network they
+//! denote (`10.0.0.0/8`) so that they match canonical addresses. All checks are
+//! allocation-free.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -56,11 +67,16 @@ mod tests;
 
 /// Canonical form for policy checks.
 ///
-/// IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d` (but not `::` and `::1`
-/// themselves), NAT64 `64:ff9b::/96` (last 32 bits) and `64:ff9b:1::/48` (RFC 8215; the
-/// embedded IPv4 is taken from the last 32 bits, too), 6to4 `2002::/16` (bits 16..48) and Teredo
+/// IPv4-mapped `::ffff:a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d` (SIIT, RFC 6145),
+/// IPv4-compatible `::a.b.c.d` (but not `::` and `::1` themselves), NAT64 `64:ff9b::/96` (last
+/// 32 bits) and `64:ff9b:1::/48` (RFC 8215; the embedded IPv4 is taken from the last 32 bits,
+/// too, and the prefix is default-denied as well), 6to4 `2002::/16` (bits 16..48) and Teredo
 /// `2001::/32` (client IPv4 = last 32 bits XOR `0xffff_ffff`) all become the IPv4 address they
 /// carry. Every other address, including every IPv4 address, is returned unchanged.
+///
+/// A translated address is treated like a mapped one: on a network with an SIIT translator
+/// it *is* that IPv4 address, so it gets exactly that address's verdict (a public one is
+/// allowed, as `::ffff:8.8.8.8` is, and as the IPv4 itself is).
 ///
 /// ```
 /// use std::net::IpAddr;
@@ -90,6 +106,8 @@ fn embedded_v6(v6: Ipv6Addr) -> Option<(Ipv4Addr, Option<Ipv4Addr>)> {
     match s {
         // IPv4-mapped ::ffff:0:0/96.
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some((last32, None)),
+        // IPv4-translated ::ffff:0:0:0/96 (SIIT, RFC 6145).
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some((last32, None)),
         // IPv4-compatible ::/96, except the unspecified address and loopback.
         [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
         [0, 0, 0, 0, 0, 0, _, _] => Some((last32, None)),
@@ -198,9 +216,11 @@ const fn v6net(segments: [u16; 8], len: u8) -> IpNet {
 ///
 /// Looked up in order, first match wins, so more specific entries with a more useful name
 /// (cloud metadata) come before the range that contains them. Only canonical addresses are
-/// looked up: IPv4-mapped, IPv4-compatible, NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`), 6to4
-/// (`2002::/16`) and Teredo (`2001::/32`) addresses are judged by the IPv4 addresses they carry,
-/// which is why those prefixes are absent and why the Teredo part of `2001::/23` never matches.
+/// looked up: IPv4-mapped, IPv4-translated, IPv4-compatible, NAT64 `64:ff9b::/96`, 6to4
+/// (`2002::/16`) and Teredo (`2001::/32`) addresses are judged by the IPv4 addresses they
+/// carry, which is why those prefixes are absent and why neither the embedding parts of `::/8`
+/// nor the Teredo part of `2001::/23` ever match. The NAT64 local-use prefix `64:ff9b:1::/48`
+/// is the exception (see the [module documentation](self)): it is looked up as given, too.
 pub const DEFAULT_DENY: &[(IpNet, &str)] = &[
     // IPv4 (RFC 6890 and the IANA IPv4 special-purpose address registry).
     (v4net(0, 0, 0, 0, 8), "this network"),
@@ -230,7 +250,16 @@ pub const DEFAULT_DENY: &[(IpNet, &str)] = &[
     // IPv6 (RFC 6890 and the IANA IPv6 special-purpose address registry).
     (v6net([0, 0, 0, 0, 0, 0, 0, 0], 128), "unspecified"),
     (v6net([0, 0, 0, 0, 0, 0, 0, 1], 128), "loopback"),
+    (
+        v6net([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48),
+        "NAT64 local-use prefix (RFC 8215)",
+    ),
+    // The rest of ::/8 (::ffff:1:0/96, ::fffe:0:0/96, 64:ff9b::/32 outside the NAT64
+    // prefixes, ...): the IANA address space registry reserves it, and no routable address
+    // lives there.
+    (v6net([0, 0, 0, 0, 0, 0, 0, 0], 8), "reserved (IETF)"),
     (v6net([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "discard-only"),
+    (v6net([0x100, 0, 0, 1, 0, 0, 0, 0], 64), "dummy IPv6 prefix"),
     (
         v6net([0x2001, 0, 0, 0, 0, 0, 0, 0], 23),
         "IETF protocol assignments",
@@ -259,6 +288,12 @@ pub const DEFAULT_DENY: &[(IpNet, &str)] = &[
     ),
     (v6net([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
 ];
+
+/// Whether `ip` is in the NAT64 local-use prefix `64:ff9b:1::/48` (RFC 8215), whose IPv6
+/// form is judged as well as the IPv4 of its last 32 bits.
+fn is_nat64_local_use(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if matches!(v6.segments(), [0x64, 0xff9b, 1, ..]))
+}
 
 /// The name of the [`DEFAULT_DENY`] range containing `ip` as given (not canonicalised).
 fn default_range(ip: IpAddr) -> Option<&'static str> {
@@ -296,8 +331,8 @@ impl fmt::Display for Denied {
 
 impl std::error::Error for Denied {}
 
-/// An operator-supplied network: what it matches (IPv4-mapped networks converted to IPv4) and
-/// how the operator wrote it.
+/// An operator-supplied network: what it matches (IPv4-mapped and -translated networks
+/// converted to IPv4) and how the operator wrote it.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     matches: IpNet,
@@ -308,7 +343,7 @@ impl Entry {
     fn new(written: IpNet) -> Self {
         let matches = match written {
             IpNet::V6(net) if net.prefix_len() >= 96 => match net.network().segments() {
-                [0, 0, 0, 0, 0, 0xffff, hi, lo] => {
+                [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0xffff, 0, hi, lo] => {
                     let ip = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
                     IpNet::V4(Ipv4Net::new_assert(ip, net.prefix_len() - 96))
                 }
@@ -390,7 +425,8 @@ impl PeerPolicy {
     /// Precedence: explicit deny > explicit allow > built-in defaults; allowed if in no list.
     /// Every address of [`embedded`]`(ip)` is considered: `ip` is denied if any of them lies in
     /// an explicit deny entry, or if any canonical one (the canonical form and each embedded
-    /// IPv4) is in [`DEFAULT_DENY`] without being in an explicit allow entry. Allow entries match
+    /// IPv4) is in [`DEFAULT_DENY`] without being in an explicit allow entry (for the NAT64
+    /// local-use prefix, the address as given is looked up as well). Allow entries match
     /// canonical addresses, so allowing `127.0.0.1/32` also allows `::ffff:127.0.0.1`.
     /// Allocation-free.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Denied> {
@@ -401,8 +437,11 @@ impl PeerPolicy {
             }
         }
         for c in candidates {
-            if canonical(c) != c || self.allow.iter().any(|e| e.matches.contains(&c)) {
-                // An embedding is judged by the IPv4 addresses it carries, which follow.
+            if (canonical(c) != c && !is_nat64_local_use(c))
+                || self.allow.iter().any(|e| e.matches.contains(&c))
+            {
+                // An embedding is judged by the IPv4 addresses it carries, which follow (the
+                // NAT64 local-use prefix by its IPv6 form as well).
                 continue;
             }
             if let Some(name) = default_range(c) {

@@ -39,6 +39,11 @@ fn mapped(a: Ipv4Addr) -> IpAddr {
     v6(0xffff_0000_0000 | u128::from(u32::from(a)))
 }
 
+/// SIIT IPv4-translated `::ffff:0:a.b.c.d` (RFC 6145).
+fn translated(a: Ipv4Addr) -> IpAddr {
+    v6(0xffff_0000_0000_0000 | u128::from(u32::from(a)))
+}
+
 fn compatible(a: Ipv4Addr) -> IpAddr {
     v6(u128::from(u32::from(a)))
 }
@@ -67,12 +72,13 @@ fn teredo(server: Ipv4Addr, client: Ipv4Addr, flags_port: u32) -> IpAddr {
         | u128::from(u32::from(client) ^ 0xffff_ffff))
 }
 
-/// Every embedding form of `a`; Teredo with `a` as both client and server.
+/// Every embedding form of `a` judged by `a` alone; Teredo with `a` as both client and server.
+/// (Not the NAT64 local-use prefix: its IPv6 form is judged too, see `nat64_local_use_*`.)
 fn embeddings(a: Ipv4Addr, extra: u128) -> Vec<IpAddr> {
     let mut out = vec![
         mapped(a),
+        translated(a),
         nat64_wkp(a),
-        nat64_local(a, extra as u64),
         six_to_four(a, extra),
         teredo(a, a, (extra >> 64) as u32),
     ];
@@ -90,6 +96,9 @@ fn canonical_forms() {
     let cases = [
         ("::ffff:127.0.0.1", "127.0.0.1"),
         ("::ffff:0.0.0.0", "0.0.0.0"),
+        ("::ffff:0:127.0.0.1", "127.0.0.1"),
+        ("::ffff:0:7f00:1", "127.0.0.1"),
+        ("::ffff:0:8.8.8.8", "8.8.8.8"),
         ("::127.0.0.1", "127.0.0.1"),
         ("::0.0.0.2", "0.0.0.2"),
         ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
@@ -109,8 +118,11 @@ fn canonical_forms() {
         ("64:ff9b:2::1", "64:ff9b:2::1"),
         ("2001:1::1", "2001:1::1"),
         ("2003::1", "2003::1"),
-        ("::ffff:0:7f00:1", "::ffff:0:7f00:1"),
         ("::1:0:0:1", "::1:0:0:1"),
+        ("::ffff:1:7f00:1", "::ffff:1:7f00:1"),
+        ("::fffe:7f00:1", "::fffe:7f00:1"),
+        ("::1:ffff:0:7f00:1", "::1:ffff:0:7f00:1"),
+        ("64:ff9b::1:7f00:1", "64:ff9b::1:7f00:1"),
     ];
     for (input, want) in cases {
         assert_eq!(canonical(ip(input)), ip(want), "canonical({input})");
@@ -195,7 +207,7 @@ fn check_entry(cidr: &str, name: &str) {
     let p = defaults();
     for a in first_mid_last(n) {
         let verdict = p.check_ip(a);
-        if canonical(a) != a {
+        if canonical(a) != a && !net("64:ff9b:1::/48").contains(&a) {
             // An embedding inside the range (Teredo in 2001::/23) is judged by its IPv4.
             assert!(verdict.is_err(), "{a} in {cidr}");
             assert_eq!(verdict, p.check_ip(canonical(a)), "{a} in {cidr}");
@@ -256,7 +268,10 @@ entry_tests! {
     v4_reserved: "240.0.0.0/4" => "reserved",
     v6_unspecified: "::/128" => "unspecified",
     v6_loopback: "::1/128" => "loopback",
+    v6_nat64_local_use: "64:ff9b:1::/48" => "NAT64 local-use prefix (RFC 8215)",
+    v6_reserved: "::/8" => "reserved (IETF)",
     v6_discard: "100::/64" => "discard-only",
+    v6_dummy: "100:0:0:1::/64" => "dummy IPv6 prefix",
     v6_ietf: "2001::/23" => "IETF protocol assignments",
     v6_documentation: "2001:db8::/32" => "documentation",
     v6_documentation_3fff: "3fff::/20" => "documentation (RFC 9637)",
@@ -327,6 +342,8 @@ fn neighbours_of_ranges_allowed() {
         "fe00::",
         "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         "2000::1",
+        "100:0:0:2::",
+        "1ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     ] {
         // 2002:: is 6to4 of 0.0.0.0 and must be denied; everything else is public.
         let want = if s == "2002::" {
@@ -397,9 +414,8 @@ fn embeddings_of_private_addresses_denied() {
         let all = [
             mapped(a),
             compatible(a),
+            translated(a),
             nat64_wkp(a),
-            nat64_local(a, 0),
-            nat64_local(a, 0xdead_beef_cafe),
             six_to_four(a, 0),
             six_to_four(a, 0x1234_5678_9abc_def0_1234),
             teredo(Ipv4Addr::new(65, 54, 227, 120), a, 0x8000_63bf),
@@ -495,9 +511,39 @@ fn teredo_server_is_checked_too() {
 #[test]
 fn non_embedding_v6_neighbours_of_embedding_prefixes() {
     let p = defaults();
-    // SIIT "IPv4-translated" ::ffff:0:0:0/96 is not an embedding ternd recognises; it is not
-    // in the default table either (it is not routable on the Internet).
-    assert_eq!(canonical(ip("::ffff:0:7f00:1")), ip("::ffff:0:7f00:1"));
+    // The rest of the IETF-reserved ::/8 carries no IPv4 ternd could judge, and nothing
+    // routable lives there: denied as such, whatever the low 32 bits say.
+    for s in [
+        "::ffff:1:7f00:1",
+        "::ffff:1:808:808",
+        "::fffe:7f00:1",
+        "::fffe:808:808",
+        "::1:0:0:0:7f00:1",
+        "::1:ffff:0:808:808",
+        "64:ff9b::1:7f00:1",
+        "64:ff9b:0:0:0:1:808:808",
+        "64:ff9b:2::808:808",
+        "ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ] {
+        assert_eq!(canonical(ip(s)), ip(s), "{s}");
+        assert_eq!(
+            p.check_ip(ip(s)),
+            Err(Denied::Default("reserved (IETF)")),
+            "{s}"
+        );
+    }
+    // ... unless explicitly allowed (as a range of IPv6 addresses: there is no IPv4 in them).
+    let open = policy(&["::ffff:1:0:0/96", "::fffe:0:0/96"], &[]);
+    assert_eq!(open.check_ip(ip("::ffff:1:7f00:1")), Ok(()));
+    assert_eq!(open.check_ip(ip("::fffe:7f00:1")), Ok(()));
+    assert_eq!(
+        open.check_ip(ip("::fffd:7f00:1")),
+        Err(Denied::Default("reserved (IETF)"))
+    );
+    assert_eq!(
+        policy(&["127.0.0.1/32"], &[]).check_ip(ip("::ffff:1:7f00:1")),
+        Err(Denied::Default("reserved (IETF)"))
+    );
     // 2001:1::/32 and other non-Teredo parts of 2001::/23 are default-denied.
     assert_eq!(
         p.check_ip(ip("2001:1::1")),
@@ -507,6 +553,51 @@ fn non_embedding_v6_neighbours_of_embedding_prefixes() {
         p.check_ip(ip("2001:2::1")),
         Err(Denied::Default("IETF protocol assignments"))
     );
+}
+
+#[test]
+fn nat64_local_use_prefix_is_denied_as_a_prefix_and_by_its_ipv4() {
+    let p = defaults();
+    let local = "NAT64 local-use prefix (RFC 8215)";
+    let public = Ipv4Addr::new(8, 8, 8, 8);
+    let loopback = Ipv4Addr::new(127, 0, 0, 1);
+    // Whatever the last 32 bits carry: with a /48 translator, 64:ff9b:1:7f00:0:100:808:808 is
+    // 127.0.0.1, though its last 32 bits read 8.8.8.8.
+    for e in [
+        nat64_local(public, 0),
+        nat64_local(public, 0xdead_beef_cafe),
+        nat64_local(loopback, 0),
+        ip("64:ff9b:1:7f00:0:100:808:808"),
+    ] {
+        assert_eq!(p.check_ip(e), Err(Denied::Default(local)), "{e}");
+        assert_eq!(p.check(SocketAddr::new(e, 80)), Err(Denied::Default(local)));
+    }
+    // Still canonicalised by its last 32 bits (the /96 reading), as the service-port rule
+    // and IPv4 allow and deny entries see it.
+    assert_eq!(canonical(nat64_local(loopback, 7)), IpAddr::V4(loopback));
+    // Allowing the IPv4 does not open the prefix ...
+    let p = policy(&["127.0.0.1/32", "8.8.8.8/32"], &[]);
+    assert_eq!(
+        p.check_ip(nat64_local(public, 0)),
+        Err(Denied::Default(local))
+    );
+    // ... allowing the prefix does, for IPv4s that pass on their own ...
+    let p = policy(&["64:ff9b:1::/48"], &[]);
+    assert_eq!(p.check_ip(nat64_local(public, 0x1234)), Ok(()));
+    assert_eq!(
+        p.check_ip(nat64_local(loopback, 0)),
+        Err(Denied::Default("loopback"))
+    );
+    let p = policy(&["64:ff9b:1::/48", "127.0.0.1/32"], &[]);
+    assert_eq!(p.check_ip(nat64_local(loopback, 0)), Ok(()));
+    // ... and an explicit deny of the IPv4 still applies.
+    let p = policy(&["64:ff9b:1::/48"], &["8.8.8.0/24"]);
+    assert_eq!(
+        p.check_ip(nat64_local(public, 0)),
+        Err(Denied::Explicit(net("8.8.8.0/24")))
+    );
+    // The well-known prefix beside it is judged by its IPv4 alone, as before.
+    assert_eq!(defaults().check_ip(nat64_wkp(public)), Ok(()));
 }
 
 // ---- Precedence ---------------------------------------------------------------------------
@@ -628,6 +719,18 @@ fn mapped_entries_are_converted_to_ipv4() {
         p.check_ip(ip("127.0.0.2")),
         Err(Denied::Default("loopback"))
     );
+
+    // IPv4-translated entries, too.
+    let written = net("::ffff:0:10.0.0.0/104");
+    let p = policy(&[], &["::ffff:0:10.0.0.0/104"]);
+    assert_eq!(p.check_ip(ip("10.0.0.1")), Err(Denied::Explicit(written)));
+    assert_eq!(
+        p.check_ip(ip("::ffff:10.0.0.1")),
+        Err(Denied::Explicit(written))
+    );
+    let p = policy(&["::ffff:0:127.0.0.1/128"], &[]);
+    assert_eq!(p.check_ip(ip("127.0.0.1")), Ok(()));
+    assert_eq!(p.check_ip(ip("::ffff:0:127.0.0.1")), Ok(()));
 
     // A v6 entry shorter than /96 is not converted.
     let p = policy(&["::/64"], &[]);
@@ -820,6 +923,26 @@ proptest! {
             prop_assert_eq!(d.check_ip(e), want_default, "{} carrying {}", e, a);
             prop_assert_eq!(p.check(SocketAddr::new(e, port)), want);
         }
+    }
+
+    #[test]
+    fn nat64_local_use_needs_the_prefix_allowed_and_then_gets_the_verdict_of_its_ipv4(
+        a in arb_v4(),
+        middle in any::<u64>(),
+        allow in proptest::option::of(arb_v4net()),
+        deny in proptest::option::of(arb_v4net()),
+    ) {
+        let e = nat64_local(a, middle);
+        let closed = PeerPolicy::new(
+            allow.into_iter().collect(), deny.into_iter().collect(), vec![],
+        );
+        prop_assert!(closed.check_ip(e).is_err(), "{}", e);
+        let open = PeerPolicy::new(
+            allow.into_iter().chain([net("64:ff9b:1::/48")]).collect(),
+            deny.into_iter().collect(),
+            vec![],
+        );
+        prop_assert_eq!(open.check_ip(e), open.check_ip(a.into()), "{} carrying {}", e, a);
     }
 
     #[test]

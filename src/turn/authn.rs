@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::auth::nonce::{self, NonceCheck};
-use crate::auth::store::{Key, LookupError, PasswordAlgorithm};
+use crate::auth::store::{CredentialStore, Key, LookupError, PasswordAlgorithm};
 use crate::stun::{Attribute, Message, PasswordAlgorithm as WireAlgorithm, attr_type};
 
 use super::Shared;
@@ -40,22 +40,21 @@ pub(super) enum AuthFailure {
     WrongCredentials(Key),
 }
 
-/// The PASSWORD-ALGORITHMS value the server offers to a client that named `username` (if
-/// any): SHA-256 then MD5, or MD5 alone where SHA-256 cannot work (no source derives
-/// SHA-256 keys, or the named user is stored as an MD5 key only).
-pub(super) fn offered_algorithms(shared: &Shared, username: Option<&str>) -> &'static [u8] {
+/// The PASSWORD-ALGORITHMS value the server offers: SHA-256 then MD5, or MD5 alone when no
+/// credential source can derive SHA-256 keys (only static users stored as an MD5 `key`).
+///
+/// The same for every client and every username: the challenge goes out before anything
+/// is authenticated, so an answer that varied with the USERNAME would tell who is
+/// configured (and how). A user stored as an MD5 key who picks SHA-256 fails at the
+/// integrity step instead, exactly as a wrong password does ([`authenticate`]).
+pub(super) fn offered_algorithms(store: &CredentialStore) -> &'static [u8] {
     const SHA256_AND_MD5: [u8; 8] = [0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
     const MD5_ONLY: [u8; 4] = [0x00, 0x01, 0x00, 0x00];
-    let md5_only = {
-        let store = shared.store();
-        !store.offers_sha256() || username.is_some_and(|u| store.is_md5_only(u))
-    };
-    if md5_only { &MD5_ONLY } else { &SHA256_AND_MD5 }
-}
-
-/// The USERNAME of a request, if it has a readable one.
-pub(super) fn username<'a>(msg: &Message<'a>) -> Option<&'a str> {
-    text(msg, attr_type::USERNAME)
+    if store.offers_sha256() {
+        &SHA256_AND_MD5
+    } else {
+        &MD5_ONLY
+    }
 }
 
 fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
@@ -105,7 +104,7 @@ pub(super) fn authenticate(
         match (list, chosen) {
             (None, None) => {}
             (Some(list), Some(Ok(Attribute::PasswordAlgorithm(a)))) => {
-                if list.value != offered_algorithms(shared, username_attr) {
+                if list.value != offered_algorithms(&store) {
                     return Err(AuthFailure::BadRequest);
                 }
                 let in_list =
@@ -161,7 +160,8 @@ pub(super) fn authenticate(
             }
         }
         _ => {
-            // Unknown, expired, or no key for the algorithm: all look the same from outside.
+            // Unknown, expired, or no key for the algorithm (SHA-256 for a user stored as an
+            // MD5 key): all are the 401 of a wrong password, so none tells who exists.
             let resolved = store
                 .resolve(username, algorithm, now_unix)
                 .map_err(|_: LookupError| AuthFailure::Unauthorized)?;

@@ -1855,14 +1855,16 @@ impl Server {
             client,
             self.shared.config.unix_at(now),
         );
+        // One credential set for REALM and PASSWORD-ALGORITHMS, even if SIGHUP replaces it.
+        let store = self.shared.store();
         let mut b = self.start(msg, msg.message_type().error(), out)?;
         b.add(&Attribute::ErrorCode(ErrorCode::new(code, reason)))
             .ok()?;
-        b.add(&Attribute::Realm(self.shared.store().realm())).ok()?;
+        b.add(&Attribute::Realm(store.realm())).ok()?;
         b.add(&Attribute::Nonce(nonce.as_str())).ok()?;
         b.add_raw(
             attr_type::PASSWORD_ALGORITHMS,
-            authn::offered_algorithms(&self.shared, authn::username(msg)),
+            authn::offered_algorithms(&store),
         )
         .ok()?;
         // No SOFTWARE here: an answer to an unauthenticated request is kept as small as

@@ -1492,14 +1492,15 @@ fn wrong_credentials_441_is_protected_with_the_key_that_verified() {
     m.verify_integrity(&k).unwrap();
 }
 
-#[test]
-fn md5_key_users_are_offered_md5_only() {
+/// A T whose credentials are the REST secret (if `rest`) and a user "carl" stored as an MD5
+/// key of password "pw".
+fn with_md5_key_user(rest: bool) -> (T, [u8; 16]) {
     use crate::config::{AuthConfig, StaticUser, UserCredential};
     let t0 = Instant::now();
     let sh = shared(t0, vec![], |_| {});
     let key = long_term_key_md5("carl", "example.org", "pw").unwrap();
     let auth = AuthConfig {
-        secrets: vec!["s3cret".into()],
+        secrets: if rest { vec!["s3cret".into()] } else { vec![] },
         users: vec![StaticUser {
             name: "carl".into(),
             credential: UserCredential::Md5Key(key),
@@ -1507,36 +1508,67 @@ fn md5_key_users_are_offered_md5_only() {
         ..AuthConfig::default()
     };
     sh.replace_credentials(crate::auth::store::CredentialStore::new("example.org", &auth).unwrap());
-    let mut t = T {
+    let t = T {
         s: Server::new(Arc::new(sh), Arc::new(Stats::default()), [1; 32]),
         r: FakeRelays::default(),
         t0,
         now: t0,
         next_tid: 1,
     };
-    let offered = |t: &mut T, user: Option<&str>| {
-        let resp = t.request(Method::ALLOCATE, client(1), None, |b| {
+    (t, key)
+}
+
+/// The raw PASSWORD-ALGORITHMS of the 401 to an Allocate naming `user` (if any).
+fn offered(t: &mut T, user: Option<&str>) -> Vec<u8> {
+    let resp = t.request(Method::ALLOCATE, client(1), None, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        if let Some(u) = user {
+            b.add(&Attribute::Username(u)).unwrap();
+        }
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(401));
+    m.get(attr_type::PASSWORD_ALGORITHMS)
+        .unwrap()
+        .value
+        .to_vec()
+}
+
+#[test]
+fn md5_key_users_are_offered_what_everyone_is_and_fail_sha256_like_a_wrong_password() {
+    let (mut t, key) = with_md5_key_user(true);
+    let both = [0, 2, 0, 0, 0, 1, 0, 0];
+    for user in [None, Some("carl"), Some("nobody")] {
+        assert_eq!(offered(&mut t, user), both, "{user:?}");
+    }
+    // carl picks SHA-256 (with the key his password would give): 401 with a new challenge,
+    // as a wrong password and an unknown user get.
+    let sha = long_term_key_sha256("carl", "example.org", "pw").unwrap();
+    let c = t.login("carl", Key::Sha256(sha), client(1));
+    let resp = t.request(Method::ALLOCATE, client(1), Some(&c), |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(error_code(&m), Some(401));
+    assert_eq!(m.get(attr_type::PASSWORD_ALGORITHMS).unwrap().value, both);
+    let (u, _, k2) = rest_creds(86_400, "bob");
+    let wrong = [
+        ("carl", Key::Md5([7; 16])),
+        (u.as_str(), Key::Sha256([7; 32])),
+        ("nobody", Key::Sha256(k2)),
+    ];
+    for (name, k) in wrong {
+        let c = t.login(name, k, client(1));
+        let resp = t.request(Method::ALLOCATE, client(1), Some(&c), |b| {
             b.add(&Attribute::RequestedTransport(17)).unwrap();
-            if let Some(u) = user {
-                b.add(&Attribute::Username(u)).unwrap();
-            }
         });
-        let m = Message::parse(&resp).unwrap();
-        let Some(Ok(Attribute::PasswordAlgorithms(p))) =
-            m.get_decoded(attr_type::PASSWORD_ALGORITHMS)
-        else {
-            panic!()
-        };
-        p.iter().map(|a| a.algorithm).collect::<Vec<_>>()
-    };
-    assert_eq!(offered(&mut t, None), vec![2, 1]);
-    assert_eq!(offered(&mut t, Some("carl")), vec![1]);
-    // And carl authenticates with MD5 after such a challenge (the list he echoes matches).
+        assert_eq!(code_of(&resp), Some(401), "{name} {k:?}");
+    }
+    // carl authenticates with MD5 after such a challenge, echoing the list he was offered.
     let c = t.login("carl", Key::Md5(key), client(1));
     let resp = t.request(Method::ALLOCATE, client(1), None, |b| {
         b.add(&Attribute::RequestedTransport(17)).unwrap();
-        b.add_raw(attr_type::PASSWORD_ALGORITHMS, &[0, 1, 0, 0])
-            .unwrap();
+        b.add_raw(attr_type::PASSWORD_ALGORITHMS, &both).unwrap();
         b.add_raw(attr_type::PASSWORD_ALGORITHM, &[0, 1, 0, 0])
             .unwrap();
         b.add(&Attribute::Username("carl")).unwrap();
@@ -1550,6 +1582,30 @@ fn md5_key_users_are_offered_md5_only() {
         "{:?}",
         code_of(&resp)
     );
+    // The MD5-only list carl was once offered is no longer what the server offers: 400.
+    let c = t.login("carl", Key::Md5(key), client(2));
+    let resp = t.request(Method::ALLOCATE, client(2), None, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap();
+        b.add_raw(attr_type::PASSWORD_ALGORITHMS, &[0, 1, 0, 0])
+            .unwrap();
+        b.add_raw(attr_type::PASSWORD_ALGORITHM, &[0, 1, 0, 0])
+            .unwrap();
+        b.add(&Attribute::Username("carl")).unwrap();
+        b.add(&Attribute::Realm(&c.realm)).unwrap();
+        b.add(&Attribute::Nonce(&c.nonce)).unwrap();
+        b.add_message_integrity(&key).unwrap();
+    });
+    assert_eq!(code_of(&resp), Some(400));
+}
+
+#[test]
+fn only_md5_keys_configured_offers_md5_to_everyone() {
+    let (mut t, key) = with_md5_key_user(false);
+    for user in [None, Some("carl"), Some("nobody")] {
+        assert_eq!(offered(&mut t, user), [0, 1, 0, 0], "{user:?}");
+    }
+    let c = t.login("carl", Key::Md5(key), client(1));
+    t.allocate(client(1), &c);
 }
 
 #[test]
