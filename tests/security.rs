@@ -370,21 +370,8 @@ fn secrets_never_reach_the_logs() {
 fn unauthenticated_flood_is_rate_limited() {
     const RATE: f64 = 200.0;
     const BURST: f64 = 1000.0;
-    let mut c = Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        workers: 2,
-        relay: RelayConfig {
-            relay_ips: vec!["127.0.0.1".parse().unwrap()],
-            ports: PortRange {
-                lo: 26500,
-                hi: 26599,
-            },
-            ..RelayConfig::default()
-        },
-        ..Config::default()
-    };
-    c.http.listen = None;
-    c.auth.secrets = vec![SECRET.into()];
+    let mut c = loopback_config((26500, 26599));
+    c.workers = 2;
     assert_eq!(
         (c.relay.unauth_rate_limit, c.relay.unauth_rate_burst),
         (200, 1000),
@@ -532,13 +519,12 @@ fn same_server_relaying_behind_one_to_one_nat_stays_on_the_host() {
     h.shutdown();
 }
 
-/// A server relaying from 127.0.0.1 with the default policy (loopback denied, so only the
-/// same-server exemption lets one allocation reach another), RFC 6062 TCP relaying on.
-fn same_server(ports: (u16, u16)) -> ternd::net::Handle {
+/// A one-worker server on 127.0.0.1 (UDP and TCP) relaying from 127.0.0.1 on `ports`, with
+/// the REST secret [`SECRET`], the default peer policy and no HTTP endpoint.
+fn loopback_config(ports: (u16, u16)) -> Config {
     let mut c = Config {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         workers: 1,
-        tcp_relay: true,
         relay: RelayConfig {
             relay_ips: vec!["127.0.0.1".parse().unwrap()],
             ports: PortRange {
@@ -549,7 +535,16 @@ fn same_server(ports: (u16, u16)) -> ternd::net::Handle {
         },
         ..Config::default()
     };
+    c.http.listen = None;
     c.auth.secrets = vec![SECRET.into()];
+    c
+}
+
+/// A server relaying from 127.0.0.1 with the default policy (loopback denied, so only the
+/// same-server exemption lets one allocation reach another), RFC 6062 TCP relaying on.
+fn same_server(ports: (u16, u16)) -> ternd::net::Handle {
+    let mut c = loopback_config(ports);
+    c.tcp_relay = true;
     ternd::net::start(&c).expect("start")
 }
 
@@ -824,21 +819,8 @@ fn http_port_bound_on_port_zero_is_not_relayable() {
 /// quota (each holds two of its slots).
 #[test]
 fn even_port_reservations_stop_at_the_user_quota() {
-    let mut c = Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        relay: RelayConfig {
-            relay_ips: vec!["127.0.0.1".parse().unwrap()],
-            ports: PortRange {
-                lo: 31300,
-                hi: 31799,
-            },
-            user_quota: 10,
-            ..RelayConfig::default()
-        },
-        ..Config::default()
-    };
-    c.auth.secrets = vec![SECRET.into()];
+    let mut c = loopback_config((31300, 31799));
+    c.relay.user_quota = 10;
     let h = ternd::net::start(&c).expect("start");
     let server = h.udp_addrs()[0];
     let ports_in_use =
@@ -918,21 +900,7 @@ fn challenge_for(c: &mut Client, username: Option<&str>) -> (String, String, Vec
 /// and without PASSWORD-ALGORITHM) still authenticates.
 #[test]
 fn md5_key_user_is_not_told_apart_from_an_unknown_user() {
-    let mut c = Config {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        relay: RelayConfig {
-            relay_ips: vec!["127.0.0.1".parse().unwrap()],
-            ports: PortRange {
-                lo: 31800,
-                hi: 31849,
-            },
-            ..RelayConfig::default()
-        },
-        ..Config::default()
-    };
-    c.http.listen = None;
-    c.auth.secrets = vec![SECRET.into()];
+    let mut c = loopback_config((31800, 31849));
     c.auth.users = vec![
         StaticUser {
             name: "carl".into(),

@@ -8,7 +8,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::{Client, SECRET};
+use common::{Client, SECRET, rss_kib};
 use ternd::config::{Config, PortRange, RelayConfig};
 use ternd::stun::{Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 
@@ -36,14 +36,6 @@ fn server(ports: (u16, u16), workers: usize) -> ternd::net::Handle {
     };
     c.auth.secrets = vec![SECRET.into()];
     ternd::net::start(&c).expect("start")
-}
-
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn open_fds() -> usize {

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::rss_kib;
 use ternd::config::Config;
 use ternd::stun::{Class, MessageBuilder, MessageType, Method, TransactionId};
 use tls::{TempDir, self_signed, tls_client};
@@ -18,14 +19,6 @@ use tls::{TempDir, self_signed, tls_client};
 const BOUND_KIB: u64 = 16 * 1024;
 /// What the client tries to send: 100 MB of 20-byte Binding requests.
 const TOTAL: usize = 100_000_000;
-
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// 64 KiB of back-to-back Binding requests (20 bytes each, no attributes).
 fn bindings() -> Vec<u8> {

@@ -10,7 +10,7 @@ use ternd::stun::{
 };
 
 mod common;
-use common::{Client, SECRET, error_code, parse_text};
+use common::{Client, SECRET, error_code, parse_text, rss_kib};
 
 fn server(ports: (u16, u16), lifetime: Duration) -> ternd::net::Handle {
     ternd::net::start(&config(ports, lifetime)).expect("start")
@@ -102,14 +102,6 @@ fn short_lifetime_expires_and_the_port_is_reused() {
     let r2 = c2.allocate();
     assert_eq!(r2.port(), 21000, "the freed port is reused");
     h.shutdown();
-}
-
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// 100,000 unauthenticated Allocates from 1,000 source ports create no allocation and grow
