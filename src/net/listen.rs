@@ -64,6 +64,8 @@ fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     // Room for bursts; the kernel caps it at net.core.rmem_max.
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
+    // The kernel's drop count rides on received datagrams (read in `RecvBatch::recv`).
+    let _ = super::sys::enable_rx_drop_count(&s);
     s.bind(&addr.into())?;
     Ok(s.into())
 }

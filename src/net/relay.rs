@@ -38,6 +38,8 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
         s.set_only_v6(true)?;
     }
     s.set_nonblocking(true)?;
+    // The kernel's drop count rides on received datagrams (read in `RecvBatch::recv`).
+    let _ = sys::enable_rx_drop_count(&s);
     s.bind(&addr.into())?;
     Ok(s.into())
 }
@@ -239,6 +241,8 @@ async fn tcp_relay_accept(
 /// [`PEER_HEADROOM`], so the core writes the client-bound header in front) and sends them
 /// on to the client.
 async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) {
+    // The kernel's drop count for this socket as last read (SO_RXQ_OVFL).
+    let mut rx_drops = sys::RxDrops::default();
     loop {
         if sock.readable().await.is_err() {
             return;
@@ -260,6 +264,15 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                     continue;
                 }
             };
+            let dropped = rx_drops.delta(batch.rx_drops());
+            if dropped > 0 {
+                worker
+                    .server
+                    .borrow()
+                    .stats()
+                    .relay_rx_queue_drops
+                    .add(dropped);
+            }
             let now = Instant::now();
             let mut queue = worker.peer_queue.borrow_mut();
             for i in 0..got {
@@ -289,7 +302,11 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
             });
             drop(queue);
             let server = worker.server.borrow();
-            flushed.count(server.stats(), &server.stats().peer_dropped);
+            flushed.count(
+                server.stats(),
+                &server.stats().peer_dropped,
+                super::SockKind::Listener,
+            );
             if got < batch.slots() {
                 drained = true;
                 break;
