@@ -376,6 +376,8 @@ struct NetShared {
     tcp_connections: AtomicUsize,
     /// UDP GSO configured and available (each worker starts with it; see `gso::Gso`).
     udp_gso: bool,
+    /// Socket buffer sizes for relay sockets (the listeners got theirs at bind).
+    udp_buffers: listen::SocketBuffers,
 }
 
 impl std::fmt::Debug for NetShared {
@@ -618,7 +620,14 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
     let workers = config.workers.max(1);
-    let mut bound = listen::bind_all(&config.listen, workers)?;
+    let udp_buffers = listen::SocketBuffers {
+        recv: config.udp_recv_buffer,
+        send: config.udp_send_buffer,
+    };
+    let mut bound = listen::bind_all(&config.listen, workers, udp_buffers)?;
+    if let Some((_, s)) = bound.per_worker.first().and_then(|w| w.udp.first()) {
+        udp_buffers.log_granted(s);
+    }
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) if !config.tls_listen.is_empty() => {
             Some(turn_tls_config(c, k).map_err(StartError::Tls)?)
@@ -648,7 +657,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
                 primary,
                 alternate: SocketAddr::new(alt_ip, alt_port),
             };
-            listen::bind_udp(&mut bound, &r.addresses()[1..])?;
+            listen::bind_udp(&mut bound, &r.addresses()[1..], udp_buffers)?;
             tracing::info!(primary = %r.primary, alternate = %r.alternate, "RFC 5780 NAT behaviour discovery on");
             Some(r)
         }
@@ -707,6 +716,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     );
     let net = Arc::new(NetShared {
         udp_gso,
+        udp_buffers,
         channel_range: ChannelRange::new(config.relay.rfc5766_channel_numbers),
         max_frame_size: config.max_frame_size,
         tcp_idle_timeout: config.tcp_idle_timeout,

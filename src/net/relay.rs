@@ -31,15 +31,17 @@ impl Drop for RelaySocket {
     }
 }
 
-fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+fn bind(
+    addr: SocketAddr,
+    buffers: super::listen::SocketBuffers,
+) -> io::Result<std::net::UdpSocket> {
     // No SO_REUSEADDR/SO_REUSEPORT: a port in use must fail, so the core picks another.
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
     s.set_nonblocking(true)?;
-    // The kernel's drop count rides on received datagrams (read in `RecvBatch::recv`).
-    let _ = sys::enable_rx_drop_count(&s);
+    buffers.apply(&s);
     s.bind(&addr.into())?;
     Ok(s.into())
 }
@@ -78,7 +80,7 @@ impl Relays for NetRelays<'_> {
             return Err(io::ErrorKind::AddrInUse.into());
         }
         // A reserved port is held by a socket without reuse flags, so this bind fails.
-        let sock = bind(addr)?;
+        let sock = bind(addr, self.worker.net.udp_buffers)?;
         self.start(sock, addr, dont_fragment)
     }
 
@@ -94,7 +96,7 @@ impl Relays for NetRelays<'_> {
     }
 
     fn reserve(&mut self, addr: SocketAddr) -> io::Result<()> {
-        let s = bind(addr)?;
+        let s = bind(addr, self.worker.net.udp_buffers)?;
         if let Ok(mut r) = self.worker.reserved.lock() {
             r.insert(addr, s);
         }
