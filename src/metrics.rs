@@ -295,6 +295,9 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
         "1 while the server drains.",
         vec![(vec![], u64::from(gauges.draining))],
     );
+    // The encoder refuses a family without samples (and with it the whole exposition):
+    // `ternd_responses_total` has none until the first response.
+    b.families.retain(|f| !f.get_metric().is_empty());
     let mut out = Vec::new();
     if TextEncoder::new().encode(&b.families, &mut out).is_err() {
         return String::new();
@@ -359,5 +362,19 @@ mod tests {
         );
         assert!(text.contains("# TYPE ternd_allocations_created_total counter"));
         assert!(text.contains("ternd_build_info{version=\""));
+    }
+
+    #[test]
+    fn a_fresh_server_renders_its_zero_counters() {
+        let text = render(&[StatsSnapshot::default()], Gauges::default());
+        assert!(
+            text.contains("ternd_udp_receive_queue_drops_total{socket=\"relay\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("ternd_allocations_active 0\n"));
+        assert!(
+            !text.contains("ternd_responses_total"),
+            "no samples, no family"
+        );
     }
 }
