@@ -236,6 +236,8 @@ try:
 except Exception:
     print("-"); sys.exit()
 v = {"listener": 0, "relay": 0, "send": 0}
+if "ternd_udp_receive_queue_drops_total" not in text:
+    print("-"); sys.exit()  # a ternd without these counters
 for line in text.splitlines():
     if line.startswith("ternd_udp_receive_queue_drops_total{"):
         v["listener" if "socket=\"listener\"" in line else "relay"] += int(float(line.split()[-1]))

@@ -333,6 +333,12 @@ impl ServerDrops {
                 text.lines().next().unwrap_or("no answer")
             ));
         }
+        if !text.contains("ternd_udp_receive_queue_drops_total") {
+            return Err(format!(
+                "metrics {}: no ternd_udp_receive_queue_drops_total (not a ternd, or an older one)",
+                url.addr
+            ));
+        }
         Ok(ServerDrops::parse(&text))
     }
 
