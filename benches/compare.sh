@@ -2,6 +2,11 @@
 # Side-by-side benchmark of ternd and coturn on this machine, one server at a time.
 #
 #   bash benches/compare.sh            # about 11 minutes; DUR=5 MEMDUR=10 for a quicker pass
+#   ONLY=uclient RUNS=3 bash benches/compare.sh   # the uclient workload only, ternd and
+#                                      # coturn alternating, RUNS times (loss next to µs/pkt)
+#   BASE_BIN=/path/to/older/ternd SERVERS="ternd base coturn" ONLY=uclient RUNS=3 ...
+#                                      # "base": another ternd build, same flags, alternating
+#   TERND_ARGS / BASE_ARGS: extra flags for ternd / base (e.g. "--udp-recv-buffer 0")
 #
 # Builds ternd (release) and examples/webrtc_turn_server.rs (the webrtc-rs `turn` 0.17
 # server, a dev-dependency), installs coturn if absent, then for each server in turn starts it on
@@ -18,6 +23,11 @@
 # Memory: RSS growth per allocation with 5,000 (both servers) and 10,000 (ternd)
 # allocations, each with a permission and a channel, relaying 5 packets/s on every one for
 # MEMDUR seconds (default 30), from /proc/PID/status (VmRSS) before and at the peak.
+# Loss: every row has its loss next to its CPU per packet. For the uclient rows a second
+# table says where datagrams were dropped, from the kernel's per-socket counts
+# (benches/udp_drops.py: the server's listener and relay sockets, the peer's, the client's)
+# and, for ternd, its own ternd_udp_receive_queue_drops_total / ternd_udp_send_errors_total
+# (scraped from its /metrics on 127.0.0.1:$HTTP_PORT).
 # Prints the tables and writes them as markdown to target/compare.md; logs in
 # target/compare-logs/.
 set -euo pipefail
@@ -26,6 +36,13 @@ cd "$(dirname "$0")/.."
 SECRET=compare-secret
 PORT=3578
 PEER_PORT=3480
+HTTP_PORT=3579
+ONLY=${ONLY:-all}
+RUNS=${RUNS:-1}
+SERVERS=${SERVERS:-ternd coturn}
+BASE_BIN=${BASE_BIN:-}
+TERND_ARGS=${TERND_ARGS:-}
+BASE_ARGS=${BASE_ARGS:-}
 # The forwarder sends here; `ternd bench --mode raw --peer` runs its echo peer here.
 RAW_PEER=127.0.0.1:3482
 DUR=${DUR:-10}
@@ -48,7 +65,9 @@ trap 'exit 130' INT TERM
 
 echo "building ternd and the webrtc-rs example (release)..." >&2
 timeout 600 cargo build --release --quiet
-timeout 900 cargo build --release --quiet --example webrtc_turn_server
+if [ "$ONLY" = all ]; then
+    timeout 900 cargo build --release --quiet --example webrtc_turn_server
+fi
 BIN=target/release/ternd
 WEBRTC=target/release/examples/webrtc_turn_server
 # Static credentials for the webrtc-rs server (it has no REST-secret handler for
@@ -93,13 +112,20 @@ start_server() {
         "$BIN" forwarder --listen "127.0.0.1:$PORT" --peer "$RAW_PEER" \
             --duration 10m >"$LOGS/forwarder.log" 2>&1 &
         ;;
-    ternd)
+    ternd | base)
+        local bin=$BIN extra=$TERND_ARGS
+        if [ "$name" = base ]; then
+            bin=${BASE_BIN:?BASE_BIN names the other ternd build}
+            extra=$BASE_ARGS
+        fi
+        # $extra is split into flags on purpose.
+        # shellcheck disable=SC2086
         # --rfc5766-channel-numbers: Debian's coturn 4.6.1 uclient picks channel numbers above
         # 0x4FFF (coturn accepts them). Limits meant for the Internet are off for the benchmark.
-        "$BIN" --listen "127.0.0.1:$PORT" --secret "$SECRET" --relay-ports 20000-32000 \
-            --allow-peer 127.0.0.1/32 --user-quota 0 --http-listen "" --log-level warn \
+        "$bin" --listen "127.0.0.1:$PORT" --secret "$SECRET" --relay-ports 20000-32000 \
+            --allow-peer 127.0.0.1/32 --user-quota 0 --http-listen "127.0.0.1:$HTTP_PORT" --log-level warn \
             --rfc5766-channel-numbers --unauth-rate-limit 0 --max-allocations-per-ip 0 \
-            >"$LOGS/ternd.log" 2>&1 &
+            $extra >"$LOGS/$name.log" 2>&1 &
         ;;
     webrtc)
         "$WEBRTC" "127.0.0.1:$PORT" "$WEBRTC_USER=$WEBRTC_PASS" 20000-32000 \
@@ -201,23 +227,50 @@ print("%.1f|%.1f|%.2f|%.0f|%.3f" % (base / 1024, peak / 1024, (peak - base) / n,
     printf '%-7s %6s allocations: RSS %s\n' "$server" "$n" "$fields" >&2
 }
 
+# ternd's drop counters (receive-queue drops listener/relay, send errors) as "a|b|c", or "-".
+ternd_drops() {
+    python3 -c '
+import sys, urllib.request
+try:
+    text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=2).read().decode()
+except Exception:
+    print("-"); sys.exit()
+v = {"listener": 0, "relay": 0, "send": 0}
+if "ternd_udp_receive_queue_drops_total" not in text:
+    print("-"); sys.exit()  # a ternd without these counters
+for line in text.splitlines():
+    if line.startswith("ternd_udp_receive_queue_drops_total{"):
+        v["listener" if "socket=\"listener\"" in line else "relay"] += int(float(line.split()[-1]))
+    elif line.startswith("ternd_udp_send_errors_total{"):
+        v["send"] += int(float(line.split()[-1]))
+print("%d|%d|%d" % (v["listener"], v["relay"], v["send"]))
+' "$HTTP_PORT"
+}
+
+DROPROWS=()
 # uclient SERVER: the fixed turnutils_uclient workload.
 uclient() {
     local server=$1 before after out
+    local counters0=- counters1=-
+    if [ "$server" = ternd ] || [ "$server" = base ]; then counters0=$(ternd_drops); fi
     before=$(cpu_ticks "$SPID")
     local t0 t1
     t0=$(date +%s.%N)
     local auth=(-W "$SECRET" -u bench)
     if [ "$server" = webrtc ]; then auth=(-u "$WEBRTC_USER" -w "$WEBRTC_PASS"); fi
-    if ! out=$(timeout 120 turnutils_uclient "${auth[@]}" -e 127.0.0.1 -r "$PEER_PORT" \
-        -m 50 -n 2000 -l 200 -z 0 -p "$PORT" 127.0.0.1 2>&1); then
-        echo "$out" >"$LOGS/uclient-$server.log"
+    timeout 120 turnutils_uclient "${auth[@]}" -e 127.0.0.1 -r "$PEER_PORT" \
+        -m 50 -n 2000 -l 200 -z 0 -p "$PORT" 127.0.0.1 >"$LOGS/uclient-$server.log" 2>&1 &
+    local upid=$!
+    local drops
+    drops=$(python3 benches/udp_drops.py "$PORT" "$SPID" "$PEER_PID" "$upid" || echo '{}')
+    if ! wait "$upid"; then
         row "$server" "uclient -m50 -n2000 -l200 -z0" fail - - - - - - -
         return
     fi
     t1=$(date +%s.%N)
     after=$(cpu_ticks "$SPID")
-    echo "$out" >"$LOGS/uclient-$server.log"
+    if [ "$server" = ternd ] || [ "$server" = base ]; then counters1=$(ternd_drops); fi
+    out=$(cat "$LOGS/uclient-$server.log")
     local fields
     fields=$(python3 -c '
 import re, sys
@@ -233,14 +286,47 @@ print("%.0f|-|%s|%s|-|%.2f|-|-" % (relayed / secs, lost.group(2)[:5] if lost els
     local IFS='|'
     # shellcheck disable=SC2086
     row "$server" "uclient -m50 -n2000 -l200 -z0" $fields
+    local loss us
+    loss=$(cut -d'|' -f3 <<<"$fields")
+    us=$(cut -d'|' -f6 <<<"$fields")
+    local where
+    where=$(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1] or "{}"); c0, c1 = sys.argv[2], sys.argv[3]
+if c0 != "-" and c1 != "-":
+    a = [int(x) for x in c0.split("|")]; b = [int(x) for x in c1.split("|")]
+    own = "%d|%d|%d" % tuple(y - x for x, y in zip(a, b))
+else:
+    own = "-|-|-"
+print("%s|%s|%s|%s|%s" % (d.get("server_listener", "?"), d.get("server_relay", "?"),
+      d.get("peer", "?"), d.get("client", "?"), own))
+' "$drops" "$counters0" "$counters1")
+    DROPROWS+=("$server|$RUN|$loss|$us|$where")
+    local w
+    IFS='|' read -r -a w <<<"$where"
+    printf '%-7s run %s: loss %s %%, %s µs/pkt; kernel drops: server listener %s, relay %s, peer %s, client %s; ternd counters: listener %s, relay %s, send errors %s\n' \
+        "$server" "$RUN" "$loss" "$us" "${w[@]}" >&2
 }
 
 turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >"$LOGS/turnutils_peer.log" 2>&1 &
-PIDS+=("$!")
+PEER_PID=$!
+PIDS+=("$PEER_PID")
+RUN=1
 
 printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' server workload "relayed/s" "echoed/s" \
     "loss%" "p50 µs" "p99 µs" "µs/pkt" "bench cpu" "allocs/s" >&2
+if [ "$ONLY" = uclient ]; then
+    # Alternating, so the machine's other load falls on both alike.
+    for RUN in $(seq 1 "$RUNS"); do
+        for server in $SERVERS; do
+            start_server "$server"
+            uclient "$server"
+            stop_server
+        done
+    done
+fi
 for server in ternd coturn webrtc forwarder; do
+    [ "$ONLY" = all ] || break
     start_server "$server"
     if [ "$server" = forwarder ]; then
         # The floor: same sizes and rates, no TURN.
@@ -285,6 +371,15 @@ HEADER="| server | workload | relayed pkt/s | echoed pkt/s | loss % | p50 µs | 
         echo "| ${r//|/ | } |"
     done
     echo
+    echo "Where the uclient rows' datagrams were dropped: kernel per-socket counts (/proc/net/udp drops,"
+    echo "by owning process) and ternd's own counters over the run."
+    echo
+    echo "| server | run | loss % | µs/pkt | server listener rx | server relay rx | peer rx | client rx | ternd listener rx | ternd relay rx | ternd send errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for r in "${DROPROWS[@]}"; do
+        echo "| ${r//|/ | } |"
+    done
+    echo
     echo "Memory: N allocations with a permission and a channel each, 5 packets/s on every one for ${MEMDUR} s."
     echo
     echo "| server | allocations | RSS before MiB | RSS peak MiB | KiB/allocation | allocs/s | loss % |"
@@ -300,6 +395,13 @@ printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' server workload "relayed
 for r in "${ROWS[@]}"; do
     IFS='|' read -r -a f <<<"$r"
     printf '%-7s %-34s %10s %10s %7s %8s %8s %7s %9s %9s\n' "${f[@]}"
+done
+echo
+printf '%-7s %4s %7s %7s | %9s %9s %7s %7s | %9s %9s %9s\n' server run "loss%" "µs/pkt" \
+    "srv lst rx" "srv rly rx" "peer rx" "cli rx" "ternd lst" "ternd rly" "ternd snd"
+for r in "${DROPROWS[@]}"; do
+    IFS='|' read -r -a f <<<"$r"
+    printf '%-7s %4s %7s %7s | %9s %9s %7s %7s | %9s %9s %9s\n' "${f[@]}"
 done
 echo
 printf '%-7s %12s %14s %12s %14s %9s %7s\n' server allocations "RSS before MiB" "RSS peak MiB" \

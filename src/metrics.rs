@@ -211,6 +211,46 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
         vec![(vec![], s.udp_gso_datagrams)],
     );
     b.counter(
+        "ternd_udp_receive_queue_drops_total",
+        "Datagrams the kernel dropped at ternd's UDP receive queues (full buffer; SO_RXQ_OVFL), \
+         by socket kind. Counted when the socket's next datagram is read.",
+        vec![
+            (labels(&[("socket", "listener")]), s.listener_rx_queue_drops),
+            (labels(&[("socket", "relay")]), s.relay_rx_queue_drops),
+        ],
+    );
+    b.counter(
+        "ternd_udp_send_errors_total",
+        "UDP sends that failed (the datagram dropped, never waited for), by socket kind \
+         (listener: to clients; relay: to peers) and error.",
+        vec![
+            (
+                labels(&[("socket", "listener"), ("error", "would_block")]),
+                s.listener_send_would_block,
+            ),
+            (
+                labels(&[("socket", "listener"), ("error", "no_buffers")]),
+                s.listener_send_no_buffers,
+            ),
+            (
+                labels(&[("socket", "listener"), ("error", "other")]),
+                s.listener_send_other_errors,
+            ),
+            (
+                labels(&[("socket", "relay"), ("error", "would_block")]),
+                s.relay_send_would_block,
+            ),
+            (
+                labels(&[("socket", "relay"), ("error", "no_buffers")]),
+                s.relay_send_no_buffers,
+            ),
+            (
+                labels(&[("socket", "relay"), ("error", "other")]),
+                s.relay_send_other_errors,
+            ),
+        ],
+    );
+    b.counter(
         "ternd_dropped_total",
         "Packets and requests dropped or refused, by reason.",
         vec![
@@ -255,6 +295,9 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
         "1 while the server drains.",
         vec![(vec![], u64::from(gauges.draining))],
     );
+    // The encoder refuses a family without samples (and with it the whole exposition):
+    // `ternd_responses_total` has none until the first response.
+    b.families.retain(|f| !f.get_metric().is_empty());
     let mut out = Vec::new();
     if TextEncoder::new().encode(&b.families, &mut out).is_err() {
         return String::new();
@@ -278,6 +321,10 @@ mod tests {
         let b = StatsSnapshot {
             relayed_out_packets: 4,
             malformed: 9,
+            listener_rx_queue_drops: 6,
+            relay_rx_queue_drops: 8,
+            relay_send_would_block: 2,
+            listener_send_no_buffers: 1,
             ..Default::default()
         };
         let text = render(
@@ -298,7 +345,36 @@ mod tests {
         assert!(text.contains("ternd_responses_total{method=\"allocate\",code=\"success\"} 3\n"));
         assert!(text.contains("ternd_dropped_total{reason=\"malformed\"} 9\n"));
         assert!(text.contains("ternd_connections{transport=\"tcp\"} 2\n"));
+        assert!(text.contains("ternd_udp_receive_queue_drops_total{socket=\"listener\"} 6\n"));
+        assert!(text.contains("ternd_udp_receive_queue_drops_total{socket=\"relay\"} 8\n"));
+        assert!(
+            text.contains(
+                "ternd_udp_send_errors_total{socket=\"relay\",error=\"would_block\"} 2\n"
+            )
+        );
+        assert!(
+            text.contains(
+                "ternd_udp_send_errors_total{socket=\"listener\",error=\"no_buffers\"} 1\n"
+            )
+        );
+        assert!(
+            text.contains("ternd_udp_send_errors_total{socket=\"listener\",error=\"other\"} 0\n")
+        );
         assert!(text.contains("# TYPE ternd_allocations_created_total counter"));
         assert!(text.contains("ternd_build_info{version=\""));
+    }
+
+    #[test]
+    fn a_fresh_server_renders_its_zero_counters() {
+        let text = render(&[StatsSnapshot::default()], Gauges::default());
+        assert!(
+            text.contains("ternd_udp_receive_queue_drops_total{socket=\"relay\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("ternd_allocations_active 0\n"));
+        assert!(
+            !text.contains("ternd_responses_total"),
+            "no samples, no family"
+        );
     }
 }

@@ -287,3 +287,66 @@ fn data_sent_just_before_deleting_the_allocation_reaches_the_peer() {
     }
     h.shutdown();
 }
+
+/// The kernel's receive-queue drop count of the UDP socket bound to `port` on 127.0.0.1,
+/// from /proc/net/udp (its last column).
+fn proc_udp_drops(port: u16) -> u64 {
+    let text = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+    let local = format!("0100007F:{port:04X}");
+    text.lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// With the smallest socket buffers, a peer's bursts overflow the relay socket's receive
+/// queue; `ternd_udp_receive_queue_drops_total{socket="relay"}` counts exactly what the
+/// kernel dropped there (as /proc/net/udp reports it) once the next datagram is read.
+#[test]
+fn relay_receive_queue_overflows_are_counted_as_the_kernel_counts_them() {
+    let mut config = config((28200, 28299), Duration::from_secs(600));
+    config.workers = 1;
+    config.udp_recv_buffer = 4096;
+    let h = ternd::net::start(&config).expect("start");
+    let mut c = Client::new(h.udp_addrs()[0], "overflow");
+    let relay = c.allocate();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.permit(peer.local_addr().unwrap());
+    let counted = || {
+        common::metric(
+            &h.view().metrics(),
+            "ternd_udp_receive_queue_drops_total",
+            &[("socket", "relay")],
+        ) as u64
+    };
+    let mut kernel = 0;
+    // Bounded: at most 20 bursts of 5,000 datagrams (a few KiB of buffer holds a handful).
+    for _ in 0..20 {
+        for i in 0..5000u32 {
+            let _ = peer.send_to(&[i as u8; 200], relay);
+        }
+        kernel = proc_udp_drops(relay.port());
+        if kernel > 0 {
+            break;
+        }
+    }
+    assert!(kernel > 0, "bursts of 5,000 overflowed a 4 KiB buffer");
+    // The count rides on the next datagram queued; wait for ternd to read one.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counted() != proc_udp_drops(relay.port()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = peer.send_to(b"after", relay);
+    }
+    let kernel = proc_udp_drops(relay.port());
+    assert_eq!(counted(), kernel, "ternd's count is the kernel's");
+    assert_eq!(
+        common::metric(
+            &h.view().metrics(),
+            "ternd_udp_receive_queue_drops_total",
+            &[("socket", "listener")]
+        ),
+        0.0
+    );
+    h.shutdown();
+}

@@ -225,6 +225,137 @@ pub struct BenchArgs {
     /// No progress lines on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// The server's Prometheus endpoint (plain HTTP), e.g. http://127.0.0.1:9641/metrics:
+    /// scraped before and after the traffic to report the server's own drop counters
+    /// (receive-queue overflows, send errors) for the run
+    #[arg(long, value_name = "URL", value_parser = parse_metrics_url)]
+    pub metrics: Option<MetricsUrl>,
+}
+
+/// Where `--metrics` scrapes: a host:port and a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsUrl {
+    /// HOST:PORT.
+    pub addr: SocketAddr,
+    /// The path, `/metrics` when the URL has none.
+    pub path: String,
+}
+
+fn parse_metrics_url(s: &str) -> Result<MetricsUrl, String> {
+    let rest = s
+        .strip_prefix("http://")
+        .ok_or("only plain http:// URLs are scraped")?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/metrics"),
+    };
+    let addr = host
+        .to_socket_addrs()
+        .map_err(|e| format!("{host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}: no address"))?;
+    if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the path must not contain spaces".into());
+    }
+    Ok(MetricsUrl {
+        addr,
+        path: path.to_string(),
+    })
+}
+
+/// The server's drop counters over one run, from two scrapes of its `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ServerDrops {
+    /// Datagrams dropped at full listener receive queues.
+    pub listener_rx_queue: u64,
+    /// Datagrams dropped at full relay socket receive queues.
+    pub relay_rx_queue: u64,
+    /// Failed sends on listeners (to clients), all errors.
+    pub listener_send_errors: u64,
+    /// Failed sends on relay sockets (to peers), all errors.
+    pub relay_send_errors: u64,
+}
+
+impl ServerDrops {
+    /// The counters in a Prometheus text exposition.
+    fn parse(text: &str) -> ServerDrops {
+        let mut d = ServerDrops::default();
+        for line in text.lines() {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(v) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let v = v as u64;
+            let slot = if name.starts_with("ternd_udp_receive_queue_drops_total{") {
+                if name.contains("socket=\"listener\"") {
+                    &mut d.listener_rx_queue
+                } else {
+                    &mut d.relay_rx_queue
+                }
+            } else if name.starts_with("ternd_udp_send_errors_total{") {
+                if name.contains("socket=\"listener\"") {
+                    &mut d.listener_send_errors
+                } else {
+                    &mut d.relay_send_errors
+                }
+            } else {
+                continue;
+            };
+            *slot += v;
+        }
+        d
+    }
+
+    /// Scrapes `url` (HTTP/1.0, a bounded read).
+    fn scrape(url: &MetricsUrl) -> Result<ServerDrops, String> {
+        use std::io::{Read, Write};
+        let timeout = Duration::from_secs(2);
+        let mut s = std::net::TcpStream::connect_timeout(&url.addr, timeout)
+            .map_err(|e| format!("metrics {}: {e}", url.addr))?;
+        s.set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        write!(s, "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n", url.path, url.addr)
+            .map_err(|e| format!("metrics {}: {e}", url.addr))?;
+        let mut body = Vec::new();
+        s.take(4 << 20)
+            .read_to_end(&mut body)
+            .map_err(|e| format!("metrics {}: {e}", url.addr))?;
+        let text = String::from_utf8_lossy(&body);
+        if !text.starts_with("HTTP/1.") || text.split(' ').nth(1).is_none_or(|c| c != "200") {
+            return Err(format!(
+                "metrics {}: {}",
+                url.addr,
+                text.lines().next().unwrap_or("no answer")
+            ));
+        }
+        if !text.contains("ternd_udp_receive_queue_drops_total") {
+            return Err(format!(
+                "metrics {}: no ternd_udp_receive_queue_drops_total (not a ternd, or an older one)",
+                url.addr
+            ));
+        }
+        Ok(ServerDrops::parse(&text))
+    }
+
+    fn since(&self, before: &ServerDrops) -> ServerDrops {
+        ServerDrops {
+            listener_rx_queue: self
+                .listener_rx_queue
+                .saturating_sub(before.listener_rx_queue),
+            relay_rx_queue: self.relay_rx_queue.saturating_sub(before.relay_rx_queue),
+            listener_send_errors: self
+                .listener_send_errors
+                .saturating_sub(before.listener_send_errors),
+            relay_send_errors: self
+                .relay_send_errors
+                .saturating_sub(before.relay_send_errors),
+        }
+    }
 }
 
 impl fmt::Debug for BenchArgs {
@@ -244,6 +375,7 @@ impl fmt::Debug for BenchArgs {
             .field("bind", &self.bind)
             .field("json", &self.json)
             .field("quiet", &self.quiet)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -266,6 +398,7 @@ impl BenchArgs {
             bind: IpAddr::from([127, 0, 0, 2]),
             json: false,
             quiet: false,
+            metrics: None,
         }
     }
 }
@@ -326,6 +459,13 @@ pub struct Report {
     pub loss_pct: f64,
     /// Send errors (other than a full socket buffer).
     pub send_errors: u64,
+    /// Datagrams the kernel dropped at the bench's own client sockets' receive queues
+    /// (`SO_MEMINFO`): loss in the generator, not the server. `None` where unknown.
+    pub client_rx_drops: Option<u64>,
+    /// Datagrams the kernel dropped at the built-in echo peer's receive queue.
+    pub peer_rx_drops: Option<u64>,
+    /// The server's drop counters over the run (with `--metrics`).
+    pub server_drops: Option<ServerDrops>,
     /// Round-trip latency, microseconds.
     pub latency_us: Latency,
     /// CPU seconds (user + system) this process used while sending and draining.
@@ -354,6 +494,8 @@ ternd bench: {server}, mode {mode}, {allocs} allocation(s), {size} B payload, ra
   received       {recv} packets  {rpps:.0} pps  {rmb:.2} Mbit/s
   peer received  {peer}
   loss           {loss:.3} %
+  bench drops    {own}
+  server drops   {srv}
   rtt (µs)       p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  p99.9 {p999:.1}  max {max:.1}  mean {mean:.1}
   bench cpu      {cpu:.2} s ({cpupct:.0} % of one core)
 ",
@@ -377,6 +519,30 @@ ternd bench: {server}, mode {mode}, {allocs} allocation(s), {size} B payload, ra
             rpps = self.received_pps,
             rmb = self.received_mbps,
             loss = self.loss_pct,
+            own = match (self.client_rx_drops, self.peer_rx_drops) {
+                (None, None) => "unknown".to_string(),
+                (c, p) => {
+                    let n = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+                    format!(
+                        "{} at the client sockets' receive queues, {} at the echo peer's",
+                        n(c),
+                        match p {
+                            Some(_) => n(p),
+                            None => "n/a (external peer)".into(),
+                        }
+                    )
+                }
+            },
+            srv = match &self.server_drops {
+                Some(d) => format!(
+                    "receive queues: listener {} relay {}; send errors: listener {} relay {}",
+                    d.listener_rx_queue,
+                    d.relay_rx_queue,
+                    d.listener_send_errors,
+                    d.relay_send_errors
+                ),
+                None => "n/a (no --metrics)".into(),
+            },
             p50 = l.p50,
             p90 = l.p90,
             p99 = l.p99,
@@ -429,6 +595,7 @@ fn socket(bind: IpAddr, server: SocketAddr) -> Result<UdpSocket, String> {
 /// The built-in echo peer: reflects every datagram to its sender until stopped.
 struct EchoPeer {
     addr: SocketAddr,
+    sock: Arc<UdpSocket>,
     received: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -443,16 +610,18 @@ impl EchoPeer {
         let _ = s.set_send_buffer_size(8 << 20);
         s.bind(&at.into())
             .map_err(|e| format!("cannot bind the echo peer on {at}: {e}"))?;
-        let sock: UdpSocket = s.into();
+        let sock: Arc<UdpSocket> = Arc::new(s.into());
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .map_err(|e| e.to_string())?;
         let addr = sock.local_addr().map_err(|e| e.to_string())?;
+        let peer_sock = sock.clone();
         let received = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (r, st) = (received.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name("bench-peer".into())
             .spawn(move || {
+                let sock = peer_sock;
                 let mut buf = vec![0u8; 65536];
                 while !st.load(Ordering::Relaxed) {
                     if let Ok((n, from)) = sock.recv_from(&mut buf) {
@@ -464,10 +633,18 @@ impl EchoPeer {
             .map_err(|e| e.to_string())?;
         Ok(EchoPeer {
             addr,
+            sock,
             received,
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+impl EchoPeer {
+    /// Datagrams the kernel dropped at the peer's receive queue so far.
+    fn rx_drops(&self) -> Option<u64> {
+        crate::net::socket_rx_drops(&self.sock).ok().map(u64::from)
     }
 }
 
@@ -845,7 +1022,28 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         )
     });
 
+    let scrape = |when: &str| {
+        args.metrics.as_ref().map(|url| {
+            ServerDrops::scrape(url).map_err(|e| format!("{e} (scraping {when} the run)"))
+        })
+    };
+    let server_before = scrape("before").transpose()?;
     let result = traffic(args, peer, &mut allocs, echo.as_ref());
+    // Read before the sockets close: fresh sockets, so the counts are this run's.
+    let client_rx_drops = allocs
+        .iter()
+        .map(|a| crate::net::socket_rx_drops(&a.sock).map(u64::from))
+        .sum::<std::io::Result<u64>>()
+        .ok();
+    let peer_rx_drops = echo.as_ref().and_then(|e| e.rx_drops());
+    let server_drops = match (server_before, scrape("after")) {
+        (Some(b), Some(Ok(a))) => Some(a.since(&b)),
+        (_, Some(Err(e))) => {
+            eprintln!("ternd bench: {e}");
+            None
+        }
+        _ => None,
+    };
     let dealloc_failures = if args.mode == Mode::Raw {
         0
     } else {
@@ -900,6 +1098,9 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             100.0 * sent.saturating_sub(received) as f64 / sent as f64
         },
         send_errors,
+        client_rx_drops,
+        peer_rx_drops,
+        server_drops,
         latency_us: latency,
         bench_cpu_s: cpu,
         dealloc_failures,
@@ -1032,4 +1233,61 @@ fn traffic(
         send_secs,
         cpu,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_urls_are_plain_http_with_a_default_path() {
+        let u = parse_metrics_url("http://127.0.0.1:9641").unwrap();
+        assert_eq!(u.addr, SocketAddr::from(([127, 0, 0, 1], 9641)));
+        assert_eq!(u.path, "/metrics");
+        let u = parse_metrics_url("http://[::1]:80/other/metrics").unwrap();
+        assert_eq!(u.addr.port(), 80);
+        assert_eq!(u.path, "/other/metrics");
+        assert!(parse_metrics_url("https://127.0.0.1:9641/metrics").is_err());
+        assert!(parse_metrics_url("127.0.0.1:9641").is_err());
+        assert!(parse_metrics_url("http://127.0.0.1:9641/a b").is_err());
+    }
+
+    #[test]
+    fn server_drops_are_read_from_the_exposition_and_differenced() {
+        let text = "\
+# HELP ternd_udp_receive_queue_drops_total x
+ternd_udp_receive_queue_drops_total{socket=\"listener\"} 5
+ternd_udp_receive_queue_drops_total{socket=\"relay\"} 7
+ternd_udp_send_errors_total{socket=\"listener\",error=\"would_block\"} 2
+ternd_udp_send_errors_total{socket=\"listener\",error=\"other\"} 1
+ternd_udp_send_errors_total{socket=\"relay\",error=\"no_buffers\"} 4
+ternd_dropped_total{reason=\"malformed\"} 99
+";
+        let after = ServerDrops::parse(text);
+        assert_eq!(
+            after,
+            ServerDrops {
+                listener_rx_queue: 5,
+                relay_rx_queue: 7,
+                listener_send_errors: 3,
+                relay_send_errors: 4,
+            }
+        );
+        let before = ServerDrops {
+            listener_rx_queue: 1,
+            relay_rx_queue: 7,
+            listener_send_errors: 0,
+            relay_send_errors: 5,
+        };
+        assert_eq!(
+            after.since(&before),
+            ServerDrops {
+                listener_rx_queue: 4,
+                relay_rx_queue: 0,
+                listener_send_errors: 3,
+                relay_send_errors: 0,
+            }
+        );
+        assert_eq!(ServerDrops::parse("garbage\n{ 1"), ServerDrops::default());
+    }
 }

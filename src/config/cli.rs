@@ -326,6 +326,17 @@ pub struct Cli {
     )]
     pub udp_gso: Option<bool>,
 
+    /// SO_RCVBUF for every UDP socket (listeners and relay sockets), in bytes; 0 = the
+    /// kernel default. The kernel caps it at net.core.rmem_max (the granted size is
+    /// logged at start) [default: 4194304]
+    #[arg(long, value_name = "BYTES", env = "TERND_UDP_RECV_BUFFER")]
+    pub udp_recv_buffer: Option<String>,
+
+    /// SO_SNDBUF for every UDP socket, in bytes; 0 = the kernel default. The kernel
+    /// caps it at net.core.wmem_max [default: 4194304]
+    #[arg(long, value_name = "BYTES", env = "TERND_UDP_SEND_BUFFER")]
+    pub udp_send_buffer: Option<String>,
+
     /// Log level (trace, debug, info, warn, error) or a directive such as
     /// "info,ternd=debug" [default: info]
     #[arg(long, value_name = "LEVEL", env = "TERND_LOG_LEVEL")]
@@ -683,6 +694,8 @@ impl fmt::Debug for Cli {
             )
             .field("workers", &self.workers)
             .field("udp_gso", &self.udp_gso)
+            .field("udp_recv_buffer", &self.udp_recv_buffer)
+            .field("udp_send_buffer", &self.udp_send_buffer)
             .field("log_level", &self.log_level)
             .field("log_format", &self.log_format)
             .field("software", &self.software)

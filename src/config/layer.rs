@@ -34,6 +34,8 @@ pub(crate) struct Layer {
     /// 0 = one per CPU.
     pub(crate) workers: Slot<usize>,
     pub(crate) udp_gso: Slot<bool>,
+    pub(crate) udp_recv_buffer: Slot<usize>,
+    pub(crate) udp_send_buffer: Slot<usize>,
     pub(crate) software: Slot<Option<String>>,
     pub(crate) stun_backward_compatibility: Slot<bool>,
     pub(crate) max_frame_size: Slot<usize>,
@@ -130,6 +132,8 @@ impl Layer {
             realm: over.realm.or(self.realm),
             workers: over.workers.or(self.workers),
             udp_gso: over.udp_gso.or(self.udp_gso),
+            udp_recv_buffer: over.udp_recv_buffer.or(self.udp_recv_buffer),
+            udp_send_buffer: over.udp_send_buffer.or(self.udp_send_buffer),
             software: over.software.or(self.software),
             stun_backward_compatibility: over
                 .stun_backward_compatibility
@@ -257,6 +261,8 @@ impl Layer {
             realm: value_or(&self.realm, defaults.realm),
             workers,
             udp_gso: value_or(&self.udp_gso, defaults.udp_gso),
+            udp_recv_buffer: value_or(&self.udp_recv_buffer, defaults.udp_recv_buffer),
+            udp_send_buffer: value_or(&self.udp_send_buffer, defaults.udp_send_buffer),
             software: value_or(&self.software, defaults.software),
             stun_backward_compatibility: value_or(
                 &self.stun_backward_compatibility,
@@ -344,6 +350,18 @@ impl Layer {
                 values::uint(s).and_then(values::workers)
             })?,
             udp_gso: cli_bool("TERND_UDP_GSO", "--udp-gso", c.udp_gso),
+            udp_recv_buffer: cli_one(
+                "TERND_UDP_RECV_BUFFER",
+                "--udp-recv-buffer",
+                &c.udp_recv_buffer,
+                |s| values::uint(s).and_then(values::udp_buffer),
+            )?,
+            udp_send_buffer: cli_one(
+                "TERND_UDP_SEND_BUFFER",
+                "--udp-send-buffer",
+                &c.udp_send_buffer,
+                |s| values::uint(s).and_then(values::udp_buffer),
+            )?,
             software: cli_one(
                 "TERND_SOFTWARE",
                 "--software",
@@ -662,6 +680,8 @@ impl Layer {
             realm,
             workers,
             udp_gso,
+            udp_recv_buffer,
+            udp_send_buffer,
             software,
             stun_backward_compatibility,
             max_frame_size,
@@ -705,6 +725,8 @@ impl Layer {
             realm: v(realm, "realm"),
             workers: v(workers, "workers"),
             udp_gso: v(udp_gso, "udp_gso"),
+            udp_recv_buffer: v(udp_recv_buffer, "udp_recv_buffer"),
+            udp_send_buffer: v(udp_send_buffer, "udp_send_buffer"),
             software: v(software, "software"),
             stun_backward_compatibility: v(
                 stun_backward_compatibility,

@@ -25,6 +25,7 @@ mod error;
 mod layer;
 mod toml_file;
 mod values;
+pub use values::DEFAULT_UDP_BUFFER;
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +56,13 @@ pub struct Config {
     /// (`UDP_SEGMENT`, Linux 4.18+; off by itself where the kernel lacks it).
     /// Default `true`.
     pub udp_gso: bool,
+    /// `SO_RCVBUF` asked for every UDP socket (listeners and relay sockets), in bytes;
+    /// 0 = the kernel's default (net.core.rmem_default). The kernel caps it at
+    /// net.core.rmem_max. Default 4 MiB.
+    pub udp_recv_buffer: usize,
+    /// `SO_SNDBUF` asked for every UDP socket, in bytes; 0 = the kernel's default
+    /// (net.core.wmem_default). The kernel caps it at net.core.wmem_max. Default 4 MiB.
+    pub udp_send_buffer: usize,
     /// SOFTWARE attribute text. Default `None` (off: it leaks versions).
     pub software: Option<String>,
     /// Answer RFC 3489 clients that send no magic cookie. Default `false`.
@@ -364,6 +372,8 @@ impl Default for Config {
             realm: "ternd".to_owned(),
             workers: default_workers(),
             udp_gso: true,
+            udp_recv_buffer: values::DEFAULT_UDP_BUFFER,
+            udp_send_buffer: values::DEFAULT_UDP_BUFFER,
             software: None,
             stun_backward_compatibility: false,
             max_frame_size: values::MAX_FRAME_SIZE,

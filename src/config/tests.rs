@@ -2381,3 +2381,36 @@ fn alt_ip_and_alt_port_need_rfc5780() {
         .to_string();
     names(&m, "alt_port", "configuration");
 }
+
+#[test]
+fn udp_socket_buffers_default_file_cli_and_ranges() {
+    let c = Config::default();
+    assert_eq!((c.udp_recv_buffer, c.udp_send_buffer), (4 << 20, 4 << 20));
+    let file = parse("udp_recv_buffer = 8388608\nudp_send_buffer = 0").expect("file");
+    assert_eq!((file.udp_recv_buffer, file.udp_send_buffer), (8 << 20, 0));
+    // Absent flags keep the file's values; given ones override them.
+    assert_eq!(file.clone().apply_cli(&cli(&[])).expect("none"), file);
+    let c = file
+        .apply_cli(&cli(&[
+            "--udp-recv-buffer",
+            "0",
+            "--udp-send-buffer=1048576",
+        ]))
+        .expect("flags");
+    assert_eq!((c.udp_recv_buffer, c.udp_send_buffer), (0, 1 << 20));
+    // 0 (the kernel default) or 4096..=1 GiB.
+    assert!(parse("udp_recv_buffer = 4096").is_ok());
+    assert!(parse("udp_send_buffer = 1073741824").is_ok());
+    names(&err("udp_recv_buffer = 4095"), "udp_recv_buffer", FILE);
+    names(
+        &err("udp_send_buffer = 1073741825"),
+        "udp_send_buffer",
+        FILE,
+    );
+    names(&err("udp_recv_buffer = -1"), "udp_recv_buffer", FILE);
+    names(&err("udp_recv_buffer = \"4M\""), "udp_recv_buffer", FILE);
+    let e = cli_err(&["--udp-recv-buffer", "100"]);
+    assert!(e.contains("--udp-recv-buffer"), "{e}");
+    let e = cli_err(&["--udp-send-buffer", "lots"]);
+    assert!(e.contains("--udp-send-buffer"), "{e}");
+}

@@ -157,6 +157,12 @@ impl Walker {
                     l.workers = self.set(key, values::workers(self.integer(key, v)?))?;
                 }
                 "udp_gso" => l.udp_gso = self.set(key, Ok(self.boolean(key, v)?))?,
+                "udp_recv_buffer" => {
+                    l.udp_recv_buffer = self.set(key, values::udp_buffer(self.integer(key, v)?))?;
+                }
+                "udp_send_buffer" => {
+                    l.udp_send_buffer = self.set(key, values::udp_buffer(self.integer(key, v)?))?;
+                }
                 "software" => {
                     l.software = self.set(key, values::software(self.string(key, v)?))?;
                 }

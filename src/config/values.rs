@@ -288,6 +288,26 @@ pub(crate) fn workers(n: usize) -> Result<usize, String> {
     }
 }
 
+/// Default `udp_recv_buffer` / `udp_send_buffer`: 4 MiB (what stock kernels cap at is
+/// far less: net.core.rmem_max / wmem_max, 208 KiB by default).
+pub const DEFAULT_UDP_BUFFER: usize = 4 << 20;
+/// Smallest nonzero socket buffer accepted.
+pub const MIN_UDP_BUFFER: usize = 4096;
+/// Largest socket buffer accepted (setsockopt takes an int; the kernel doubles it).
+pub const MAX_UDP_BUFFER: usize = 1 << 30;
+
+/// A UDP socket buffer size in bytes: 0 (the kernel's default) or
+/// `MIN_UDP_BUFFER..=MAX_UDP_BUFFER`.
+pub(crate) fn udp_buffer(n: usize) -> Result<usize, String> {
+    if n == 0 || (MIN_UDP_BUFFER..=MAX_UDP_BUFFER).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is out of range (0 = the kernel default, or {MIN_UDP_BUFFER}..={MAX_UDP_BUFFER} bytes)"
+        ))
+    }
+}
+
 pub(crate) fn max_frame_size(n: usize) -> Result<usize, String> {
     if (MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&n) {
         Ok(n)

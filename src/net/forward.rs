@@ -39,7 +39,13 @@ pub fn run(
     udp_gso: bool,
 ) -> Result<(), String> {
     let gso = udp_gso && super::gso_available();
-    let bound = super::listen::bind_all(&[listen], workers.max(1)).map_err(|e| e.to_string())?;
+    // The relay's default socket buffers, so the floor is measured with the same sizes.
+    let buffers = super::listen::SocketBuffers {
+        recv: crate::config::DEFAULT_UDP_BUFFER,
+        send: crate::config::DEFAULT_UDP_BUFFER,
+    };
+    let bound =
+        super::listen::bind_all(&[listen], workers.max(1), buffers).map_err(|e| e.to_string())?;
     let addr = bound.udp_addrs[0];
     eprintln!(
         "ternd forwarder: {addr} -> {peer}, {} worker(s), UDP GSO {}",

@@ -14,8 +14,8 @@ use std::rc::Rc;
 
 use tokio::net::UdpSocket;
 
-use super::send_now;
 use super::sys::{self, MAX_SEGMENTS, RecvBatch};
+use super::{SendErrors, SockKind, send_now};
 
 /// Largest datagram sent as a GSO segment: one that fits an Ethernet MTU over IPv6. The
 /// kernel refuses segments above the path MTU, so larger (rare) datagrams go one by one.
@@ -78,13 +78,17 @@ pub(super) struct Flushed {
     pub gso_sends: u64,
     /// Datagrams those GSO sends carried.
     pub gso_datagrams: u64,
+    /// Of `dropped`, those the kernel refused, by error.
+    pub errors: SendErrors,
 }
 
 impl Flushed {
-    /// Adds these figures to a worker's counters.
-    pub fn count(self, stats: &crate::turn::Stats, dropped: &crate::turn::Counter) {
+    /// Adds these figures to a worker's counters; `kind` is the kind of socket the
+    /// datagrams left from.
+    pub fn count(self, stats: &crate::turn::Stats, dropped: &crate::turn::Counter, kind: SockKind) {
         if self.dropped > 0 {
             dropped.add(self.dropped);
+            self.errors.count(stats, kind);
         }
         if self.gso_sends > 0 {
             stats.udp_gso_sends.add(self.gso_sends);
@@ -179,16 +183,23 @@ fn send_run(sock: &UdpSocket, run: &[Queued], batch: &RecvBatch, gso: &Gso, done
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     done.dropped += run.len() as u64;
+                    done.errors.would_block += run.len() as u64;
                     return;
                 }
                 Err(e) => gso.refused(&e, run[0].len),
             }
         }
     }
-    done.dropped += run
-        .iter()
-        .filter(|q| bytes(q).is_none_or(|b| send_now(sock, b, q.to).is_err()))
-        .count() as u64;
+    for q in run {
+        match bytes(q).map(|b| send_now(sock, b, q.to)) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                done.dropped += 1;
+                done.errors.note(&e);
+            }
+            None => done.dropped += 1,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -59,11 +59,75 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
     Ok(s)
 }
 
-fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// The `SO_RCVBUF` and `SO_SNDBUF` sizes asked for every UDP socket (listeners and relay
+/// sockets), in bytes; 0 leaves the kernel's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SocketBuffers {
+    pub recv: usize,
+    pub send: usize,
+}
+
+impl SocketBuffers {
+    /// Asks for the sizes (the kernel caps them at net.core.rmem_max / wmem_max and
+    /// doubles what it grants, for its bookkeeping) and turns on the receive-queue drop
+    /// count (`SO_RXQ_OVFL`). Failures are not fatal: the socket works with what it has.
+    pub fn apply(self, s: &Socket) {
+        if self.recv > 0 {
+            let _ = s.set_recv_buffer_size(self.recv);
+        }
+        if self.send > 0 {
+            let _ = s.set_send_buffer_size(self.send);
+        }
+        let _ = super::sys::enable_rx_drop_count(s);
+    }
+
+    /// Logs what the kernel granted `s` against what was asked, and warns when the
+    /// net.core limits cut it.
+    pub fn log_granted(self, s: &UdpSocket) {
+        let s = socket2::SockRef::from(s);
+        let recv = s.recv_buffer_size().unwrap_or(0);
+        let send = s.send_buffer_size().unwrap_or(0);
+        let limit = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+                .ok()
+                .and_then(|t| t.trim().parse::<usize>().ok())
+        };
+        let (rmem_max, wmem_max) = (limit("rmem_max"), limit("wmem_max"));
+        tracing::info!(
+            recv_asked = self.recv,
+            recv_granted = recv,
+            send_asked = self.send,
+            send_granted = send,
+            rmem_max,
+            wmem_max,
+            "UDP socket buffers (0 asked = the kernel default; the kernel reports twice the \
+             usable size and caps at net.core.rmem_max / wmem_max)"
+        );
+        // Linux grants min(asked, max) * 2.
+        if self.recv > 0 && recv < self.recv.saturating_mul(2) {
+            tracing::warn!(
+                asked = self.recv,
+                granted = recv / 2,
+                "UDP receive buffer cut by net.core.rmem_max; raise it (sysctl -w \
+                 net.core.rmem_max={}) or lower udp_recv_buffer",
+                self.recv
+            );
+        }
+        if self.send > 0 && send < self.send.saturating_mul(2) {
+            tracing::warn!(
+                asked = self.send,
+                granted = send / 2,
+                "UDP send buffer cut by net.core.wmem_max; raise it (sysctl -w \
+                 net.core.wmem_max={}) or lower udp_send_buffer",
+                self.send
+            );
+        }
+    }
+}
+
+fn udp(addr: SocketAddr, buffers: SocketBuffers) -> io::Result<UdpSocket> {
     let s = socket(addr, Type::DGRAM, Protocol::UDP)?;
-    // Room for bursts; the kernel caps it at net.core.rmem_max.
-    let _ = s.set_recv_buffer_size(4 << 20);
-    let _ = s.set_send_buffer_size(4 << 20);
+    buffers.apply(&s);
     s.bind(&addr.into())?;
     Ok(s.into())
 }
@@ -104,6 +168,7 @@ fn probe_free_port(addr: SocketAddr) -> io::Result<u16> {
 fn bind_addr(
     addr: SocketAddr,
     workers: usize,
+    buffers: SocketBuffers,
 ) -> io::Result<(SocketAddr, Vec<(UdpSocket, TcpListener)>)> {
     let mut last_err = None;
     for _ in 0..16 {
@@ -115,7 +180,7 @@ fn bind_addr(
         let mut out = Vec::with_capacity(workers);
         let mut failed = None;
         for _ in 0..workers {
-            match udp(actual).and_then(|u| Ok((u, tcp(actual)?))) {
+            match udp(actual, buffers).and_then(|u| Ok((u, tcp(actual)?))) {
                 Ok(pair) => out.push(pair),
                 Err(e) => {
                     failed = Some(e);
@@ -146,7 +211,11 @@ fn no_ipv6(addr: SocketAddr, e: &io::Error) -> bool {
             ))
 }
 
-pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, BindError> {
+pub(super) fn bind_all(
+    addrs: &[SocketAddr],
+    workers: usize,
+    buffers: SocketBuffers,
+) -> Result<Bound, BindError> {
     let mut bound = Bound {
         udp_addrs: Vec::new(),
         tcp_addrs: Vec::new(),
@@ -155,7 +224,7 @@ pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, Bi
         per_worker: (0..workers).map(|_| WorkerSockets::default()).collect(),
     };
     for &addr in addrs {
-        match bind_addr(addr, workers) {
+        match bind_addr(addr, workers, buffers) {
             Ok((actual, sockets)) => {
                 bound.udp_addrs.push(actual);
                 bound.tcp_addrs.push(actual);
@@ -185,11 +254,15 @@ pub(super) fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Bound, Bi
 
 /// UDP sockets only (RFC 5780's other addresses), one `SO_REUSEPORT` socket per worker
 /// per address; the addresses have concrete ports.
-pub(super) fn bind_udp(bound: &mut Bound, addrs: &[SocketAddr]) -> Result<(), BindError> {
+pub(super) fn bind_udp(
+    bound: &mut Bound,
+    addrs: &[SocketAddr],
+    buffers: SocketBuffers,
+) -> Result<(), BindError> {
     let workers = bound.per_worker.len();
     for &addr in addrs {
         let sockets = (0..workers)
-            .map(|_| udp(addr))
+            .map(|_| udp(addr, buffers))
             .collect::<io::Result<Vec<_>>>()
             .map_err(|source| BindError::Listen {
                 proto: "UDP",

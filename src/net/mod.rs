@@ -409,6 +409,8 @@ struct NetShared {
     tcp_connections: AtomicUsize,
     /// UDP GSO configured and available (each worker starts with it; see `gso::Gso`).
     udp_gso: bool,
+    /// Socket buffer sizes for relay sockets (the listeners got theirs at bind).
+    udp_buffers: listen::SocketBuffers,
 }
 
 impl std::fmt::Debug for NetShared {
@@ -468,9 +470,11 @@ impl Worker {
             Transport::Udp => {
                 let listeners = self.listeners.borrow();
                 if let Some(l) = listeners.get(&tuple.server)
-                    && send_now(l, bytes, tuple.client).is_err()
+                    && let Err(e) = send_now(l, bytes, tuple.client)
                 {
-                    self.server.borrow().stats().peer_dropped.inc();
+                    let server = self.server.borrow();
+                    let stats = server.stats();
+                    count_send_error(stats, &stats.peer_dropped, SockKind::Listener, &e);
                 }
             }
             Transport::Tcp | Transport::Tls => {
@@ -516,9 +520,11 @@ impl Worker {
     fn forward(&self, relay: SocketAddr, peer: SocketAddr, payload: &[u8]) {
         let relays = self.relays.borrow();
         if let Some(r) = relays.get(&relay)
-            && send_now(&r.sock, payload, peer).is_err()
+            && let Err(e) = send_now(&r.sock, payload, peer)
         {
-            self.server.borrow().stats().dropped.inc();
+            let server = self.server.borrow();
+            let stats = server.stats();
+            count_send_error(stats, &stats.dropped, SockKind::Relay, &e);
         }
     }
 }
@@ -626,6 +632,12 @@ pub fn gso_available() -> bool {
         .is_ok_and(|s| sys::gso_supported(&s))
 }
 
+/// Datagrams the kernel has dropped at `sock`'s receive queue so far (`SO_MEMINFO`; one
+/// system call, for reports, not the packet path).
+pub fn socket_rx_drops(sock: &std::net::UdpSocket) -> std::io::Result<u32> {
+    sys::socket_rx_drops(sock)
+}
+
 /// Registers a UDP socket shared through an `Arc` with the current runtime for readiness.
 pub fn register_shared_udp(
     sock: Arc<std::net::UdpSocket>,
@@ -646,7 +658,14 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }
     let workers = config.workers.max(1);
-    let mut bound = listen::bind_all(&config.listen, workers)?;
+    let udp_buffers = listen::SocketBuffers {
+        recv: config.udp_recv_buffer,
+        send: config.udp_send_buffer,
+    };
+    let mut bound = listen::bind_all(&config.listen, workers, udp_buffers)?;
+    if let Some((_, s)) = bound.per_worker.first().and_then(|w| w.udp.first()) {
+        udp_buffers.log_granted(s);
+    }
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) if !config.tls_listen.is_empty() => {
             Some(turn_tls_config(c, k).map_err(StartError::Tls)?)
@@ -676,7 +695,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
                 primary,
                 alternate: SocketAddr::new(alt_ip, alt_port),
             };
-            listen::bind_udp(&mut bound, &r.addresses()[1..])?;
+            listen::bind_udp(&mut bound, &r.addresses()[1..], udp_buffers)?;
             tracing::info!(primary = %r.primary, alternate = %r.alternate, "RFC 5780 NAT behaviour discovery on");
             Some(r)
         }
@@ -740,6 +759,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     );
     let net = Arc::new(NetShared {
         udp_gso,
+        udp_buffers,
         channel_range: ChannelRange::new(config.relay.rfc5766_channel_numbers),
         max_frame_size: config.max_frame_size,
         tcp_idle_timeout: config.tcp_idle_timeout,
@@ -941,6 +961,77 @@ async fn timer_loop(worker: Rc<Worker>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// The kind of ternd UDP socket a datagram left from (for the send error counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SockKind {
+    /// A listener: answers and relayed data to clients.
+    Listener,
+    /// A relay socket: relayed data to peers.
+    Relay,
+}
+
+/// Failed UDP sends by error, added to a worker's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SendErrors {
+    /// `EAGAIN`: the socket's send buffer is full.
+    pub would_block: u64,
+    /// `ENOBUFS`: no kernel memory (or a full device queue).
+    pub no_buffers: u64,
+    /// Anything else.
+    pub other: u64,
+}
+
+impl SendErrors {
+    /// Counts one failed send.
+    pub fn note(&mut self, e: &std::io::Error) {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            self.would_block += 1;
+        } else if e.raw_os_error() == Some(libc::ENOBUFS) {
+            self.no_buffers += 1;
+        } else {
+            self.other += 1;
+        }
+    }
+
+    /// Adds these to `stats` for sockets of `kind`.
+    pub fn count(self, stats: &Stats, kind: SockKind) {
+        let (wb, nb, other) = match kind {
+            SockKind::Listener => (
+                &stats.listener_send_would_block,
+                &stats.listener_send_no_buffers,
+                &stats.listener_send_other_errors,
+            ),
+            SockKind::Relay => (
+                &stats.relay_send_would_block,
+                &stats.relay_send_no_buffers,
+                &stats.relay_send_other_errors,
+            ),
+        };
+        for (counter, n) in [
+            (wb, self.would_block),
+            (nb, self.no_buffers),
+            (other, self.other),
+        ] {
+            if n > 0 {
+                counter.add(n);
+            }
+        }
+    }
+}
+
+/// Counts one failed send on a socket of `kind`, and the datagram in `dropped`.
+fn count_send_error(
+    stats: &Stats,
+    dropped: &crate::turn::Counter,
+    kind: SockKind,
+    e: &std::io::Error,
+) {
+    dropped.inc();
+    let mut errors = SendErrors::default();
+    errors.note(e);
+    errors.count(stats, kind);
+}
+
 /// Sends a datagram now, without waiting: one non-blocking `sendto`. (Tokio's
 /// `try_send_to` consults its cached readiness first, and a socket registered a moment ago
 /// has none yet, so the first packet on a new relay socket would be dropped.)
@@ -954,11 +1045,17 @@ fn act(worker: &Worker, outcome: Outcome, packet: &[u8], out: &[u8], reply: impl
         Outcome::Reply { len } => reply(&out[..len]),
         Outcome::ReplyVia { len, from, to } => {
             let listeners = worker.listeners.borrow();
-            let sent = listeners
+            match listeners
                 .get(&from)
-                .is_some_and(|sock| send_now(sock, &out[..len], to).is_ok());
-            if !sent {
-                worker.server.borrow().stats().dropped.inc();
+                .map(|sock| send_now(sock, &out[..len], to))
+            {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let server = worker.server.borrow();
+                    let stats = server.stats();
+                    count_send_error(stats, &stats.dropped, SockKind::Listener, &e);
+                }
+                None => worker.server.borrow().stats().dropped.inc(),
             }
         }
         Outcome::Forward {
@@ -981,6 +1078,8 @@ async fn udp_loop(
     let mut out = vec![0u8; OUT_BUF];
     // Datagrams for peers, sent when the batch is done (in GSO runs where they can be).
     let mut queue: Vec<gso::Queued> = Vec::with_capacity(LISTENER_BATCH);
+    // The kernel's drop count for this listener as last read (SO_RXQ_OVFL).
+    let mut rx_drops = sys::RxDrops::default();
     loop {
         tokio::select! {
             r = sock.readable() => if r.is_err() { return },
@@ -1000,13 +1099,22 @@ async fn udp_loop(
                     continue;
                 }
             };
+            let dropped = rx_drops.delta(batch.rx_drops());
+            if dropped > 0 {
+                worker
+                    .server
+                    .borrow()
+                    .stats()
+                    .listener_rx_queue_drops
+                    .add(dropped);
+            }
             let now = Instant::now();
             let flush = |queue: &mut Vec<gso::Queued>, batch: &sys::RecvBatch| {
                 let flushed = gso::flush(queue, batch, &worker.gso, |via| {
                     worker.relays.borrow().get(&via).map(|r| r.sock.clone())
                 });
                 let server = worker.server.borrow();
-                flushed.count(server.stats(), &server.stats().dropped);
+                flushed.count(server.stats(), &server.stats().dropped, SockKind::Relay);
             };
             for i in 0..got {
                 let (n, from) = batch.meta(i);
@@ -1048,8 +1156,10 @@ async fn udp_loop(
                 }
                 act(&worker, outcome, packet, &out, |bytes| {
                     // Never wait on a full socket buffer: a dropped answer is a lost datagram.
-                    if send_now(&sock, bytes, from).is_err() {
-                        worker.server.borrow().stats().dropped.inc();
+                    if let Err(e) = send_now(&sock, bytes, from) {
+                        let server = worker.server.borrow();
+                        let stats = server.stats();
+                        count_send_error(stats, &stats.dropped, SockKind::Listener, &e);
                     }
                 });
             }

@@ -31,13 +31,17 @@ impl Drop for RelaySocket {
     }
 }
 
-fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+fn bind(
+    addr: SocketAddr,
+    buffers: super::listen::SocketBuffers,
+) -> io::Result<std::net::UdpSocket> {
     // No SO_REUSEADDR/SO_REUSEPORT: a port in use must fail, so the core picks another.
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
     s.set_nonblocking(true)?;
+    buffers.apply(&s);
     s.bind(&addr.into())?;
     Ok(s.into())
 }
@@ -76,7 +80,7 @@ impl Relays for NetRelays<'_> {
             return Err(io::ErrorKind::AddrInUse.into());
         }
         // A reserved port is held by a socket without reuse flags, so this bind fails.
-        let sock = bind(addr)?;
+        let sock = bind(addr, self.worker.net.udp_buffers)?;
         self.start(sock, addr, dont_fragment)
     }
 
@@ -92,7 +96,7 @@ impl Relays for NetRelays<'_> {
     }
 
     fn reserve(&mut self, addr: SocketAddr) -> io::Result<()> {
-        let s = bind(addr)?;
+        let s = bind(addr, self.worker.net.udp_buffers)?;
         if let Ok(mut r) = self.worker.reserved.lock() {
             r.insert(addr, s);
         }
@@ -239,6 +243,8 @@ async fn tcp_relay_accept(
 /// [`PEER_HEADROOM`], so the core writes the client-bound header in front) and sends them
 /// on to the client.
 async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) {
+    // The kernel's drop count for this socket as last read (SO_RXQ_OVFL).
+    let mut rx_drops = sys::RxDrops::default();
     loop {
         if sock.readable().await.is_err() {
             return;
@@ -260,6 +266,15 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                     continue;
                 }
             };
+            let dropped = rx_drops.delta(batch.rx_drops());
+            if dropped > 0 {
+                worker
+                    .server
+                    .borrow()
+                    .stats()
+                    .relay_rx_queue_drops
+                    .add(dropped);
+            }
             let now = Instant::now();
             let mut queue = worker.peer_queue.borrow_mut();
             for i in 0..got {
@@ -289,7 +304,11 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
             });
             drop(queue);
             let server = worker.server.borrow();
-            flushed.count(server.stats(), &server.stats().peer_dropped);
+            flushed.count(
+                server.stats(),
+                &server.stats().peer_dropped,
+                super::SockKind::Listener,
+            );
             if got < batch.slots() {
                 drained = true;
                 break;

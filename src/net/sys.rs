@@ -72,6 +72,117 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(0)
 }
 
+/// `SO_RXQ_OVFL` and `SO_MEMINFO` (asm-generic values; SPARC numbers them differently).
+/// The `libc` crate has them for Android only.
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "sparc", target_arch = "sparc64"))
+))]
+const SO_RXQ_OVFL: libc::c_int = 40;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "sparc", target_arch = "sparc64")
+))]
+const SO_RXQ_OVFL: libc::c_int = 0x0024;
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "sparc", target_arch = "sparc64"))
+))]
+const SO_MEMINFO: libc::c_int = 55;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "sparc", target_arch = "sparc64")
+))]
+const SO_MEMINFO: libc::c_int = 0x0039;
+
+/// Asks the kernel to attach the socket's cumulative receive-queue drop count
+/// (`SO_RXQ_OVFL`) to every datagram received after the first drop; [`RecvBatch::recv`]
+/// reads it from the control message at no extra system call.
+#[cfg(target_os = "linux")]
+pub fn enable_rx_drop_count(sock: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: the fd belongs to `sock`, alive for the call; the value pointer and its
+    // length describe a live `c_int` on this stack frame, as setsockopt(2) expects.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_RXQ_OVFL,
+            (&one as *const libc::c_int).cast::<libc::c_void>(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// No drop counts off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn enable_rx_drop_count<S>(_sock: &S) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Datagrams the kernel has dropped so far at `sock`'s receive queue (full buffer, or no
+/// memory): `SK_MEMINFO_DROPS` of `SO_MEMINFO`, one system call. For reports at the end of
+/// a run (`ternd bench`), not the packet path.
+#[cfg(target_os = "linux")]
+pub fn socket_rx_drops(sock: &impl std::os::fd::AsRawFd) -> io::Result<u32> {
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: the fd belongs to `sock`, alive for the call; `info` and `len` are live and
+    // writable and `len` holds the size of `info`: the kernel writes at most that many bytes
+    // and stores the number written in `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let at = libc::SK_MEMINFO_DROPS as usize;
+    if (len as usize) < (at + 1) * std::mem::size_of::<u32>() {
+        return Err(io::ErrorKind::Unsupported.into());
+    }
+    Ok(info[at])
+}
+
+/// No drop counts off Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn socket_rx_drops<S>(_sock: &S) -> io::Result<u32> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// The last cumulative receive-queue drop count seen on one socket, turning each new
+/// reading of [`RecvBatch::rx_drops`] into the number of datagrams dropped since.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RxDrops {
+    last: u32,
+}
+
+impl RxDrops {
+    /// Datagrams dropped since the previous reading (the kernel's count is a `u32` that
+    /// wraps).
+    #[inline]
+    pub fn delta(&mut self, reading: Option<u32>) -> u64 {
+        match reading {
+            Some(now) if now != self.last => {
+                let d = now.wrapping_sub(self.last);
+                self.last = now;
+                u64::from(d)
+            }
+            _ => 0,
+        }
+    }
+}
+
 /// Buffers for receiving up to `slots` datagrams with one `recvmmsg(2)`. Datagram `i` lands
 /// at `slot(i)[offset..offset + len(i)]`; each slot has `offset` bytes of headroom in
 /// front (room for a TURN header) and `tailroom` bytes after the largest datagram.
@@ -85,9 +196,21 @@ pub struct RecvBatch {
     iovs: Vec<libc::iovec>,
     #[cfg(target_os = "linux")]
     hdrs: Vec<libc::mmsghdr>,
+    /// One control buffer per datagram, for the `SO_RXQ_OVFL` count.
+    #[cfg(target_os = "linux")]
+    controls: Vec<Control>,
     lens: Vec<usize>,
     sources: Vec<Option<std::net::SocketAddr>>,
+    /// The socket's cumulative drop count as the last receive's latest datagram carried it.
+    rx_drops: Option<u32>,
 }
+
+/// Room for the control messages of one received datagram: the `SO_RXQ_OVFL` one (a
+/// `u32`) with space to spare, aligned as `cmsghdr` needs.
+#[cfg(target_os = "linux")]
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; 64]);
 
 impl RecvBatch {
     /// Room for `slots` datagrams (at most [`MAX_BATCH`]) of up to `max_len` bytes, each
@@ -108,8 +231,11 @@ impl RecvBatch {
             iovs: vec![unsafe { std::mem::zeroed() }; slots],
             #[cfg(target_os = "linux")]
             hdrs: vec![unsafe { std::mem::zeroed() }; slots],
+            #[cfg(target_os = "linux")]
+            controls: vec![Control([0; 64]); slots],
             lens: vec![0; slots],
             sources: vec![None; slots],
+            rx_drops: None,
         }
     }
 
@@ -133,6 +259,14 @@ impl RecvBatch {
         (self.lens[i], self.sources[i])
     }
 
+    /// The socket's cumulative receive-queue drop count carried by the last receive's
+    /// datagrams (the newest reading), if any carried one: only on a socket with
+    /// [`enable_rx_drop_count`], and only once it has dropped something. A datagram carries
+    /// the count as of when it was queued, so drops show with the next datagram queued.
+    pub fn rx_drops(&self) -> Option<u32> {
+        self.rx_drops
+    }
+
     /// Receives what is queued on `sock`, up to [`RecvBatch::slots`] datagrams, without
     /// blocking (`WouldBlock` when nothing is). Returns the number received.
     #[cfg(target_os = "linux")]
@@ -149,14 +283,15 @@ impl RecvBatch {
             h.msg_iovlen = 1;
             h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            h.msg_control = self.controls[i].0.as_mut_ptr().cast();
+            h.msg_controllen = std::mem::size_of::<Control>() as _;
             h.msg_flags = 0;
         }
         // SAFETY: `hdrs[..n]` point at live buffers owned by `self` (`iovs`, `buf`,
-        // `addrs`), not moved or resized during the call; the kernel writes at most
-        // `iov_len` bytes per datagram and `msg_namelen` bytes per address, and `n` is the
-        // length of `hdrs`. MSG_DONTWAIT: never blocks.
+        // `addrs`, `controls`), not moved or resized during the call; the kernel writes at
+        // most `iov_len` bytes per datagram, `msg_namelen` bytes per address and
+        // `msg_controllen` bytes of control messages, and `n` is the length of `hdrs`.
+        // MSG_DONTWAIT: never blocks.
         let r = unsafe {
             libc::recvmmsg(
                 sock.as_raw_fd(),
@@ -170,9 +305,16 @@ impl RecvBatch {
             return Err(io::Error::last_os_error());
         }
         let got = r as usize;
+        self.rx_drops = None;
         for i in 0..got {
             self.lens[i] = self.hdrs[i].msg_len as usize;
             self.sources[i] = sockaddr_to_std(&self.addrs[i], self.hdrs[i].msg_hdr.msg_namelen);
+            // Nothing to parse until the socket has dropped something (one branch).
+            if self.hdrs[i].msg_hdr.msg_controllen > 0
+                && let Some(d) = rx_drops_of(&self.hdrs[i].msg_hdr)
+            {
+                self.rx_drops = Some(d);
+            }
         }
         Ok(got)
     }
@@ -202,6 +344,33 @@ impl RecvBatch {
         self.sources[0] = sockaddr_to_std(&self.addrs[0], len);
         Ok(1)
     }
+}
+
+/// The `SO_RXQ_OVFL` count among the control messages the kernel wrote for `msg`.
+#[cfg(target_os = "linux")]
+fn rx_drops_of(msg: &libc::msghdr) -> Option<u32> {
+    let mut found = None;
+    // SAFETY: `msg` was just filled by recvmmsg: `msg_control` points at a live control
+    // buffer of this batch and `msg_controllen` is the length the kernel wrote (at most
+    // the buffer's size), so CMSG_FIRSTHDR/CMSG_NXTHDR return headers inside it or null.
+    // The data of an SO_RXQ_OVFL message is a u32, read unaligned only after checking that
+    // its cmsg_len covers it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            if c.cmsg_level == libc::SOL_SOCKET
+                && c.cmsg_type == SO_RXQ_OVFL
+                && c.cmsg_len as usize >= libc::CMSG_LEN(std::mem::size_of::<u32>() as u32) as usize
+            {
+                found = Some(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(cmsg).cast::<u32>(),
+                ));
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    found
 }
 
 /// Most datagrams one GSO send carries (the kernel's `UDP_MAX_SEGMENTS` is 64 on older
@@ -374,6 +543,70 @@ mod tests {
             assert!(buf[..n].iter().all(|&x| x == fill));
         }
         assert!(send_segments(&tx, rx.local_addr().unwrap(), &[], 100).is_err());
+    }
+
+    #[test]
+    fn a_receive_queue_overflow_is_counted_from_the_next_batch() {
+        let rx = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .unwrap();
+        // The smallest buffer the kernel grants (it doubles the request, with a floor).
+        rx.set_recv_buffer_size(1).unwrap();
+        rx.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let rx: std::net::UdpSocket = rx.into();
+        enable_rx_drop_count(&rx).unwrap();
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut b = RecvBatch::new(MAX_BATCH, 0, 1500, 0);
+        let mut drops = RxDrops::default();
+        tx.send_to(&[0u8; 100], to).unwrap();
+        assert_eq!(b.recv(&rx).unwrap(), 1);
+        assert_eq!(
+            b.rx_drops(),
+            None,
+            "nothing dropped yet: no control message"
+        );
+        assert_eq!(drops.delta(b.rx_drops()), 0);
+        // Far more than a few KiB of buffer holds, unread: loopback delivers (or drops)
+        // each datagram within send_to.
+        const SENT: usize = 500;
+        for _ in 0..SENT {
+            tx.send_to(&[1u8; 100], to).unwrap();
+        }
+        let mut queued = 0;
+        loop {
+            match b.recv(&rx) {
+                Ok(n) => queued += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(queued > 0 && queued < SENT, "{queued} of {SENT} queued");
+        let dropped = socket_rx_drops(&rx).unwrap();
+        assert_eq!(dropped as usize, SENT - queued, "SO_MEMINFO agrees");
+        // The count rides on the next datagram queued after the drops.
+        tx.send_to(&[2u8; 100], to).unwrap();
+        assert_eq!(b.recv(&rx).unwrap(), 1);
+        assert_eq!(b.rx_drops(), Some(dropped), "the cumulative count, parsed");
+        assert_eq!(drops.delta(b.rx_drops()), u64::from(dropped));
+        // Read again without new drops: the same count, no new delta.
+        tx.send_to(&[3u8; 100], to).unwrap();
+        assert_eq!(b.recv(&rx).unwrap(), 1);
+        assert_eq!(b.rx_drops(), Some(dropped));
+        assert_eq!(drops.delta(b.rx_drops()), 0);
+    }
+
+    #[test]
+    fn rx_drop_deltas_wrap_with_the_kernels_u32() {
+        let mut d = RxDrops { last: u32::MAX - 1 };
+        assert_eq!(d.delta(Some(1)), 3);
+        assert_eq!(d.delta(None), 0);
+        assert_eq!(d.delta(Some(1)), 0);
+        assert_eq!(d.delta(Some(11)), 10);
     }
 
     #[test]

@@ -187,6 +187,24 @@ stats! {
     udp_gso_sends,
     /// Relayed UDP datagrams those GSO sends carried.
     udp_gso_datagrams,
+    /// Datagrams the kernel dropped at a UDP listener's receive queue (`SO_RXQ_OVFL`):
+    /// lost before ternd could read them.
+    listener_rx_queue_drops,
+    /// Datagrams the kernel dropped at a relay socket's receive queue (`SO_RXQ_OVFL`).
+    relay_rx_queue_drops,
+    /// Sends on a UDP listener (to clients) refused because its send buffer was full
+    /// (`EAGAIN`); the datagram is dropped, never waited for.
+    listener_send_would_block,
+    /// Sends on a UDP listener refused for lack of kernel buffers (`ENOBUFS`).
+    listener_send_no_buffers,
+    /// Sends on a UDP listener that failed otherwise.
+    listener_send_other_errors,
+    /// Sends on a relay socket (to peers) refused because its send buffer was full.
+    relay_send_would_block,
+    /// Sends on a relay socket refused for lack of kernel buffers (`ENOBUFS`).
+    relay_send_no_buffers,
+    /// Sends on a relay socket that failed otherwise.
+    relay_send_other_errors,
     /// RFC 6062 peer connections opened by a Connect.
     tcp_connections_opened,
     /// RFC 6062 Connects that failed or timed out (447).
