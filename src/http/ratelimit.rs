@@ -3,14 +3,16 @@
 //! The table never grows: it is set-associative (`SETS` sets of `WAYS`
 //! entries), indexed by a keyed hash of the address, so an attacker cannot
 //! aim many addresses at one set. When a set is full, the entry with the
-//! most tokens (the least active client) is replaced. IPv6 clients are keyed
-//! by their /64 (one subscriber usually has a whole /64); IPv4-mapped IPv6
-//! addresses count as the IPv4 address.
+//! most tokens (the least active client) is replaced. Clients are keyed by
+//! [`SourceKey`], as the TURN limits are: IPv6 by its /64 (one subscriber
+//! usually has a whole /64), IPv4-mapped IPv6 addresses as the IPv4 address.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
+
+use crate::turn::limit::SourceKey;
 
 const SETS: usize = 1024;
 const WAYS: usize = 4;
@@ -18,7 +20,7 @@ const WAYS: usize = 4;
 #[derive(Clone, Copy, Default)]
 struct Entry {
     used: bool,
-    key: u128,
+    key: SourceKey,
     tokens: f64,
     /// Seconds since the limiter's start at the last update.
     at: f64,
@@ -59,7 +61,7 @@ impl RateLimiter {
         if self.rate == 0.0 {
             return true;
         }
-        let key = key(ip);
+        let key = SourceKey::of(ip);
         let set = (self.hasher.hash_one(key) as usize) % SETS;
         let mut table = match self.table.lock() {
             Ok(t) => t,
@@ -98,16 +100,6 @@ impl RateLimiter {
             };
             true
         }
-    }
-}
-
-fn key(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_bits()),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => u128::from(v4.to_bits()),
-            None => (v6.to_bits() & !((1u128 << 64) - 1)) | 1,
-        },
     }
 }
 

@@ -16,7 +16,7 @@ const MILLI: u64 = 1000;
 /// count as the IPv4 address they carry), or the /64 prefix of an IPv6 address (one host,
 /// or one customer line, usually holds a whole /64). Never a secret; as a number,
 /// family-tagged so the two families cannot collide.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct SourceKey(u128);
 
 impl SourceKey {
