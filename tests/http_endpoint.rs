@@ -959,6 +959,11 @@ fn silent_connection_is_closed_after_the_header_timeout() {
 // ---------------------------------------------------------------------------
 // Connection slots: many silent connections from one source, or from anywhere
 
+/// Held by each test that floods a server with connections: two floods at once (tests run
+/// in parallel) share the 2 cores and the fd limit, and the second server's accept loop
+/// would still be working through its backlog when the 1 s probe starts.
+static FLOOD: Mutex<()> = Mutex::new(());
+
 /// Up to `n` connections from 127.0.0.1 that send nothing. Each connect is bounded by
 /// 100 ms and the whole loop by 10 s; it stops after 20 failed connects in a row (the
 /// server's accept queue is full). The fd limit is raised first.
@@ -1028,6 +1033,7 @@ fn probe_from(from: &str, to: SocketAddr, limit: Duration) -> (Option<u16>, Dura
 /// the cap of that source's connections open.
 #[test]
 fn one_source_cannot_stall_the_endpoint() {
+    let _flood = FLOOD.lock().unwrap_or_else(|p| p.into_inner());
     let s = start(hs_config("k1"));
     let cap = HttpConfig::default().max_connections_per_ip;
     assert_eq!(cap, 32);
@@ -1069,6 +1075,7 @@ fn one_source_cannot_stall_the_endpoint() {
 /// all, is not shed: it gets its answer once the body is complete.
 #[test]
 fn idle_connections_are_shed_first_when_every_slot_is_taken() {
+    let _flood = FLOOD.lock().unwrap_or_else(|p| p.into_inner());
     let s = start(HttpConfig {
         max_connections_per_ip: 0,
         ..hs_config("k1")
