@@ -8,7 +8,6 @@ use std::net::UdpSocket;
 /// `IP_MTU_DISCOVER = IP_PMTUDISC_DO` for IPv4, `IPV6_DONTFRAG = 1` for IPv6.
 #[cfg(target_os = "linux")]
 pub fn set_dont_fragment(sock: &UdpSocket, ipv6: bool) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let (level, name, value) = if ipv6 {
         (libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1 as libc::c_int)
     } else {
@@ -18,6 +17,17 @@ pub fn set_dont_fragment(sock: &UdpSocket, ipv6: bool) -> io::Result<()> {
             libc::IP_PMTUDISC_DO,
         )
     };
+    setsockopt_int(sock, level, name, value)
+}
+
+/// `setsockopt(2)` with an `int` value.
+#[cfg(target_os = "linux")]
+fn setsockopt_int(
+    sock: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: the fd belongs to `sock`, which outlives the call; the value pointer and its
     // length describe a live `c_int` on this stack frame, as setsockopt(2) expects.
     let r = unsafe {
@@ -100,23 +110,7 @@ const SO_MEMINFO: libc::c_int = 0x0039;
 /// reads it from the control message at no extra system call.
 #[cfg(target_os = "linux")]
 pub fn enable_rx_drop_count(sock: &impl std::os::fd::AsRawFd) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: the fd belongs to `sock`, alive for the call; the value pointer and its
-    // length describe a live `c_int` on this stack frame, as setsockopt(2) expects.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_RXQ_OVFL,
-            (&one as *const libc::c_int).cast::<libc::c_void>(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setsockopt_int(sock, libc::SOL_SOCKET, SO_RXQ_OVFL, 1)
 }
 
 /// No drop counts off Linux.
