@@ -1027,6 +1027,28 @@ fn probe_from(from: &str, to: SocketAddr, limit: Duration) -> (Option<u16>, Dura
     )
 }
 
+/// 1,100 silent connections from 127.0.0.1 (more than the server's 1,024 slots), then
+/// `GET /healthz` from 127.0.0.2, which must be answered within 1 s. Returns the flood.
+fn flood_then_probe(to: SocketAddr, case: &str) -> Vec<TcpStream> {
+    let held = silent_connections(to, 1100);
+    let (status, took) = probe_from("127.0.0.2", to, Duration::from_secs(1));
+    eprintln!(
+        "{case}: {} silent connections from 127.0.0.1; probe from 127.0.0.2: {status:?} in {took:?}",
+        held.len()
+    );
+    assert!(
+        held.len() > ternd::http::MAX_CONNECTIONS,
+        "only {} connections opened",
+        held.len()
+    );
+    assert_eq!(
+        status,
+        Some(200),
+        "{case}: probe from 127.0.0.2 after {took:?}"
+    );
+    held
+}
+
 /// One source (127.0.0.1) opens 1,100 silent connections: more than its per-IP cap and
 /// more than the 1,024 slots of the whole server. A client from another address
 /// (127.0.0.2) still gets `/healthz` answered within 1 s, and the server keeps at most
@@ -1037,18 +1059,7 @@ fn one_source_cannot_stall_the_endpoint() {
     let s = start(hs_config("k1"));
     let cap = HttpConfig::default().max_connections_per_ip;
     assert_eq!(cap, 32);
-    let held = silent_connections(s.addr, 1100);
-    let (status, took) = probe_from("127.0.0.2", s.addr, Duration::from_secs(1));
-    eprintln!(
-        "{} silent connections from 127.0.0.1; probe from 127.0.0.2: {status:?} in {took:?}",
-        held.len()
-    );
-    assert!(
-        held.len() > ternd::http::MAX_CONNECTIONS,
-        "only {} connections opened",
-        held.len()
-    );
-    assert_eq!(status, Some(200), "probe from 127.0.0.2 after {took:?}");
+    let held = flood_then_probe(s.addr, "per-IP cap on");
     // The server closed all but `cap` of them (checked for at most 2 s).
     let still_open = |c: &TcpStream| {
         let mut c = c;
@@ -1092,18 +1103,7 @@ fn idle_connections_are_shed_first_when_every_slot_is_taken() {
     .expect("write");
     // Let the server read the head and start on the body.
     std::thread::sleep(Duration::from_millis(300));
-    let held = silent_connections(s.addr, 1100);
-    let (status, took) = probe_from("127.0.0.2", s.addr, Duration::from_secs(1));
-    eprintln!(
-        "{} silent connections, no per-IP cap; probe from 127.0.0.2: {status:?} in {took:?}",
-        held.len()
-    );
-    assert!(
-        held.len() > ternd::http::MAX_CONNECTIONS,
-        "only {} connections opened",
-        held.len()
-    );
-    assert_eq!(status, Some(200), "probe from 127.0.0.2 after {took:?}");
+    let held = flood_then_probe(s.addr, "no per-IP cap");
     let r = exchange(&mut busy, b"  }");
     assert_credentials(&r, "busy", 600);
     drop(held);

@@ -616,11 +616,7 @@ fn same_server_exemption_for_a_tcp_relay_is_not_for_udp() {
     sender.allocate();
     sender.permit(tcp_relay); // IP-only: the relay IP itself is this server's
     sender.send(tcp_relay, b"secret probe");
-    let resp = sender.transact(Method::CHANNEL_BIND, true, |b| {
-        b.add(&Attribute::ChannelNumber(0x4001)).unwrap();
-        b.add(&Attribute::XorPeerAddress(tcp_relay)).unwrap();
-    });
-    let bind = error_code(&Message::parse(&resp).unwrap());
+    let bind = sender.channel_bind_code(0x4001, tcp_relay);
     sender.send_channel(0x4001, b"secret probe");
     let mut buf = [0u8; 64];
     let got = foreign_udp.recv_from(&mut buf).ok().map(|(n, _)| n);
@@ -763,13 +759,8 @@ fn http_port_bound_on_port_zero_is_not_relayable() {
         "loopback is allowed"
     );
     assert_eq!(create_permission(&mut c, http_addr), 0, "IP-only check");
-    let channel_bind = |c: &mut Client, number: u16, to: SocketAddr| {
-        let resp = c.transact(Method::CHANNEL_BIND, true, |b| {
-            b.add(&Attribute::ChannelNumber(number)).unwrap();
-            b.add(&Attribute::XorPeerAddress(to)).unwrap();
-        });
-        error_code(&Message::parse(&resp).unwrap()).unwrap_or(0)
-    };
+    let channel_bind =
+        |c: &mut Client, number: u16, to: SocketAddr| c.channel_bind_code(number, to).unwrap_or(0);
     assert_eq!(
         channel_bind(&mut c, 0x4000, http_addr),
         403,

@@ -226,19 +226,23 @@ impl Client {
 }
 
 impl Client {
-    /// Binds a channel to `peer`.
-    pub fn bind_channel(&mut self, number: u16, peer: SocketAddr) {
+    /// A ChannelBind of `number` to `peer`: `None` on success, else the error code.
+    pub fn channel_bind_code(&mut self, number: u16, peer: SocketAddr) -> Option<u16> {
         let resp = self.transact(Method::CHANNEL_BIND, true, |b| {
             b.add(&Attribute::ChannelNumber(number)).unwrap();
             b.add(&Attribute::XorPeerAddress(peer)).unwrap();
         });
         let m = Message::parse(&resp).unwrap();
-        assert_eq!(
-            m.message_type().class,
-            Class::Success,
-            "error {:?}",
-            error_code(&m)
-        );
+        match m.message_type().class {
+            Class::Success => None,
+            _ => Some(error_code(&m).unwrap_or(0)),
+        }
+    }
+
+    /// Binds a channel to `peer`.
+    pub fn bind_channel(&mut self, number: u16, peer: SocketAddr) {
+        let code = self.channel_bind_code(number, peer);
+        assert_eq!(code, None, "ChannelBind to {peer}");
     }
 
     /// Sends ChannelData.
