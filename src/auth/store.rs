@@ -4,7 +4,42 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::{PrepError, long_term_key_md5, long_term_key_sha256, prep, rest, userhash};
-use crate::config::{AuthConfig, UserCredential};
+
+/// A static long-term-credential user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticUser {
+    /// User name (USERNAME attribute).
+    pub name: String,
+    /// The credential.
+    pub credential: UserCredential,
+}
+
+/// How a static user's credential is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UserCredential {
+    /// Plain-text password.
+    Password(String),
+    /// `MD5(name ":" realm ":" password)`, RFC 8489's long-term key.
+    Md5Key([u8; 16]),
+}
+
+impl fmt::Debug for StaticUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticUser")
+            .field("name", &self.name)
+            .field("credential", &self.credential)
+            .finish()
+    }
+}
+
+impl fmt::Debug for UserCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserCredential::Password(_) => f.write_str("Password(<redacted>)"),
+            UserCredential::Md5Key(_) => f.write_str("Md5Key(<redacted>)"),
+        }
+    }
+}
 
 /// A long-term key, as an allocation keeps it (RFC 8656 stores it per allocation).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -141,12 +176,17 @@ impl CredentialStore {
     ///
     /// Fails when the realm, a password or a user name is rejected by the OpaqueString
     /// preparation.
-    pub fn new(realm: &str, auth: &AuthConfig) -> Result<Self, PrepError> {
+    pub fn new(
+        realm: &str,
+        secrets: &[String],
+        static_users: &[StaticUser],
+        separator: char,
+    ) -> Result<Self, PrepError> {
         prep(realm, "realm")?;
-        let mut users = Vec::with_capacity(auth.users.len());
-        let mut by_name = HashMap::with_capacity(auth.users.len());
-        let mut by_userhash = HashMap::with_capacity(auth.users.len());
-        for u in &auth.users {
+        let mut users = Vec::with_capacity(static_users.len());
+        let mut by_name = HashMap::with_capacity(static_users.len());
+        let mut by_userhash = HashMap::with_capacity(static_users.len());
+        for u in static_users {
             let (md5, sha256) = match &u.credential {
                 UserCredential::Password(pw) => (
                     long_term_key_md5(&u.name, realm, pw)?,
@@ -167,8 +207,8 @@ impl CredentialStore {
         }
         Ok(Self {
             realm: realm.to_owned(),
-            secrets: auth.secrets.clone(),
-            separator: auth.rest_separator,
+            secrets: secrets.to_vec(),
+            separator,
             users,
             by_name,
             by_userhash,
@@ -266,18 +306,27 @@ impl CredentialStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StaticUser;
     use crate::stun::{Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 
     const REALM: &str = "example.org";
     const NOW: u64 = 1_700_000_000;
 
-    fn auth(secrets: &[&str], users: Vec<StaticUser>) -> AuthConfig {
-        AuthConfig {
+    struct Auth {
+        secrets: Vec<String>,
+        users: Vec<StaticUser>,
+        rest_separator: char,
+    }
+
+    fn auth(secrets: &[&str], users: Vec<StaticUser>) -> Auth {
+        Auth {
             secrets: secrets.iter().map(|s| s.to_string()).collect(),
             users,
-            ..AuthConfig::default()
+            rest_separator: ':',
         }
+    }
+
+    fn new_store(realm: &str, a: &Auth) -> Result<CredentialStore, PrepError> {
+        CredentialStore::new(realm, &a.secrets, &a.users, a.rest_separator)
     }
 
     fn user(name: &str, credential: UserCredential) -> StaticUser {
@@ -321,7 +370,7 @@ mod tests {
 
     #[test]
     fn rest_credential_verifies() {
-        let store = CredentialStore::new(REALM, &auth(&["north"], vec![])).unwrap();
+        let store = new_store(REALM, &auth(&["north"], vec![])).unwrap();
         assert_eq!(store.realm(), REALM);
         assert!(!store.is_empty());
         assert!(store.offers_sha256());
@@ -382,7 +431,7 @@ mod tests {
 
     #[test]
     fn rest_rotation() {
-        let store = CredentialStore::new(REALM, &auth(&["new", "old"], vec![])).unwrap();
+        let store = new_store(REALM, &auth(&["new", "old"], vec![])).unwrap();
         let (username, password) = rest::credentials("old", "bob", NOW + 60, ':');
         let r = store
             .resolve(&username, PasswordAlgorithm::Md5, NOW)
@@ -402,7 +451,7 @@ mod tests {
 
     #[test]
     fn rest_unknown_and_separator() {
-        let store = CredentialStore::new(REALM, &auth(&["s"], vec![])).unwrap();
+        let store = new_store(REALM, &auth(&["s"], vec![])).unwrap();
         let md5 = PasswordAlgorithm::Md5;
         for bad in ["alice", "", "alice:1700000001", ":alice", "17000x:alice"] {
             assert_eq!(
@@ -414,7 +463,7 @@ mod tests {
         // Another separator: "EXPIRY:USER" is not parsed as a REST username.
         let mut a = auth(&["s"], vec![]);
         a.rest_separator = '|';
-        let store = CredentialStore::new(REALM, &a).unwrap();
+        let store = new_store(REALM, &a).unwrap();
         assert_eq!(
             store.resolve("1700000100:alice", md5, NOW),
             Err(LookupError::Unknown)
@@ -422,7 +471,7 @@ mod tests {
         let r = store.resolve("1700000100|alice", md5, NOW).unwrap();
         assert_eq!(r.user, "alice");
         // No secrets: REST usernames are unknown.
-        let store = CredentialStore::new(REALM, &auth(&[], vec![])).unwrap();
+        let store = new_store(REALM, &auth(&[], vec![])).unwrap();
         assert!(store.is_empty());
         assert!(!store.offers_sha256());
         assert_eq!(
@@ -434,7 +483,7 @@ mod tests {
     #[test]
     fn static_users() {
         let md5_only = long_term_key_md5("carol", REALM, "pw2").unwrap();
-        let store = CredentialStore::new(
+        let store = new_store(
             REALM,
             &auth(
                 &[],
@@ -479,7 +528,7 @@ mod tests {
         );
 
         // Only an MD5-key user: SHA-256 is not offered.
-        let store = CredentialStore::new(
+        let store = new_store(
             REALM,
             &auth(&[], vec![user("carol", UserCredential::Md5Key(md5_only))]),
         )
@@ -489,7 +538,7 @@ mod tests {
 
     #[test]
     fn static_user_before_rest() {
-        let store = CredentialStore::new(
+        let store = new_store(
             REALM,
             &auth(
                 &["s"],
@@ -509,7 +558,7 @@ mod tests {
 
     #[test]
     fn userhash_lookup() {
-        let store = CredentialStore::new(
+        let store = new_store(
             REALM,
             &auth(
                 &["s"],
@@ -531,9 +580,9 @@ mod tests {
 
     #[test]
     fn prep_errors_and_redaction() {
-        assert!(CredentialStore::new("bad\u{7}", &auth(&["s"], vec![])).is_err());
+        assert!(new_store("bad\u{7}", &auth(&["s"], vec![])).is_err());
         assert!(
-            CredentialStore::new(
+            new_store(
                 REALM,
                 &auth(
                     &[],
@@ -542,7 +591,7 @@ mod tests {
             )
             .is_err()
         );
-        let store = CredentialStore::new(
+        let store = new_store(
             REALM,
             &auth(
                 &["topsecret"],

@@ -36,6 +36,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use crate::auth::store::{StaticUser, UserCredential};
+pub use crate::turn::{ParsePortRangeError, PortRange};
 pub use cli::{Cli, Command, CredentialsArgs, TokenArgs, TokenCommand, TokenIssueArgs};
 pub use error::{ConfigError, Origin};
 
@@ -231,15 +233,6 @@ pub struct ExternalIp {
     pub private: Option<IpAddr>,
 }
 
-/// An inclusive range of UDP/TCP ports, written `LO-HI` (e.g. `49152-65535`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    /// First port of the range (at least 1).
-    pub lo: u16,
-    /// Last port of the range (not below `lo`).
-    pub hi: u16,
-}
-
 /// Authentication settings (`[auth]`).
 #[derive(Clone, PartialEq)]
 pub struct AuthConfig {
@@ -256,24 +249,6 @@ pub struct AuthConfig {
     pub rest_separator: char,
     /// How long a NONCE stays valid. Default 10 minutes.
     pub nonce_lifetime: Duration,
-}
-
-/// A static long-term-credential user.
-#[derive(Clone, PartialEq, Eq)]
-pub struct StaticUser {
-    /// User name (USERNAME attribute).
-    pub name: String,
-    /// The credential.
-    pub credential: UserCredential,
-}
-
-/// How a static user's credential is stored.
-#[derive(Clone, PartialEq, Eq)]
-pub enum UserCredential {
-    /// Plain-text password.
-    Password(String),
-    /// `MD5(name ":" realm ":" password)`, RFC 8489's long-term key.
-    Md5Key([u8; 16]),
 }
 
 /// HTTP endpoint settings (`[http]`): the credentials endpoint
@@ -423,6 +398,22 @@ impl Default for RelayConfig {
     }
 }
 
+impl AuthConfig {
+    /// The core's credential store for `realm`: the secrets, the static users and the
+    /// REST separator of this section.
+    pub fn credential_store(
+        &self,
+        realm: &str,
+    ) -> Result<crate::auth::store::CredentialStore, crate::auth::PrepError> {
+        crate::auth::store::CredentialStore::new(
+            realm,
+            &self.secrets,
+            &self.users,
+            self.rest_separator,
+        )
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
@@ -464,16 +455,6 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".to_owned(),
             format: LogFormat::Text,
-        }
-    }
-}
-
-impl Default for PortRange {
-    /// The IANA dynamic range, `49152-65535`.
-    fn default() -> Self {
-        PortRange {
-            lo: 49152,
-            hi: 65535,
         }
     }
 }
@@ -536,72 +517,6 @@ impl Config {
 
 // ---------------------------------------------------------------------------
 // Small value types
-
-/// Error returned when parsing a [`PortRange`] fails.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ParsePortRangeError {
-    /// Not of the form `LO-HI` with two port numbers.
-    #[error("invalid port range `{0}` (expected LO-HI, e.g. 49152-65535)")]
-    Syntax(String),
-    /// One of the ports is 0.
-    #[error("port 0 is not allowed in a port range ({0})")]
-    ZeroPort(String),
-    /// `lo` is greater than `hi`.
-    #[error("port range inverted ({lo}-{hi})")]
-    Inverted {
-        /// The first number given.
-        lo: u16,
-        /// The second number given.
-        hi: u16,
-    },
-}
-
-impl PortRange {
-    /// Number of ports in the range.
-    pub fn len(&self) -> usize {
-        if self.hi < self.lo {
-            0
-        } else {
-            usize::from(self.hi) - usize::from(self.lo) + 1
-        }
-    }
-
-    /// Whether the range holds no port (never true for a parsed range).
-    pub fn is_empty(&self) -> bool {
-        self.hi < self.lo
-    }
-
-    /// Whether `port` lies in the range.
-    pub fn contains(&self, port: u16) -> bool {
-        (self.lo..=self.hi).contains(&port)
-    }
-}
-
-impl FromStr for PortRange {
-    type Err = ParsePortRangeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        let syntax = || ParsePortRangeError::Syntax(s.to_owned());
-        let (lo, hi) = t.split_once('-').ok_or_else(syntax)?;
-        let lo: u16 = lo.trim().parse().map_err(|_| syntax())?;
-        let hi: u16 = hi.trim().parse().map_err(|_| syntax())?;
-        if lo == 0 || hi == 0 {
-            return Err(ParsePortRangeError::ZeroPort(t.to_owned()));
-        }
-        if lo > hi {
-            return Err(ParsePortRangeError::Inverted { lo, hi });
-        }
-        Ok(PortRange { lo, hi })
-    }
-}
-
-impl fmt::Display for PortRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.lo, self.hi)
-    }
-}
 
 impl FromStr for ExternalIp {
     type Err = String;
@@ -688,24 +603,6 @@ impl fmt::Debug for HttpConfig {
                 &Redacted(usize::from(self.admin_token.is_some())),
             )
             .finish()
-    }
-}
-
-impl fmt::Debug for StaticUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticUser")
-            .field("name", &self.name)
-            .field("credential", &self.credential)
-            .finish()
-    }
-}
-
-impl fmt::Debug for UserCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UserCredential::Password(_) => f.write_str("Password(<redacted>)"),
-            UserCredential::Md5Key(_) => f.write_str("Md5Key(<redacted>)"),
-        }
     }
 }
 

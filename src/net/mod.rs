@@ -26,7 +26,6 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::auth::nonce::NonceKey;
-use crate::auth::store::CredentialStore;
 use crate::config::Config;
 use crate::policy::PeerPolicy;
 use crate::stun::channel::ChannelRange;
@@ -331,7 +330,10 @@ impl Handle {
     /// keys. Settings that shape
     /// sockets and workers need a restart. On error nothing changes.
     pub fn reload(&self, config: &Config) -> Result<(), String> {
-        let store = CredentialStore::new(&config.realm, &config.auth).map_err(|e| e.to_string())?;
+        let store = config
+            .auth
+            .credential_store(&config.realm)
+            .map_err(|e| e.to_string())?;
         let policy = build_policy(config, &self.policy_base);
         self.view.shared.replace_credentials(store);
         self.view.shared.replace_policy(policy);
@@ -744,7 +746,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         alternate_server: config.alternate_server,
         rfc5780,
     };
-    let store = CredentialStore::new(&config.realm, &config.auth)?;
+    let store = config.auth.credential_store(&config.realm)?;
     let nonce_key = NonceKey::random().map_err(|e| StartError::Random(e.to_string()))?;
     let tcp = crate::turn::TcpRelayConfig {
         enabled: config.tcp_relay,

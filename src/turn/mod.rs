@@ -78,7 +78,7 @@ pub use tcp::{
 
 use crate::auth::nonce::{self, NonceKey};
 use crate::auth::store::{CredentialStore, Key};
-use crate::config::PortRange;
+mod ports;
 use crate::policy::PeerPolicy;
 use crate::stun::channel::{self, ChannelData, ChannelRange, PacketKind};
 use crate::stun::{
@@ -86,6 +86,7 @@ use crate::stun::{
     ParseOptions, TransactionId, attr_type,
 };
 use authn::Authenticated;
+pub use ports::{ParsePortRangeError, PortRange};
 
 /// Bytes a relay socket must leave free in front of a received payload: room for the
 /// largest header the core writes there (a Data indication to an IPv6 peer: 20 + 24 + 4).
@@ -206,7 +207,7 @@ impl Rfc5780 {
 /// this): enough to test fragmentation at Ethernet MTU, never an amplifier.
 pub const MAX_RESPONSE_PADDING: usize = 1500;
 
-/// Settings of the core, derived from [`crate::config::Config`].
+/// Settings of the core, filled in by the server from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
     /// SOFTWARE attribute to send; `None` sends none.

@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use super::{CoreConfig, RelayAddress, Relays, Shared};
 use crate::auth::nonce::NonceKey;
-use crate::auth::store::CredentialStore;
-use crate::config::{AuthConfig, StaticUser, UserCredential};
+use crate::auth::store::{CredentialStore, StaticUser, UserCredential};
 use crate::policy::PeerPolicy;
 
 /// Records relay sockets instead of binding them. Ports in `in_use` fail with `AddrInUse`.
@@ -108,21 +107,17 @@ pub fn shared(
         bind: [192, 0, 2, 10].into(),
         advertise: [198, 51, 100, 10].into(),
     });
-    core.ports = crate::config::PortRange {
+    core.ports = crate::turn::PortRange {
         lo: 50000,
         hi: 50099,
     };
     tweak(&mut core);
-    let auth = AuthConfig {
-        secrets: vec!["s3cret".into()],
-        users: vec![StaticUser {
-            name: "alice".into(),
-            credential: UserCredential::Password("wonderland".into()),
-        }],
-        ..AuthConfig::default()
-    };
-    let store =
-        CredentialStore::new("example.org", &auth).unwrap_or_else(|e| panic!("test store: {e}"));
+    let users = [StaticUser {
+        name: "alice".into(),
+        credential: UserCredential::Password("wonderland".into()),
+    }];
+    let store = CredentialStore::new("example.org", &["s3cret".into()], &users, ':')
+        .unwrap_or_else(|e| panic!("test store: {e}"));
     let service = vec![SocketAddr::from(([192, 0, 2, 10], 3478))];
     let policy = PeerPolicy::new(allow, Vec::new(), service);
     Shared::new(core, store, NonceKey::from_bytes([7; 32]), policy)

@@ -1021,7 +1021,7 @@ fn refresh_rules() {
 fn allocation_expires_and_its_port_is_freed_and_reusable() {
     let mut t = T::with(vec![], |c| {
         c.default_lifetime = Duration::from_secs(5);
-        c.ports = crate::config::PortRange {
+        c.ports = crate::turn::PortRange {
             lo: 50000,
             hi: 50000,
         };
@@ -1441,7 +1441,7 @@ fn refreshes_and_permissions_do_not_grow_the_timer_heap() {
 #[test]
 fn plain_allocations_never_take_a_reserved_port_and_lapsed_tokens_are_released() {
     let mut t = T::with(vec![], |c| {
-        c.ports = crate::config::PortRange {
+        c.ports = crate::turn::PortRange {
             lo: 50000,
             hi: 50003,
         }
@@ -1495,19 +1495,16 @@ fn wrong_credentials_441_is_protected_with_the_key_that_verified() {
 /// A T whose credentials are the REST secret (if `rest`) and a user "carl" stored as an MD5
 /// key of password "pw".
 fn with_md5_key_user(rest: bool) -> (T, [u8; 16]) {
-    use crate::config::{AuthConfig, StaticUser, UserCredential};
+    use crate::auth::store::{CredentialStore, StaticUser, UserCredential};
     let t0 = Instant::now();
     let sh = shared(t0, vec![], |_| {});
     let key = long_term_key_md5("carl", "example.org", "pw").unwrap();
-    let auth = AuthConfig {
-        secrets: if rest { vec!["s3cret".into()] } else { vec![] },
-        users: vec![StaticUser {
-            name: "carl".into(),
-            credential: UserCredential::Md5Key(key),
-        }],
-        ..AuthConfig::default()
-    };
-    sh.replace_credentials(crate::auth::store::CredentialStore::new("example.org", &auth).unwrap());
+    let secrets: Vec<String> = if rest { vec!["s3cret".into()] } else { vec![] };
+    let users = [StaticUser {
+        name: "carl".into(),
+        credential: UserCredential::Md5Key(key),
+    }];
+    sh.replace_credentials(CredentialStore::new("example.org", &secrets, &users, ':').unwrap());
     let t = T {
         s: Server::new(Arc::new(sh), Arc::new(Stats::default()), [1; 32]),
         r: FakeRelays::default(),
@@ -2163,7 +2160,7 @@ fn a_reloaded_policy_applies_to_existing_permissions_and_channels() {
 #[test]
 fn churn_does_not_grow_the_timer_heap() {
     let mut t = T::with(vec![], |c| {
-        c.ports = crate::config::PortRange {
+        c.ports = crate::turn::PortRange {
             lo: 50000,
             hi: 50099,
         };
