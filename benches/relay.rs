@@ -33,7 +33,10 @@ use ternd::turn::testing::steady::{DATA_INDICATION, PAYLOAD, Steady, channel_fra
 use ternd::turn::{Outcome, PEER_HEADROOM, PeerOutcome};
 
 fn bench_relay(c: &mut Criterion) {
-    let states = [Steady::new(1), Steady::new(10_000)];
+    let states = [
+        Steady::new(1, std::time::Instant::now()),
+        Steady::new(10_000, std::time::Instant::now()),
+    ];
     let frame = channel_frame();
     let mut out = [0u8; 1500];
     let mut buf = peer_buffer();

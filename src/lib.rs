@@ -1,24 +1,24 @@
 //! ternd — a STUN/TURN relay server.
 //!
-//! The protocol modules ([`stun`], [`auth`], [`turn`]) are pure: they never open a socket or
-//! read a clock. [`net`] is the I/O shell around them. [`config`] merges the TOML file,
-//! environment and command line into one validated [`config::Config`].
+//! The protocol lives in the `ternd-proto` crate (re-exported here as [`stun`], [`auth`],
+//! [`policy`], [`proxy`] and [`turn`]): it never opens a socket or reads a clock. [`net`] is
+//! the I/O shell around it, built on `ternd-io` (the batched-syscall floor). [`config`]
+//! merges the TOML file, environment and command line into one validated
+//! [`config::Config`]. `ternd bench` and `ternd forwarder` come from `ternd-bench`.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod auth;
-pub mod bench;
+pub use ternd_bench as bench;
+pub use ternd_proto::{auth, policy, proxy, stun, turn};
+
 pub mod config;
 pub mod credentials_cmd;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod ice;
 pub mod metrics;
 pub mod net;
-pub mod policy;
-pub mod proxy;
-pub mod stun;
 pub mod token_cmd;
-pub mod turn;

@@ -43,7 +43,8 @@ fn main() -> ExitCode {
         };
     }
     if let Some(ternd::config::Command::Forwarder(a)) = &cli.command {
-        return match ternd::net::forward::run(a.listen, a.peer, a.workers, a.duration, a.udp_gso) {
+        return match ternd::bench::forward::run(a.listen, a.peer, a.workers, a.duration, a.udp_gso)
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ternd forwarder: {e}");

@@ -290,7 +290,7 @@ pub(crate) fn workers(n: usize) -> Result<usize, String> {
 
 /// Default `udp_recv_buffer` / `udp_send_buffer`: 4 MiB (what stock kernels cap at is
 /// far less: net.core.rmem_max / wmem_max, 208 KiB by default).
-pub const DEFAULT_UDP_BUFFER: usize = 4 << 20;
+pub use ternd_io::DEFAULT_UDP_BUFFER;
 /// Smallest nonzero socket buffer accepted.
 pub const MIN_UDP_BUFFER: usize = 4096;
 /// Largest socket buffer accepted (setsockopt takes an int; the kernel doubles it).

@@ -7,11 +7,8 @@
 //! the workers and keeps a client's 5-tuple on one of them; workers share nothing on the
 //! per-packet path. All `unsafe` code is in `net/sys.rs`.
 
-pub mod forward;
-mod gso;
-mod listen;
 mod relay;
-mod sys;
+mod udp;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,13 +33,16 @@ use crate::turn::{
     SessionInfo, Shared, Stats, StatsSnapshot, Transport,
 };
 
-pub use listen::BindError;
 use relay::{NetRelays, PeerConn, RelaySocket, Reserved};
+pub use ternd_io::listen::BindError;
+use ternd_io::{
+    BATCHES_PER_WAKE, LISTENER_BATCH, RECV_BUF, RELAY_BATCH, SendErrors, gso, listen, recv_batch,
+    send_now, sys,
+};
+pub use ternd_io::{gso_available, raise_fd_limit, register_shared_udp, socket_rx_drops};
 
 /// Largest answer the core writes (an RFC 5780 answer with PADDING is the longest).
 const OUT_BUF: usize = 2048;
-/// Receive buffer for one datagram: the largest UDP payload.
-pub(super) const RECV_BUF: usize = 65_536;
 /// Bytes queued for one TCP/TLS client that does not read: past it, the oldest relayed
 /// data is dropped (and counted). Answers count too (see [`TCP_ANSWER_BYTES`]).
 const TCP_QUEUE_BYTES: usize = 256 * 1024;
@@ -621,32 +621,6 @@ fn build_policy(config: &Config, base: &(Vec<SocketAddr>, Vec<IpAddr>)) -> PeerP
     .with_local_ips(base.1.clone())
 }
 
-/// Raises RLIMIT_NOFILE to its hard limit (the server does at start; `ternd bench` too, for
-/// its thousands of client sockets); returns the new soft limit.
-pub fn raise_fd_limit() -> std::io::Result<u64> {
-    sys::raise_fd_limit()
-}
-
-/// Whether this kernel has UDP GSO (`UDP_SEGMENT`), asked of a throwaway socket.
-pub fn gso_available() -> bool {
-    std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .or_else(|_| std::net::UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)))
-        .is_ok_and(|s| sys::gso_supported(&s))
-}
-
-/// Datagrams the kernel has dropped at `sock`'s receive queue so far (`SO_MEMINFO`; one
-/// system call, for reports, not the packet path).
-pub fn socket_rx_drops(sock: &std::net::UdpSocket) -> std::io::Result<u32> {
-    sys::socket_rx_drops(sock)
-}
-
-/// Registers a UDP socket shared through an `Arc` with the current runtime for readiness.
-pub fn register_shared_udp(
-    sock: Arc<std::net::UdpSocket>,
-) -> std::io::Result<tokio::io::unix::AsyncFd<Arc<std::net::UdpSocket>>> {
-    sys::register_shared_udp(sock)
-}
-
 /// Binds every listener and starts the workers. Returns once all sockets are bound, so
 /// bind errors come back here rather than from a thread.
 ///
@@ -747,7 +721,9 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         rfc5780,
     };
     let store = config.auth.credential_store(&config.realm)?;
-    let nonce_key = NonceKey::random().map_err(|e| StartError::Random(e.to_string()))?;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| StartError::Random(e.to_string()))?;
+    let nonce_key = NonceKey::from_bytes(key);
     let tcp = crate::turn::TcpRelayConfig {
         enabled: config.tcp_relay,
         ..Default::default()
@@ -972,51 +948,27 @@ pub(super) enum SockKind {
     Relay,
 }
 
-/// Failed UDP sends by error, added to a worker's counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SendErrors {
-    /// `EAGAIN`: the socket's send buffer is full.
-    pub would_block: u64,
-    /// `ENOBUFS`: no kernel memory (or a full device queue).
-    pub no_buffers: u64,
-    /// Anything else.
-    pub other: u64,
-}
-
-impl SendErrors {
-    /// Counts one failed send.
-    pub fn note(&mut self, e: &std::io::Error) {
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            self.would_block += 1;
-        } else if e.raw_os_error() == Some(libc::ENOBUFS) {
-            self.no_buffers += 1;
-        } else {
-            self.other += 1;
-        }
-    }
-
-    /// Adds these to `stats` for sockets of `kind`.
-    pub fn count(self, stats: &Stats, kind: SockKind) {
-        let (wb, nb, other) = match kind {
-            SockKind::Listener => (
-                &stats.listener_send_would_block,
-                &stats.listener_send_no_buffers,
-                &stats.listener_send_other_errors,
-            ),
-            SockKind::Relay => (
-                &stats.relay_send_would_block,
-                &stats.relay_send_no_buffers,
-                &stats.relay_send_other_errors,
-            ),
-        };
-        for (counter, n) in [
-            (wb, self.would_block),
-            (nb, self.no_buffers),
-            (other, self.other),
-        ] {
-            if n > 0 {
-                counter.add(n);
-            }
+/// Adds `errors` to `stats` for sockets of `kind`.
+pub(super) fn count_send_errors(errors: SendErrors, stats: &Stats, kind: SockKind) {
+    let (wb, nb, other) = match kind {
+        SockKind::Listener => (
+            &stats.listener_send_would_block,
+            &stats.listener_send_no_buffers,
+            &stats.listener_send_other_errors,
+        ),
+        SockKind::Relay => (
+            &stats.relay_send_would_block,
+            &stats.relay_send_no_buffers,
+            &stats.relay_send_other_errors,
+        ),
+    };
+    for (counter, n) in [
+        (wb, errors.would_block),
+        (nb, errors.no_buffers),
+        (other, errors.other),
+    ] {
+        if n > 0 {
+            counter.add(n);
         }
     }
 }
@@ -1031,14 +983,7 @@ fn count_send_error(
     dropped.inc();
     let mut errors = SendErrors::default();
     errors.note(e);
-    errors.count(stats, kind);
-}
-
-/// Sends a datagram now, without waiting: one non-blocking `sendto`. (Tokio's
-/// `try_send_to` consults its cached readiness first, and a socket registered a moment ago
-/// has none yet, so the first packet on a new relay socket would be dropped.)
-pub(super) fn send_now(sock: &UdpSocket, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
-    socket2::SockRef::from(sock).send_to(bytes, &to.into())
+    count_send_errors(errors, stats, kind);
 }
 
 /// Acts on what the core decided about a client packet.
@@ -1116,14 +1061,19 @@ async fn udp_loop(
                     worker.relays.borrow().get(&via).map(|r| r.sock.clone())
                 });
                 let server = worker.server.borrow();
-                flushed.count(server.stats(), &server.stats().dropped, SockKind::Relay);
+                udp::count_flushed(
+                    flushed,
+                    server.stats(),
+                    &server.stats().dropped,
+                    SockKind::Relay,
+                );
             };
             for i in 0..got {
                 let (n, from) = batch.meta(i);
                 let Some(from) = from else { continue };
                 // Data queued before a request leaves before the request can end its
                 // allocation, as it would have without the queue.
-                if !queue.is_empty() && gso::may_change_state(&batch.slot(i)[..n]) {
+                if !queue.is_empty() && udp::may_change_state(&batch.slot(i)[..n]) {
                     flush(&mut queue, &batch);
                 }
                 let packet = &batch.slot_mut(i)[..n];
@@ -1176,33 +1126,6 @@ async fn udp_loop(
         if !drained {
             tokio::task::yield_now().await;
         }
-    }
-}
-
-/// Datagrams one `recvmmsg` takes from a relay socket (usually one is queued).
-pub(super) const RELAY_BATCH: usize = 8;
-/// Datagrams one `recvmmsg` takes from a listener.
-pub(super) const LISTENER_BATCH: usize = 32;
-/// Batches taken from one socket before yielding to the other tasks.
-pub(super) const BATCHES_PER_WAKE: usize = 4;
-
-/// One `recvmmsg` on `sock`. A short batch means the queue is empty: the socket's readiness
-/// is then cleared as if `WouldBlock` had been seen (a datagram arriving meanwhile raises it
-/// again), which saves the extra `recvfrom` that would only return `EAGAIN`.
-pub(super) fn recv_batch(sock: &UdpSocket, batch: &mut sys::RecvBatch) -> std::io::Result<usize> {
-    let mut got = 0;
-    let r = sock.try_io(tokio::io::Interest::READABLE, || {
-        got = batch.recv(sock)?;
-        if got < batch.slots() {
-            Err(std::io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(())
-        }
-    });
-    match r {
-        Ok(()) => Ok(got),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => Ok(got),
-        Err(e) => Err(e),
     }
 }
 

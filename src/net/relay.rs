@@ -12,8 +12,8 @@ use tokio::net::UdpSocket;
 use tokio::task::AbortHandle;
 
 use super::Worker;
-use super::sys;
 use crate::turn::{PeerOutcome, Relays};
+use ternd_io::sys;
 
 /// Sockets bound for EVEN-PORT reservations, shared by all workers: the Allocate that
 /// claims one may arrive on another worker.
@@ -33,7 +33,7 @@ impl Drop for RelaySocket {
 
 fn bind(
     addr: SocketAddr,
-    buffers: super::listen::SocketBuffers,
+    buffers: ternd_io::listen::SocketBuffers,
 ) -> io::Result<std::net::UdpSocket> {
     // No SO_REUSEADDR/SO_REUSEPORT: a port in use must fail, so the core picks another.
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -253,9 +253,9 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
         // cannot starve the others. The batch buffers are the worker's (tasks of one
         // worker never run at once, and none holds them across an await).
         let mut drained = false;
-        for _ in 0..super::BATCHES_PER_WAKE {
+        for _ in 0..ternd_io::BATCHES_PER_WAKE {
             let mut batch = worker.peer_batch.borrow_mut();
-            let got = match super::recv_batch(&sock, &mut batch) {
+            let got = match ternd_io::recv_batch(&sock, &mut batch) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drained = true;
@@ -287,7 +287,7 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                     .handle_peer(local, peer, buf, n, now);
                 if let PeerOutcome::ToClient { tuple, start, len } = outcome {
                     if tuple.transport == crate::turn::Transport::Udp {
-                        queue.push(super::gso::Queued {
+                        queue.push(ternd_io::gso::Queued {
                             via: tuple.server,
                             to: tuple.client,
                             slot: i,
@@ -299,12 +299,13 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                     }
                 }
             }
-            let flushed = super::gso::flush(&mut queue, &batch, &worker.gso, |via| {
+            let flushed = ternd_io::gso::flush(&mut queue, &batch, &worker.gso, |via| {
                 worker.listeners.borrow().get(&via).cloned()
             });
             drop(queue);
             let server = worker.server.borrow();
-            flushed.count(
+            super::udp::count_flushed(
+                flushed,
                 server.stats(),
                 &server.stats().peer_dropped,
                 super::SockKind::Listener,

@@ -32,7 +32,8 @@ pub struct Channel {
 }
 
 /// Per-allocation traffic counters.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Traffic {
     /// Packets relayed client → peer.
     pub packets_out: u64,

@@ -17,10 +17,11 @@ const MILLI: u64 = 1000;
 /// or one customer line, usually holds a whole /64). Never a secret; as a number,
 /// family-tagged so the two families cannot collide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub(crate) struct SourceKey(u128);
+pub struct SourceKey(u128);
 
 impl SourceKey {
-    pub(crate) fn of(ip: IpAddr) -> Self {
+    /// The source `ip` counts against.
+    pub fn of(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V4(v4) => SourceKey((1u128 << 64) | u128::from(u32::from(v4))),
             IpAddr::V6(v6) => SourceKey((2u128 << 64) | (u128::from(v6) >> 64)),

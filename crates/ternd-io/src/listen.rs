@@ -29,8 +29,10 @@ pub enum BindError {
 
 /// The sockets of one worker.
 #[derive(Debug, Default)]
-pub(super) struct WorkerSockets {
+pub struct WorkerSockets {
+    /// UDP listeners (STUN/TURN over UDP), with their bound addresses.
     pub udp: Vec<(SocketAddr, UdpSocket)>,
+    /// TCP listeners (STUN/TURN over TCP), with their bound addresses.
     pub tcp: Vec<(SocketAddr, TcpListener)>,
     /// TURN over TLS listeners.
     pub tls: Vec<(SocketAddr, TcpListener)>,
@@ -38,12 +40,16 @@ pub(super) struct WorkerSockets {
 
 /// Everything bound.
 #[derive(Debug)]
-pub(super) struct Bound {
+pub struct Bound {
+    /// Bound UDP listen addresses (concrete ports).
     pub udp_addrs: Vec<SocketAddr>,
+    /// Bound TCP listen addresses.
     pub tcp_addrs: Vec<SocketAddr>,
+    /// Bound TLS listen addresses.
     pub tls_addrs: Vec<SocketAddr>,
     /// (configured, bound) for every stream listener, to match per-listener settings.
     pub stream_origins: Vec<(SocketAddr, SocketAddr)>,
+    /// Each worker's own `SO_REUSEPORT` sockets.
     pub per_worker: Vec<WorkerSockets>,
 }
 
@@ -62,8 +68,10 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
 /// The `SO_RCVBUF` and `SO_SNDBUF` sizes asked for every UDP socket (listeners and relay
 /// sockets), in bytes; 0 leaves the kernel's default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SocketBuffers {
+pub struct SocketBuffers {
+    /// `SO_RCVBUF` asked for, bytes (0: the kernel's default).
     pub recv: usize,
+    /// `SO_SNDBUF` asked for, bytes (0: the kernel's default).
     pub send: usize,
 }
 
@@ -78,7 +86,7 @@ impl SocketBuffers {
         if self.send > 0 {
             let _ = s.set_send_buffer_size(self.send);
         }
-        let _ = super::sys::enable_rx_drop_count(s);
+        let _ = crate::sys::enable_rx_drop_count(s);
     }
 
     /// Logs what the kernel granted `s` against what was asked, and warns when the
@@ -211,7 +219,10 @@ fn no_ipv6(addr: SocketAddr, e: &io::Error) -> bool {
             ))
 }
 
-pub(super) fn bind_all(
+/// Binds UDP and TCP on every address in `addrs`, one `SO_REUSEPORT` socket of each per
+/// worker (a port-0 address gets one free port for all). An IPv6 wildcard on a host without
+/// IPv6 is skipped with a warning; binding nothing at all is an error.
+pub fn bind_all(
     addrs: &[SocketAddr],
     workers: usize,
     buffers: SocketBuffers,
@@ -254,7 +265,7 @@ pub(super) fn bind_all(
 
 /// UDP sockets only (RFC 5780's other addresses), one `SO_REUSEPORT` socket per worker
 /// per address; the addresses have concrete ports.
-pub(super) fn bind_udp(
+pub fn bind_udp(
     bound: &mut Bound,
     addrs: &[SocketAddr],
     buffers: SocketBuffers,
@@ -278,7 +289,7 @@ pub(super) fn bind_udp(
 }
 
 /// TCP listeners only (TURN over TLS), one `SO_REUSEPORT` socket per worker per address.
-pub(super) fn bind_tls(bound: &mut Bound, addrs: &[SocketAddr]) -> Result<(), BindError> {
+pub fn bind_tls(bound: &mut Bound, addrs: &[SocketAddr]) -> Result<(), BindError> {
     let workers = bound.per_worker.len();
     for &addr in addrs {
         let bind = |addr: SocketAddr| -> io::Result<(SocketAddr, Vec<TcpListener>)> {

@@ -149,6 +149,7 @@ pub mod steady {
 
     /// One allocation of the steady state.
     pub struct Alloc {
+        /// The client's 5-tuple (UDP).
         pub tuple: FiveTuple,
         /// The relay socket's bound (local) address.
         pub relay: SocketAddr,
@@ -162,9 +163,13 @@ pub mod steady {
 
     /// A core with `n` allocations, each with a permission and a channel.
     pub struct Steady {
+        /// The core.
         pub server: Server,
+        /// Its relay sockets.
         pub relays: FakeRelays,
+        /// The clock the allocations were made at.
         pub now: Instant,
+        /// The allocations, in the order made.
         pub allocs: Vec<Alloc>,
         /// The last transaction id used.
         tid: u32,
@@ -235,8 +240,8 @@ pub mod steady {
     }
 
     impl Steady {
-        pub fn new(n: usize) -> Self {
-            let now = Instant::now();
+        /// `n` allocations made at `now`, each with a permission and a channel.
+        pub fn new(n: usize, now: Instant) -> Self {
             let allow = vec!["198.18.0.0/15".parse().expect("cidr")];
             let shared = shared(now, allow, |c| {
                 c.ports.lo = 10_000;

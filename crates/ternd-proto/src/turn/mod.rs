@@ -49,10 +49,10 @@
 
 mod allocation;
 mod authn;
-pub(crate) mod limit;
+pub mod limit;
 mod stats;
 mod tcp;
-#[doc(hidden)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use std::cmp::Reverse;
@@ -350,7 +350,8 @@ struct Reserving<'a> {
 }
 
 /// One session as the admin API lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SessionInfo {
     /// Session id (for `DELETE /admin/sessions/{id}`).
     pub id: u64,
@@ -363,7 +364,7 @@ pub struct SessionInfo {
     /// Relayed transport address (as advertised).
     pub relay: SocketAddr,
     /// A dual allocation's second relayed transport address (as advertised).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub additional_relay: Option<SocketAddr>,
     /// "udp", "tcp" or "tls".
     pub transport: &'static str,
@@ -376,7 +377,7 @@ pub struct SessionInfo {
     /// Channels bound.
     pub channels: usize,
     /// Traffic so far.
-    #[serde(flatten)]
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub traffic: Traffic,
 }
 

@@ -80,7 +80,7 @@ mod tests;
 ///
 /// ```
 /// use std::net::IpAddr;
-/// use ternd::policy::canonical;
+/// use ternd_proto::policy::canonical;
 ///
 /// let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
 /// assert_eq!(canonical(mapped), "127.0.0.1".parse::<IpAddr>().unwrap());
@@ -134,7 +134,7 @@ fn embedded_v6(v6: Ipv6Addr) -> Option<(Ipv4Addr, Option<Ipv4Addr>)> {
 ///
 /// ```
 /// use std::net::IpAddr;
-/// use ternd::policy::embedded;
+/// use ternd_proto::policy::embedded;
 ///
 /// // Teredo: server 65.54.227.120, client 192.0.2.45.
 /// let teredo: IpAddr = "2001:0:4136:e378:8000:63bf:3fff:fdd2".parse().unwrap();
@@ -360,7 +360,7 @@ impl Entry {
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use ternd::policy::{Denied, PeerPolicy};
+/// use ternd_proto::policy::{Denied, PeerPolicy};
 ///
 /// let policy = PeerPolicy::new(
 ///     vec!["127.0.0.1/32".parse().unwrap()],

@@ -1,5 +1,4 @@
 //! The few socket options the portable crates do not cover. All `unsafe` in ternd is here.
-#![allow(unsafe_code)]
 
 use std::io;
 use std::net::UdpSocket;

@@ -16,6 +16,7 @@
 //! `--allow-loopback-peers`.
 
 mod control;
+pub mod forward;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -31,11 +32,11 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::stun::channel::{ChannelData, ChannelRange};
-use crate::stun::{
+use control::{Alloc, Blocking, Creds, Exchange};
+use ternd_proto::stun::channel::{ChannelData, ChannelRange};
+use ternd_proto::stun::{
     Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
 };
-use control::{Alloc, Blocking, Creds, Exchange};
 
 /// Long help of `ternd bench`.
 pub const LONG_ABOUT: &str = "\
@@ -644,7 +645,7 @@ impl EchoPeer {
 impl EchoPeer {
     /// Datagrams the kernel dropped at the peer's receive queue so far.
     fn rx_drops(&self) -> Option<u64> {
-        crate::net::socket_rx_drops(&self.sock).ok().map(u64::from)
+        ternd_io::socket_rx_drops(&self.sock).ok().map(u64::from)
     }
 }
 
@@ -815,7 +816,7 @@ fn receiver(
         for (idx, s) in socks.into_iter().enumerate() {
             // The socket is shared with the sender and the control exchanges: registered
             // here for readability only (one descriptor per allocation, so 10,000 fit).
-            let s = crate::net::register_shared_udp(s).map_err(|e| e.to_string())?;
+            let s = ternd_io::register_shared_udp(s).map_err(|e| e.to_string())?;
             let (h, shared, control) = (h.clone(), shared.clone(), control.clone());
             tokio::task::spawn_local(async move {
                 let mut buf = vec![0u8; 65536];
@@ -897,7 +898,7 @@ fn credentials(args: &BenchArgs, i: u32) -> Result<Creds, String> {
                 .map_or(0, |d| d.as_secs());
             let expiry = now + args.duration.as_secs() + 3600;
             let (username, password) =
-                crate::auth::rest::credentials(secret, &format!("bench{i}"), expiry, ':');
+                ternd_proto::auth::rest::credentials(secret, &format!("bench{i}"), expiry, ':');
             Ok(Creds {
                 username,
                 password,
@@ -988,7 +989,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         return Err(format!("--allocations must be 1..={MAX_ALLOCATIONS}"));
     }
     // Thousands of client sockets need as many descriptors.
-    let _ = crate::net::raise_fd_limit();
+    let _ = ternd_io::raise_fd_limit();
     // Raw mode talks to a forwarder that sends to a fixed peer: the built-in echo peer then
     // listens on --peer (the forwarder's --peer), so both directions are counted.
     let echo = match (args.peer, args.mode) {
@@ -1032,7 +1033,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
     // Read before the sockets close: fresh sockets, so the counts are this run's.
     let client_rx_drops = allocs
         .iter()
-        .map(|a| crate::net::socket_rx_drops(&a.sock).map(u64::from))
+        .map(|a| ternd_io::socket_rx_drops(&a.sock).map(u64::from))
         .sum::<std::io::Result<u64>>()
         .ok();
     let peer_rx_drops = echo.as_ref().and_then(|e| e.rx_drops());

@@ -1730,8 +1730,11 @@ fn admin_lists_and_ends_sessions() {
         (a.user.as_str(), a.transport, a.created_unix),
         ("bob", "udp", UNIX0)
     );
-    let json = serde_json::to_value(a).unwrap();
-    assert!(json["bytes_in"].is_u64() && json["relay"].is_string());
+    #[cfg(feature = "serde")]
+    {
+        let json = serde_json::to_value(a).unwrap();
+        assert!(json["bytes_in"].is_u64() && json["relay"].is_string());
+    }
     assert!(t.s.end_session(a.id, t.now, &mut t.r));
     assert!(!t.s.end_session(a.id, t.now, &mut t.r));
     assert_eq!(t.s.end_user_sessions("bob", t.now, &mut t.r), 1);

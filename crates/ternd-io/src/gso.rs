@@ -14,8 +14,8 @@ use std::rc::Rc;
 
 use tokio::net::UdpSocket;
 
-use super::sys::{self, MAX_SEGMENTS, RecvBatch};
-use super::{SendErrors, SockKind, send_now};
+use crate::sys::{self, MAX_SEGMENTS, RecvBatch};
+use crate::{SendErrors, send_now};
 
 /// Largest datagram sent as a GSO segment: one that fits an Ethernet MTU over IPv6. The
 /// kernel refuses segments above the path MTU, so larger (rare) datagrams go one by one.
@@ -26,11 +26,16 @@ const MAX_RUN_BYTES: usize = 65_000;
 /// A datagram waiting in a receive batch: `batch.slot(slot)[start..start + len]`, to be
 /// sent from the socket bound to `via` to `to`.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Queued {
+pub struct Queued {
+    /// The address of the socket it leaves from.
     pub via: SocketAddr,
+    /// Its destination.
     pub to: SocketAddr,
+    /// The receive batch slot holding it.
     pub slot: usize,
+    /// Where it starts in the slot.
     pub start: usize,
+    /// Its length.
     pub len: usize,
 }
 
@@ -40,12 +45,13 @@ pub(super) struct Queued {
 /// larger than the route's MTU allows, say in a tunnel) lowers the largest size tried, so a
 /// refused run costs one failed call once, not every time.
 #[derive(Debug)]
-pub(super) struct Gso {
+pub struct Gso {
     /// Largest datagram sent as a segment; 0 = GSO off.
     max_segment: Cell<usize>,
 }
 
 impl Gso {
+    /// GSO on (if `enabled`) for datagrams up to an Ethernet MTU over IPv6, or off.
     pub fn new(enabled: bool) -> Self {
         Self {
             max_segment: Cell::new(if enabled { MAX_SEGMENT_LEN } else { 0 }),
@@ -71,7 +77,7 @@ impl Gso {
 
 /// What one [`flush`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Flushed {
+pub struct Flushed {
     /// Datagrams not sent: no socket any more, or its buffer full (never waited for).
     pub dropped: u64,
     /// GSO sends made.
@@ -82,35 +88,9 @@ pub(super) struct Flushed {
     pub errors: SendErrors,
 }
 
-impl Flushed {
-    /// Adds these figures to a worker's counters; `kind` is the kind of socket the
-    /// datagrams left from.
-    pub fn count(self, stats: &crate::turn::Stats, dropped: &crate::turn::Counter, kind: SockKind) {
-        if self.dropped > 0 {
-            dropped.add(self.dropped);
-            self.errors.count(stats, kind);
-        }
-        if self.gso_sends > 0 {
-            stats.udp_gso_sends.add(self.gso_sends);
-            stats.udp_gso_datagrams.add(self.gso_datagrams);
-        }
-    }
-}
-
-/// Whether a client's `packet` may be a STUN request (first two bits 0, class bits 00): the
-/// only client packets that can end an allocation (Refresh with LIFETIME 0) and so close the
-/// relay socket that datagrams queued before it are to leave from. A listener flushes its
-/// queue before handling one; ChannelData and indications, the hot path, never need it.
-pub(super) fn may_change_state(packet: &[u8]) -> bool {
-    match packet {
-        [a, b, ..] => a & 0xC0 == 0 && u16::from_be_bytes([*a, *b]) & 0x0110 == 0,
-        _ => false,
-    }
-}
-
 /// Sends everything in `queue` (datagrams in `batch`), in order, and empties it. `sock_for`
 /// finds the socket bound to an address.
-pub(super) fn flush(
+pub fn flush(
     queue: &mut Vec<Queued>,
     batch: &RecvBatch,
     gso: &Gso,
@@ -244,28 +224,6 @@ mod tests {
         gso.refused(&std::io::Error::from_raw_os_error(libc::EIO), 200);
         assert_eq!(gso.max_segment(), 0, "the device cannot segment: off");
         assert_eq!(Gso::new(false).max_segment(), 0);
-    }
-
-    #[test]
-    fn only_stun_requests_may_change_state() {
-        let binding_request = [0x00, 0x01, 0, 0];
-        let refresh_request = [0x00, 0x04, 0, 0];
-        let send_indication = [0x00, 0x16, 0, 0];
-        let success = [0x01, 0x01, 0, 0];
-        let error = [0x01, 0x11, 0, 0];
-        let channel_data = [0x40, 0x00, 0, 4, 1, 2, 3, 4];
-        assert!(may_change_state(&binding_request));
-        assert!(may_change_state(&refresh_request));
-        for p in [
-            &send_indication[..],
-            &success,
-            &error,
-            &channel_data,
-            &[0x00],
-            &[],
-        ] {
-            assert!(!may_change_state(p), "{p:?}");
-        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::stun::{
+use ternd_proto::stun::{
     Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
 };
 
@@ -166,7 +166,7 @@ impl Alloc {
                             self.creds.realm =
                                 text(&m, attr_type::REALM).ok_or("the 401 carries no REALM")?;
                         }
-                        self.key = crate::auth::long_term_key_md5(
+                        self.key = ternd_proto::auth::long_term_key_md5(
                             &self.creds.username,
                             &self.creds.realm,
                             &self.creds.password,

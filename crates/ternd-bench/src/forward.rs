@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use super::gso::{self, Gso, Queued};
-use super::{BATCHES_PER_WAKE, LISTENER_BATCH, RECV_BUF, RELAY_BATCH, recv_batch, sys};
+use ternd_io::gso::{self, Gso, Queued};
+use ternd_io::{BATCHES_PER_WAKE, LISTENER_BATCH, RECV_BUF, RELAY_BATCH, listen, recv_batch, sys};
 
 /// Most clients one worker forwards for; later ones are dropped (bounded state).
 const MAX_CLIENTS: usize = 20_000;
@@ -38,14 +38,13 @@ pub fn run(
     duration: Duration,
     udp_gso: bool,
 ) -> Result<(), String> {
-    let gso = udp_gso && super::gso_available();
+    let gso = udp_gso && ternd_io::gso_available();
     // The relay's default socket buffers, so the floor is measured with the same sizes.
-    let buffers = super::listen::SocketBuffers {
-        recv: crate::config::DEFAULT_UDP_BUFFER,
-        send: crate::config::DEFAULT_UDP_BUFFER,
+    let buffers = listen::SocketBuffers {
+        recv: ternd_io::DEFAULT_UDP_BUFFER,
+        send: ternd_io::DEFAULT_UDP_BUFFER,
     };
-    let bound =
-        super::listen::bind_all(&[listen], workers.max(1), buffers).map_err(|e| e.to_string())?;
+    let bound = listen::bind_all(&[listen], workers.max(1), buffers).map_err(|e| e.to_string())?;
     let addr = bound.udp_addrs[0];
     eprintln!(
         "ternd forwarder: {addr} -> {peer}, {} worker(s), UDP GSO {}",
