@@ -1,21 +1,9 @@
 //! Writing messages into a caller's buffer.
 
-use super::attr::{Attribute, attr_type};
+use super::attr::Attribute;
 use super::integrity;
-use super::message::{HEADER_LEN, MAGIC_COOKIE};
+use super::wire::{BuildError, HEADER_LEN, MAGIC_COOKIE, attr_type};
 use super::{MessageType, TransactionId};
-
-/// Why a message could not be built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// The buffer is too small for what was added.
-    #[error("buffer too small")]
-    BufferTooSmall,
-    /// The value cannot be encoded (too long, out of range).
-    #[error("value cannot be encoded")]
-    InvalidValue,
-}
 
 /// Writes one STUN message into a caller-supplied buffer, without allocating.
 ///

@@ -1,13 +1,10 @@
 //! The zero-copy message view.
 
-use super::attr::{self, attr_type};
+use super::attr;
 use super::integrity::{self, IntegrityError};
+use super::wire::{HEADER_LEN, MAGIC_COOKIE, RawAttribute, attr_type};
 use super::{MessageType, TransactionId};
 
-/// The fixed magic cookie of RFC 5389 and later.
-pub const MAGIC_COOKIE: u32 = 0x2112_A442;
-/// Length of the STUN header.
-pub const HEADER_LEN: usize = 20;
 /// Default cap on the number of attributes [`Message::parse`] reads.
 pub const MAX_ATTRIBUTES: usize = 64;
 
@@ -75,24 +72,6 @@ impl Default for ParseOptions {
             max_attributes: MAX_ATTRIBUTES,
             allow_rfc3489: false,
         }
-    }
-}
-
-/// One attribute as it is on the wire: its type and its value (without padding).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawAttribute<'a> {
-    /// The attribute type.
-    pub typ: u16,
-    /// The value, without padding.
-    pub value: &'a [u8],
-    /// Offset of the attribute's 4-byte header from the start of the message.
-    pub offset: usize,
-}
-
-impl RawAttribute<'_> {
-    /// True for comprehension-required types (0x0000–0x7FFF).
-    pub fn is_comprehension_required(&self) -> bool {
-        self.typ < 0x8000
     }
 }
 

@@ -18,17 +18,16 @@ pub mod channel;
 mod integrity;
 mod message;
 pub mod stream;
+mod wire;
 
 pub use attr::{
-    AddressFamily, Attribute, AttributeType, DecodeError, ErrorCode, PasswordAlgorithm,
-    PasswordAlgorithms, UnknownAttributes, attr_type,
+    AddressFamily, Attribute, DecodeError, ErrorCode, PasswordAlgorithm, PasswordAlgorithms,
+    UnknownAttributes,
 };
-pub use builder::{BuildError, MessageBuilder};
+pub use builder::MessageBuilder;
 pub use integrity::{FINGERPRINT_XOR, IntegrityError, fingerprint, hmac_sha1, hmac_sha256};
-pub use message::{
-    Attributes, HEADER_LEN, MAGIC_COOKIE, MAX_ATTRIBUTES, Message, ParseError, ParseOptions,
-    RawAttribute,
-};
+pub use message::{Attributes, MAX_ATTRIBUTES, Message, ParseError, ParseOptions};
+pub use wire::{AttributeType, BuildError, HEADER_LEN, MAGIC_COOKIE, RawAttribute, attr_type};
 
 /// A STUN method (the 12 method bits of the message type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,7 +6,7 @@
 //! no longer be resynchronised and must be closed.
 
 use super::channel::{self, ChannelRange};
-use super::message::HEADER_LEN as STUN_HEADER_LEN;
+use super::wire::HEADER_LEN as STUN_HEADER_LEN;
 
 /// The kind of a frame on a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
