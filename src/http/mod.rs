@@ -21,32 +21,34 @@
 //! from the per-source-IP bucket (`rate_limit`/`rate_burst`) → 429. Behind a
 //! reverse proxy all requests and connections share the proxy's address.
 
+mod admin;
 mod conns;
+mod ice_servers;
 pub mod ratelimit;
+mod respond;
 pub mod tls;
 pub mod token;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde::Serialize;
 use sha2::Digest as _;
-use subtle::ConstantTimeEq as _;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use crate::ice::{IceServer, url_host};
+use admin::admin;
+use ice_servers::ice_servers;
 use ratelimit::RateLimiter;
-use token::{TokenError, Verifier};
+use respond::{Resp, cors_headers, error, method_not_allowed, not_found, response};
+use token::Verifier;
 
 /// What the HTTP server needs from the running relay.
 pub trait Backend: Send + Sync + 'static {
@@ -349,68 +351,6 @@ async fn serve_connection<I>(
 // ---------------------------------------------------------------------------
 // Responses
 
-type Resp = Response<Full<Bytes>>;
-
-fn response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-fn json(status: StatusCode, value: &serde_json::Value) -> Resp {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    response(status, "application/json", body)
-}
-
-fn error(status: StatusCode, code: &str, description: &str) -> Resp {
-    json(
-        status,
-        &serde_json::json!({"error": code, "error_description": description}),
-    )
-}
-
-fn not_found() -> Resp {
-    error(StatusCode::NOT_FOUND, "not_found", "no such resource")
-}
-
-fn method_not_allowed(allow: &'static str) -> Resp {
-    let mut r = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed",
-    );
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-/// RFC 6750 §3.1 error: 401 `invalid_token` or 403 `insufficient_scope`.
-fn bearer_error(err: &TokenError, scope: Option<&str>) -> Resp {
-    let (status, code, description) = match err {
-        TokenError::Invalid(d) => (StatusCode::UNAUTHORIZED, "invalid_token", *d),
-        TokenError::InsufficientScope => (
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "the token lacks the required scope",
-        ),
-    };
-    let mut r = error(status, code, description);
-    let mut challenge =
-        format!("Bearer realm=\"ternd\", error=\"{code}\", error_description=\"{description}\"");
-    if let (TokenError::InsufficientScope, Some(scope)) = (err, scope) {
-        challenge.push_str(&format!(", scope=\"{scope}\""));
-    }
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    r
-}
-
-// ---------------------------------------------------------------------------
-// Routing
-
 async fn handle(state: &State, ip: IpAddr, req: Request<Incoming>) -> Resp {
     if !state.limiter.allow(ip) {
         let mut r = error(
@@ -456,360 +396,5 @@ async fn handle(state: &State, ip: IpAddr, req: Request<Incoming>) -> Resp {
         }
         p if p == "/admin" || p.starts_with("/admin/") => admin(state, req).await,
         _ => not_found(),
-    }
-}
-
-fn cors_headers(h: &mut HeaderMap, allowed_origin: Option<&str>) {
-    h.append(header::VARY, HeaderValue::from_static("Origin"));
-    if let Some(v) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        h.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("WWW-Authenticate"),
-        );
-    }
-}
-
-/// The response shape of `/v1/ice-servers`.
-#[derive(Serialize)]
-struct IceResponse {
-    #[serde(rename = "iceServers")]
-    ice_servers: Vec<IceServer>,
-    #[serde(rename = "expiresOn")]
-    expires_on: String,
-    ttl: u64,
-}
-
-async fn ice_servers(state: &State, req: Request<Incoming>) -> Resp {
-    let method = req.method().clone();
-    if method == Method::OPTIONS {
-        // CORS preflight; the allow headers are added only for listed origins.
-        let listed = req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .is_some_and(|o| state.cors.iter().any(|c| c == o));
-        let mut r = response(StatusCode::NO_CONTENT, "text/plain", Bytes::new());
-        r.headers_mut().remove(header::CONTENT_TYPE);
-        if listed {
-            let h = r.headers_mut();
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST, OPTIONS"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Authorization, Content-Type"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("600"),
-            );
-        }
-        return r;
-    }
-    if method != Method::GET && method != Method::POST {
-        return method_not_allowed("GET, POST, OPTIONS");
-    }
-    if state.verifier.is_empty() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the credentials endpoint is not configured (no token keys)",
-        );
-    }
-    let token = match bearer_token(req.headers()) {
-        Ok(t) => t.to_owned(),
-        Err(e) => return bearer_error(&e, None),
-    };
-    if method == Method::POST
-        && let Err(r) = drain_body(req).await
-    {
-        return r;
-    }
-    let verified = match state.verifier.verify(&token) {
-        Ok(v) => v,
-        Err(e) => return bearer_error(&e, state.verifier.scope()),
-    };
-    if state.ice.secret.is_empty() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "no REST secret configured",
-        );
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let left = verified.exp.saturating_sub(now);
-    if left == 0 {
-        return bearer_error(&TokenError::Invalid("token expired"), None);
-    }
-    let ttl = state.ice.ttl.as_secs().max(1).min(left);
-    let expiry = now + ttl;
-    let (username, credential) = crate::auth::rest::credentials(
-        &state.ice.secret,
-        &verified.sub,
-        expiry,
-        state.ice.separator,
-    );
-    let body = IceResponse {
-        ice_servers: ice_server_list(&state.ice, username, credential),
-        expires_on: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(expiry))
-            .to_string(),
-        ttl,
-    };
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let mut r = response(StatusCode::OK, "application/json", bytes);
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    r
-}
-
-/// `stun:` URLs, then `turn:` (UDP, TCP) and `turns:` URLs with credentials.
-fn ice_server_list(ice: &IceSettings, username: String, credential: String) -> Vec<IceServer> {
-    let hosts: Vec<String> = if ice.hosts.is_empty() {
-        vec!["127.0.0.1".to_owned()]
-    } else {
-        ice.hosts.iter().map(|h| url_host(h)).collect()
-    };
-    let port = ice.udp_tcp_port;
-    let stun = hosts.iter().map(|h| format!("stun:{h}:{port}")).collect();
-    let mut turn = Vec::new();
-    for h in &hosts {
-        turn.push(format!("turn:{h}:{port}?transport=udp"));
-        turn.push(format!("turn:{h}:{port}?transport=tcp"));
-    }
-    if let Some(tls_port) = ice.tls_port {
-        for h in &hosts {
-            turn.push(format!("turns:{h}:{tls_port}?transport=tcp"));
-        }
-    }
-    vec![
-        IceServer {
-            urls: stun,
-            username: None,
-            credential: None,
-        },
-        IceServer {
-            urls: turn,
-            username: Some(username),
-            credential: Some(credential),
-        },
-    ]
-}
-
-/// The bearer token of the `Authorization` header.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, TokenError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = values
-        .next()
-        .ok_or(TokenError::Invalid("missing bearer token"))?;
-    if values.next().is_some() {
-        return Err(TokenError::Invalid("more than one Authorization header"));
-    }
-    if value.len() > MAX_TOKEN_BYTES + 16 {
-        return Err(TokenError::Invalid("token too large"));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| TokenError::Invalid("malformed Authorization header"))?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(TokenError::Invalid(
-        "expected Authorization: Bearer <token>",
-    ))?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(TokenError::Invalid(
-            "expected Authorization: Bearer <token>",
-        ));
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(TokenError::Invalid("missing bearer token"));
-    }
-    if token.len() > MAX_TOKEN_BYTES {
-        return Err(TokenError::Invalid("token too large"));
-    }
-    Ok(token)
-}
-
-/// Reads (and discards) a request body of at most [`MAX_BODY_BYTES`].
-async fn drain_body(req: Request<Incoming>) -> Result<(), Resp> {
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body too large",
-        )
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES);
-    match tokio::time::timeout(IO_TIMEOUT, body.collect()).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(_)) => Err(too_large()),
-        Err(_) => Err(error(
-            StatusCode::REQUEST_TIMEOUT,
-            "timeout",
-            "request body timed out",
-        )),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Admin API
-
-async fn admin(state: &State, req: Request<Incoming>) -> Resp {
-    let Some(expected) = &state.admin_hash else {
-        return not_found();
-    };
-    let authorized = bearer_token(req.headers())
-        .is_ok_and(|t| bool::from(sha256(t).as_slice().ct_eq(expected.as_slice())));
-    if !authorized {
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "admin API: missing or wrong bearer token",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"ternd-admin\""),
-        );
-        return r;
-    }
-    let backend = state.backend.clone();
-    let Some(admin) = backend.admin() else {
-        return not_found();
-    };
-    let path = req.uri().path();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let method = req.method();
-    match segments.as_slice() {
-        ["admin", "sessions"] => {
-            if method != Method::GET {
-                return method_not_allowed("GET");
-            }
-            json(StatusCode::OK, &admin.sessions().await)
-        }
-        ["admin", "sessions", id] => {
-            if method != Method::DELETE {
-                return method_not_allowed("DELETE");
-            }
-            let Ok(id) = id.parse::<u64>() else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "session id must be a number",
-                );
-            };
-            if admin.kill_session(id).await {
-                json(StatusCode::OK, &serde_json::json!({"killed": 1}))
-            } else {
-                error(StatusCode::NOT_FOUND, "not_found", "no such session")
-            }
-        }
-        ["admin", "users", user, "sessions"] => {
-            if method != Method::DELETE {
-                return method_not_allowed("DELETE");
-            }
-            let Some(user) = percent_decode(user) else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "user must be percent-encoded UTF-8",
-                );
-            };
-            let n = admin.kill_user(user).await;
-            json(StatusCode::OK, &serde_json::json!({"killed": n}))
-        }
-        _ => not_found(),
-    }
-}
-
-/// Decodes `%XX` escapes; `None` on a bad escape or invalid UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("alice").as_deref(), Some("alice"));
-        assert_eq!(percent_decode("a%20b%3A1").as_deref(), Some("a b:1"));
-        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
-        assert_eq!(percent_decode("%"), None);
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
-    }
-
-    #[test]
-    fn bearer_parsing() {
-        let mut h = HeaderMap::new();
-        assert!(bearer_token(&h).is_err());
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc"),
-        );
-        assert_eq!(bearer_token(&h), Ok("abc"));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("bearer  abc "),
-        );
-        assert_eq!(bearer_token(&h), Ok("abc"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert!(bearer_token(&h).is_err());
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer"));
-        assert!(bearer_token(&h).is_err());
-        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
-        assert!(bearer_token(&h).is_err());
-    }
-
-    #[test]
-    fn urls() {
-        let ice = IceSettings {
-            hosts: vec!["turn.example.org".into(), "2001:db8::1".into()],
-            udp_tcp_port: 3478,
-            tls_port: Some(5349),
-            secret: "s".into(),
-            separator: ':',
-            ttl: Duration::from_secs(60),
-        };
-        let list = ice_server_list(&ice, "u".into(), "p".into());
-        assert_eq!(
-            list[0].urls,
-            vec!["stun:turn.example.org:3478", "stun:[2001:db8::1]:3478"]
-        );
-        assert_eq!(list[1].urls.len(), 6);
-        assert_eq!(list[1].urls[4], "turns:turn.example.org:5349?transport=tcp");
-        let ice = IceSettings {
-            tls_port: None,
-            ..ice
-        };
-        let list = ice_server_list(&ice, "u".into(), "p".into());
-        assert!(list[1].urls.iter().all(|u| u.starts_with("turn:")));
     }
 }
