@@ -7,6 +7,8 @@
 #   BASE_BIN=/path/to/older/ternd SERVERS="ternd base coturn" ONLY=uclient RUNS=3 ...
 #                                      # "base": another ternd build, same flags, alternating
 #   TERND_ARGS / BASE_ARGS: extra flags for ternd / base (e.g. "--udp-recv-buffer 0")
+#   BASE_BIN=... ALL_SERVERS="ternd base coturn forwarder" bash benches/compare.sh
+#                                      # every workload, an older build beside this one
 #
 # Builds ternd (release) and examples/webrtc_turn_server.rs (the webrtc-rs `turn` 0.17
 # server, a dev-dependency), installs coturn if absent, then for each server in turn starts it on
@@ -40,6 +42,8 @@ HTTP_PORT=3579
 ONLY=${ONLY:-all}
 RUNS=${RUNS:-1}
 SERVERS=${SERVERS:-ternd coturn}
+# The servers of the full run (ONLY=all), in order.
+ALL_SERVERS=${ALL_SERVERS:-ternd coturn webrtc forwarder}
 BASE_BIN=${BASE_BIN:-}
 TERND_ARGS=${TERND_ARGS:-}
 BASE_ARGS=${BASE_ARGS:-}
@@ -65,7 +69,7 @@ trap 'exit 130' INT TERM
 
 echo "building ternd and the webrtc-rs example (release)..." >&2
 timeout 600 cargo build --release --quiet
-if [ "$ONLY" = all ]; then
+if [ "$ONLY" = all ] && [[ " $ALL_SERVERS " == *" webrtc "* ]]; then
     timeout 900 cargo build --release --quiet --example webrtc_turn_server
 fi
 BIN=target/release/ternd
@@ -325,7 +329,7 @@ if [ "$ONLY" = uclient ]; then
         done
     done
 fi
-for server in ternd coturn webrtc forwarder; do
+for server in $ALL_SERVERS; do
     [ "$ONLY" = all ] || break
     start_server "$server"
     if [ "$server" = forwarder ]; then
@@ -346,7 +350,7 @@ for server in ternd coturn webrtc forwarder; do
     bench "$server" "channel 100 B 20k pps, 10 allocs" --mode channel --size 100 --rate 20000 --allocations 10
     uclient "$server"
     memory "$server" 5000
-    if [ "$server" = ternd ]; then
+    if [ "$server" = ternd ] || [ "$server" = base ]; then
         # A fresh server, so the growth is from an empty table as for 5,000.
         stop_server
         start_server "$server"
