@@ -65,8 +65,9 @@ pub struct Session {
     counter: u32,
     fingerprint: bool,
     pending: Option<Pending>,
-    /// Retries already spent on the request being rebuilt after [`Response::Retry`].
-    retries: u8,
+    /// Retries already spent on the request being rebuilt after [`Response::Retry`], and
+    /// its method.
+    retries: Option<(Method, u8)>,
     allocation: Allocation,
 }
 
@@ -98,7 +99,7 @@ impl Session {
             counter: 0,
             fingerprint: true,
             pending: None,
-            retries: 0,
+            retries: None,
             allocation: Allocation::default(),
         }
     }
@@ -217,7 +218,10 @@ impl Session {
             tid,
             method,
             authenticated,
-            retries: std::mem::take(&mut self.retries),
+            retries: match self.retries.take() {
+                Some((m, n)) if m == method => n,
+                _ => 0,
+            },
             peers: Vec::new(),
             channel: None,
             lifetime: None,
@@ -260,7 +264,7 @@ impl Session {
     /// Gives up on the outstanding request (e.g. after a timeout).
     pub fn abandon(&mut self) {
         self.pending = None;
-        self.retries = 0;
+        self.retries = None;
     }
 
     /// Checks the answer to the outstanding request and applies it.
@@ -303,7 +307,7 @@ impl Session {
                 let retry = (code == 401 && (!p.authenticated || p.retries == 0)) || code == 438;
                 if retry && p.retries < MAX_RETRIES && !self.credentials.username.is_empty() {
                     self.learn_challenge(&m)?;
-                    self.retries = p.retries + 1;
+                    self.retries = Some((method, p.retries + 1));
                     return Ok(Response::Retry);
                 }
                 Err(Error::Failure {

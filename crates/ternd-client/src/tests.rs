@@ -404,3 +404,73 @@ fn data_frames_round_trip() {
         Some(crate::data::Incoming::Stun(_))
     ));
 }
+
+/// An in-memory stream: reads come from `input` in chunks of `chunk` bytes, writes go to
+/// `output`.
+struct Pipe {
+    input: Vec<u8>,
+    at: usize,
+    chunk: usize,
+    output: Vec<u8>,
+}
+
+impl std::io::Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.chunk.min(buf.len()).min(self.input.len() - self.at);
+        if n == 0 && self.at < self.input.len() {
+            return Ok(0);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        buf[..n].copy_from_slice(&self.input[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Pipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn streams_are_framed_and_requests_sent_once() {
+    let mut s = session();
+    let mut buf = [0u8; 512];
+    let tid = s.next_transaction_id();
+    let n = crate::data::binding_request(tid, &mut buf).unwrap();
+    let mapped: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+    // A padded ChannelData frame first (skipped: not the answer), then the answer, read
+    // three bytes at a time.
+    let mut input = vec![0u8; 12];
+    crate::data::channel_data(0x4000, b"hello", true, &mut input).unwrap();
+    input.extend(answer(
+        &buf[..n],
+        Class::Success,
+        &[Attribute::XorMappedAddress(mapped)],
+        None,
+    ));
+    let mut pipe = Pipe {
+        input,
+        at: 0,
+        chunk: 3,
+        output: Vec::new(),
+    };
+    let got = blocking::binding(&mut blocking::Stream::new(&mut pipe), tid).unwrap();
+    assert_eq!(got, mapped);
+    assert_eq!(pipe.output, &buf[..n], "sent once, as built");
+    // Nothing more to read: a timeout, reported as such.
+    let tid = s.next_transaction_id();
+    assert!(matches!(
+        blocking::binding(&mut blocking::Stream::new(&mut pipe), tid),
+        Err(Error::Timeout {
+            method: Method::BINDING
+        })
+    ));
+}
