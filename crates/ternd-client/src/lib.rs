@@ -17,6 +17,22 @@
 //!
 //! Not yet here (see the README): a tokio adapter, an event-driven allocation loop, SHA-256
 //! passwords and USERHASH, 300 Try Alternate, RFC 6062.
+//!
+//! ```no_run
+//! use std::net::UdpSocket;
+//! use ternd_client::{Credentials, Session, blocking};
+//!
+//! let sock = UdpSocket::bind("0.0.0.0:0")?;
+//! sock.connect("203.0.113.1:3478")?;
+//! let mut session = Session::new(Credentials::new("user", "password"), *b"example0");
+//! let mut udp = blocking::Udp::connected(&sock);
+//! let relayed = blocking::allocate(&mut session, &mut udp)?;
+//! let peer = "198.51.100.2:5000".parse().unwrap();
+//! blocking::channel_bind(&mut session, &mut udp, 0x4000, peer)?;
+//! assert_eq!(session.allocation().relayed(), Some(relayed));
+//! assert_eq!(session.allocation().channel_for(peer), Some(0x4000));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
