@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, SECRET, error_code, parse_text};
+use common::{Client, SECRET, error_code};
 use ternd::stun::{Attribute, Message, Method, attr_type};
 
 fn free_udp_port() -> u16 {
@@ -121,8 +121,7 @@ fn sigterm_drains_then_exits_when_allocations_end() {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
     let m = Message::parse(&first).unwrap();
-    other.realm = parse_text(&m, attr_type::REALM);
-    other.nonce = parse_text(&m, attr_type::NONCE);
+    other.learn(&m);
     let resp = other.transact(Method::ALLOCATE, true, |b| {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
@@ -132,7 +131,7 @@ fn sigterm_drains_then_exits_when_allocations_end() {
         m.get_decoded(attr_type::ALTERNATE_SERVER).unwrap().unwrap(),
         Attribute::AlternateServer("127.0.0.1:3479".parse().unwrap())
     );
-    m.verify_integrity(&other.key).unwrap();
+    m.verify_integrity(&other.key()).unwrap();
     // The existing allocation keeps relaying.
     c.send_channel(0x4000, b"still here");
     let mut b = [0u8; 64];
@@ -159,8 +158,7 @@ fn a_second_signal_stops_at_once_and_no_alternate_means_508() {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
     let m = Message::parse(&first).unwrap();
-    other.realm = parse_text(&m, attr_type::REALM);
-    other.nonce = parse_text(&m, attr_type::NONCE);
+    other.learn(&m);
     let resp = other.transact(Method::ALLOCATE, true, |b| {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Client, error_code, parse_text};
+use common::{Client, error_code};
 use ternd::stun::{Attribute, Class, Message, Method, attr_type};
 
 struct Server(Child);
@@ -41,8 +41,7 @@ fn try_allocate(server: SocketAddr, user: &str, secret: &str) -> (Client, Result
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
     let m = Message::parse(&first).unwrap();
-    c.realm = parse_text(&m, attr_type::REALM);
-    c.nonce = parse_text(&m, attr_type::NONCE);
+    c.learn(&m);
     let resp = c.transact(Method::ALLOCATE, true, |b| {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });

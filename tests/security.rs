@@ -45,8 +45,7 @@ fn allocate_family(c: &mut Client, family: AddressFamily) -> SocketAddr {
     let first = c.transact(Method::ALLOCATE, false, build);
     let m = Message::parse(&first).unwrap();
     assert_eq!(error_code(&m), Some(401));
-    c.realm = parse_text(&m, attr_type::REALM);
-    c.nonce = parse_text(&m, attr_type::NONCE);
+    c.learn(&m);
     let resp = c.transact(Method::ALLOCATE, true, build);
     let m = Message::parse(&resp).unwrap();
     assert_eq!(
@@ -293,7 +292,7 @@ fn secrets_never_reach_the_logs() {
     let mut rest = Client::with_secret(server, "bob", LOG_SECRET);
     rest.allocate();
     // The REST password the client derived (base64 HMAC-SHA1 of the username).
-    let rest_password = ternd::auth::rest::password(LOG_SECRET, &rest.username);
+    let rest_password = ternd::auth::rest::password(LOG_SECRET, rest.username());
     assert!(!rest_password.is_empty());
     // An error case: a denied peer.
     assert_eq!(
@@ -313,8 +312,7 @@ fn secrets_never_reach_the_logs() {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
     let m = Message::parse(&first).unwrap();
-    wrong.realm = parse_text(&m, attr_type::REALM);
-    wrong.nonce = parse_text(&m, attr_type::NONCE);
+    wrong.learn(&m);
     let resp = wrong.transact(Method::ALLOCATE, true, |b| {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
@@ -352,8 +350,8 @@ fn secrets_never_reach_the_logs() {
         ("the REST secret", LOG_SECRET.to_string()),
         ("the static password", PASSWORD.to_string()),
         ("the derived REST password", rest_password.clone()),
-        ("the REST long-term key", hex(&rest.key)),
-        ("the static user's key", hex(&alice.key)),
+        ("the REST long-term key", hex(&rest.key())),
+        ("the static user's key", hex(&alice.key())),
     ] {
         assert!(
             !text.contains(&needle),
@@ -557,8 +555,7 @@ fn tcp_allocation(c: &mut Client, server: SocketAddr) -> (std::net::TcpStream, S
     let first = c.transact_stream(&mut s, Method::ALLOCATE, false, build);
     let m = Message::parse(&first).unwrap();
     assert_eq!(error_code(&m), Some(401));
-    c.realm = parse_text(&m, attr_type::REALM);
-    c.nonce = parse_text(&m, attr_type::NONCE);
+    c.learn(&m);
     let resp = c.transact_stream(&mut s, Method::ALLOCATE, true, build);
     let m = Message::parse(&resp).unwrap();
     assert_eq!(
@@ -843,8 +840,7 @@ fn even_port_reservations_stop_at_the_user_quota() {
         let mut fresh = Client::new(server, "mallory");
         let first = fresh.transact(Method::ALLOCATE, false, even);
         let m = Message::parse(&first).unwrap();
-        fresh.realm = parse_text(&m, attr_type::REALM);
-        fresh.nonce = parse_text(&m, attr_type::NONCE);
+        fresh.learn(&m);
         let resp = fresh.transact(Method::ALLOCATE, true, even);
         match error_code(&Message::parse(&resp).unwrap()) {
             None => granted += 1,

@@ -20,7 +20,7 @@ use ternd::stun::{
 };
 
 mod common;
-use common::{Client, error_code, parse_text};
+use common::{Client, error_code};
 
 const SECRET: &str = "northwind";
 /// Clients per uclient run (`-m`).
@@ -256,8 +256,7 @@ fn allocate_with(c: &mut Client, build: impl Fn(&mut MessageBuilder<'_>)) -> Vec
     let first = c.transact(Method::ALLOCATE, false, request);
     let m = Message::parse(&first).unwrap();
     assert_eq!(error_code(&m), Some(401));
-    c.realm = parse_text(&m, attr_type::REALM);
-    c.nonce = parse_text(&m, attr_type::NONCE);
+    c.learn(&m);
     let resp = c.transact(Method::ALLOCATE, true, request);
     let m = Message::parse(&resp).unwrap();
     assert_eq!(
@@ -266,7 +265,7 @@ fn allocate_with(c: &mut Client, build: impl Fn(&mut MessageBuilder<'_>)) -> Vec
         "Allocate: error {:?}",
         error_code(&m)
     );
-    m.verify_integrity(&c.key).unwrap();
+    m.verify_integrity(&c.key()).unwrap();
     if let Some(e) = m.get_decoded(attr_type::ADDRESS_ERROR_CODE) {
         panic!("unexpected ADDRESS-ERROR-CODE: {e:?}");
     }
@@ -528,15 +527,8 @@ fn ipv6_peer_policy_refuses_special_forms_on_an_ipv6_allocation() {
 /// A Send indication to `peer` (indications carry no credentials).
 fn send_indication(c: &Client, peer: SocketAddr, payload: &[u8], tid: u8) {
     let mut buf = [0u8; 1500];
-    let mut b = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(Method::SEND, Class::Indication),
-        TransactionId([tid; 12]),
-    )
-    .unwrap();
-    b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-    b.add(&Attribute::Data(payload)).unwrap();
-    let n = b.finish();
+    let n = ternd_client::data::send_indication(TransactionId([tid; 12]), peer, payload, &mut buf)
+        .unwrap();
     c.sock.send_to(&buf[..n], c.server).unwrap();
 }
 

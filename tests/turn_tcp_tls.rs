@@ -11,13 +11,13 @@ mod tls;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::SECRET;
 use ternd::config::{Config, PortRange, RelayConfig};
-use ternd::stun::{
-    Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
-};
+use ternd::stun::{Attribute, Class, Message, Method, TransactionId};
+use ternd_client::blocking::{self, Stream, Transport};
+use ternd_client::data::binding_request;
 use tls::{TempDir, connect_tls, self_signed, tls_client};
 
 fn server(dir: &Path, ports: (u16, u16), tweak: impl FnOnce(&mut Config)) -> ternd::net::Handle {
@@ -103,29 +103,19 @@ fn coturn_uclient_over_tcp_and_tls() {
 
 /// Serves one Binding over an open TLS stream; returns the mapped address.
 fn binding<S: Read + Write>(s: &mut S, tid: u8) -> SocketAddr {
+    blocking::binding(&mut Stream::new(s), TransactionId([tid; 12])).unwrap()
+}
+
+/// A Binding request with transaction id `[tid; 12]`.
+fn binding_msg(tid: u8) -> Vec<u8> {
     let mut buf = [0u8; 64];
-    let b = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(Method::BINDING, Class::Request),
-        TransactionId([tid; 12]),
-    )
-    .unwrap();
-    let n = b.finish();
-    s.write_all(&buf[..n]).unwrap();
-    let mut head = [0u8; 20];
-    s.read_exact(&mut head).unwrap();
-    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
-    let mut msg = head.to_vec();
-    msg.extend_from_slice(&body);
-    match Message::parse(&msg)
-        .unwrap()
-        .get_decoded(attr_type::XOR_MAPPED_ADDRESS)
-    {
-        Some(Ok(Attribute::XorMappedAddress(a))) => a,
-        other => panic!("{other:?}"),
-    }
+    let n = binding_request(TransactionId([tid; 12]), &mut buf).unwrap();
+    buf[..n].to_vec()
+}
+
+/// The XOR-MAPPED-ADDRESS of a Binding success.
+fn mapped(resp: &[u8]) -> SocketAddr {
+    ternd_client::data::mapped_address(&Message::parse(resp).unwrap()).unwrap()
 }
 
 /// A new certificate is served after reload; a connection made before keeps working.
@@ -162,16 +152,17 @@ fn certificate_reload_keeps_connections() {
     h.shutdown();
 }
 
+/// Writes `msg` (which may start with a PROXY header) and returns the next STUN message.
 fn stream_roundtrip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
-    s.write_all(msg).unwrap();
-    let mut head = [0u8; 20];
-    s.read_exact(&mut head).unwrap();
-    let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
-    let mut out = head.to_vec();
-    out.extend_from_slice(&body);
-    out
+    let mut t = Stream::new(s);
+    t.send(msg).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = t
+        .recv(&mut buf, Duration::ZERO)
+        .unwrap()
+        .expect("an answer");
+    buf.truncate(n);
+    buf
 }
 
 /// Closing the TCP control connection frees the allocation and its port within 1 s.
@@ -181,39 +172,16 @@ fn closing_the_control_connection_frees_the_allocation() {
     let h = server(&dir.0, (27100, 27100), |_| {});
     let mut s = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let allocate = |tid: u8, auth: Option<(&str, &str, &str, &[u8; 16])>| {
-        let mut buf = [0u8; 512];
-        let mut b = MessageBuilder::new(
-            &mut buf,
-            MessageType::new(Method::ALLOCATE, Class::Request),
-            TransactionId([tid; 12]),
-        )
-        .unwrap();
-        b.add(&Attribute::RequestedTransport(17)).unwrap();
-        if let Some((u, r, n, k)) = auth {
-            b.add(&Attribute::Username(u)).unwrap();
-            b.add(&Attribute::Realm(r)).unwrap();
-            b.add(&Attribute::Nonce(n)).unwrap();
-            b.add_message_integrity(k).unwrap();
-        }
-        let n = b.finish();
-        buf[..n].to_vec()
-    };
-    let first = stream_roundtrip(&mut s, &allocate(1, None));
-    let m = Message::parse(&first).unwrap();
-    let text = |t| match m.get_decoded(t) {
-        Some(Ok(Attribute::Realm(x))) | Some(Ok(Attribute::Nonce(x))) => x.to_string(),
-        o => panic!("{o:?}"),
-    };
-    let (realm, nonce) = (text(attr_type::REALM), text(attr_type::NONCE));
-    let expiry = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let (user, pass) = ternd::auth::rest::credentials(SECRET, "tcp", expiry, ':');
-    let key = ternd::auth::long_term_key_md5(&user, &realm, &pass).unwrap();
-    let ok = stream_roundtrip(&mut s, &allocate(2, Some((&user, &realm, &nonce, &key))));
+    // Allocate with the 401 round trip, over the control connection.
+    let mut session = common::session(common::rest_credentials(SECRET, "tcp"));
+    let ok = blocking::transact(
+        &mut session,
+        &mut Stream::new(&mut s),
+        Method::ALLOCATE,
+        &[Attribute::RequestedTransport(17)],
+    )
+    .expect("Allocate");
+    assert!(session.realm().is_some() && session.nonce().is_some());
     assert_eq!(
         Message::parse(&ok).unwrap().message_type().class,
         Class::Success
@@ -274,15 +242,8 @@ fn slowloris_connections_are_closed_by_timeouts() {
     // Meanwhile a normal client is served.
     let mut ok = TcpStream::connect(h.tcp_addrs()[0]).unwrap();
     ok.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let mut buf = [0u8; 64];
-    let b = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(Method::BINDING, Class::Request),
-        TransactionId([5; 12]),
-    )
-    .unwrap();
-    let n = b.finish();
-    let resp = stream_roundtrip(&mut ok, &buf[..n]);
+    let req = binding_msg(5);
+    let resp = stream_roundtrip(&mut ok, &req);
     assert_eq!(
         Message::parse(&resp).unwrap().message_type().class,
         Class::Success
@@ -343,16 +304,9 @@ fn connections_per_ip_are_capped() {
     again
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
-    let mut buf = [0u8; 64];
-    let bld = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(Method::BINDING, Class::Request),
-        TransactionId([6; 12]),
-    )
-    .unwrap();
-    let n = bld.finish();
+    let req = binding_msg(6);
     assert_eq!(
-        Message::parse(&stream_roundtrip(&mut again, &buf[..n]))
+        Message::parse(&stream_roundtrip(&mut again, &req))
             .unwrap()
             .message_type()
             .class,
@@ -370,22 +324,7 @@ fn proxy_protocol_header_names_the_client() {
         c.proxy_protocol = vec!["127.0.0.1:0".parse().unwrap()]
     });
     let addr = h.tcp_addrs()[0];
-    let mut buf = [0u8; 64];
-    let b = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(Method::BINDING, Class::Request),
-        TransactionId([8; 12]),
-    )
-    .unwrap();
-    let n = b.finish();
-    let binding_req = buf[..n].to_vec();
-    let mapped = |resp: &[u8]| match Message::parse(resp)
-        .unwrap()
-        .get_decoded(attr_type::XOR_MAPPED_ADDRESS)
-    {
-        Some(Ok(Attribute::XorMappedAddress(a))) => a,
-        o => panic!("{o:?}"),
-    };
+    let binding_req = binding_msg(8);
     // v1, header and request in one write.
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -441,15 +380,7 @@ fn connection_cap_groups_ipv6_sources_by_64() {
         c.max_connections_per_ip = 2;
     });
     let addr = h.tcp_addrs()[0];
-    let mut buf = [0u8; 64];
-    let b = MessageBuilder::new(
-        &mut buf,
-        MessageType::new(Method::BINDING, Class::Request),
-        TransactionId([9; 12]),
-    )
-    .unwrap();
-    let n = b.finish();
-    let binding_req = buf[..n].to_vec();
+    let binding_req = binding_msg(9);
     // Connects with a PROXY header naming `source` and sends a Binding; true if answered.
     let answered = |source: &str, keep: &mut Vec<TcpStream>| {
         let mut s = TcpStream::connect(addr).unwrap();

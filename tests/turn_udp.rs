@@ -5,12 +5,10 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use ternd::config::{Config, PortRange, RelayConfig};
-use ternd::stun::{
-    Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
-};
+use ternd::stun::{Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 
 mod common;
-use common::{Client, SECRET, error_code, parse_text, rss_kib};
+use common::{Client, SECRET, error_code, rss_kib};
 
 fn server(ports: (u16, u16), lifetime: Duration) -> ternd::net::Handle {
     ternd::net::start(&config(ports, lifetime)).expect("start")
@@ -87,8 +85,7 @@ fn short_lifetime_expires_and_the_port_is_reused() {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
     let m = Message::parse(&first).unwrap();
-    c2.realm = parse_text(&m, attr_type::REALM);
-    c2.nonce = parse_text(&m, attr_type::NONCE);
+    c2.learn(&m);
     let resp = c2.transact(Method::ALLOCATE, true, |b| {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });

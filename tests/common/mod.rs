@@ -1,27 +1,33 @@
-//! Helpers shared by integration tests: a small TURN client on ternd's codec, and a raw
-//! HTTP/1.1 client. (Interop tests use clients nobody here wrote; these are for driving
-//! exact workloads.)
+//! Helpers shared by integration tests: a TURN client (ternd-client's session over a UDP
+//! socket or a TCP stream, with raw requests for driving exact workloads), and a raw
+//! HTTP/1.1 client. (Interop tests use clients nobody here wrote.)
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ternd::stun::{
-    Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
-};
+use ternd::stun::{Attribute, Message, MessageBuilder, Method, TransactionId, attr_type};
+use ternd_client::blocking::{self, Stream, Timing, Udp};
+use ternd_client::data::{self, Incoming};
+use ternd_client::{Credentials, Session};
 
 /// The REST secret integration servers use.
 pub const SECRET: &str = "integration-secret";
 
+/// Requests are sent once and answered within 2 s: no retransmission, so what the server
+/// counts is exactly what a test sent.
+pub const TIMING: Timing = Timing {
+    wait: Duration::from_secs(2),
+    attempts: 1,
+};
+
+/// A TURN client: a ternd-client session on a UDP socket.
 pub struct Client {
     pub sock: UdpSocket,
     pub server: SocketAddr,
-    pub username: String,
-    pub key: [u8; 16],
-    pub realm: String,
-    pub nonce: String,
-    pub tid: u8,
+    pub session: Session,
 }
 
 pub fn parse_text(m: &Message<'_>, t: u16) -> String {
@@ -38,6 +44,27 @@ pub fn error_code(m: &Message<'_>) -> Option<u16> {
     }
 }
 
+/// A session with a transaction id prefix of its own.
+pub fn session(credentials: Credentials) -> Session {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut prefix = *b"test\0\0\0\0";
+    prefix[4..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    let mut s = Session::new(credentials, prefix);
+    // Requests as the tests build them, without FINGERPRINT.
+    s.set_fingerprint(false);
+    s
+}
+
+/// REST credentials for `user` under `secret`, valid for an hour.
+pub fn rest_credentials(secret: &str, user: &str) -> Credentials {
+    let expiry = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    Credentials::rest(secret, user, expiry, ':')
+}
+
 impl Client {
     /// A client with REST credentials for `user` under [`SECRET`].
     pub fn new(server: SocketAddr, user: &str) -> Client {
@@ -46,40 +73,43 @@ impl Client {
 
     /// A client with a given username and password (e.g. from the credentials endpoint).
     pub fn with_credentials(server: SocketAddr, username: &str, password: &str) -> Client {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let key = ternd::auth::long_term_key_md5(username, "ternd", password).unwrap();
-        Client {
-            sock,
-            server,
-            username: username.to_string(),
-            key,
-            realm: String::new(),
-            nonce: String::new(),
-            tid: 0,
-        }
+        Self::with(server, Credentials::new(username, password))
     }
 
     /// A client with REST credentials for `user` under `secret`.
     pub fn with_secret(server: SocketAddr, user: &str, secret: &str) -> Client {
+        Self::with(server, rest_credentials(secret, user))
+    }
+
+    fn with(server: SocketAddr, credentials: Credentials) -> Client {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let expiry = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 3600;
-        let (username, password) = ternd::auth::rest::credentials(secret, user, expiry, ':');
-        let key = ternd::auth::long_term_key_md5(&username, "ternd", &password).unwrap();
         Client {
             sock,
             server,
-            username,
-            key,
-            realm: String::new(),
-            nonce: String::new(),
-            tid: 0,
+            session: session(credentials),
         }
+    }
+
+    /// The username requests carry.
+    pub fn username(&self) -> &str {
+        self.session.username()
+    }
+
+    /// The long-term key (known once a challenge was learned).
+    pub fn key(&self) -> [u8; 16] {
+        self.session.key().expect("a challenge was learned")
+    }
+
+    /// Takes the REALM and NONCE of a 401 (or 438): the next requests are authenticated.
+    pub fn learn(&mut self, m: &Message<'_>) {
+        self.session
+            .learn_challenge(m)
+            .expect("a challenge with REALM and NONCE");
+    }
+
+    fn udp(&self) -> Udp<'_> {
+        Udp::to(&self.sock, self.server).with_timing(TIMING)
     }
 
     /// The next request (a new transaction id), with credentials if `auth`.
@@ -89,23 +119,15 @@ impl Client {
         auth: bool,
         build: impl Fn(&mut MessageBuilder<'_>),
     ) -> Vec<u8> {
-        self.tid = self.tid.wrapping_add(1);
-        let mut buf = [0u8; 1024];
-        let mut b = MessageBuilder::new(
-            &mut buf,
-            MessageType::new(method, Class::Request),
-            TransactionId([self.tid; 12]),
-        )
-        .unwrap();
-        build(&mut b);
-        if auth {
-            b.add(&Attribute::Username(&self.username)).unwrap();
-            b.add(&Attribute::Realm(&self.realm)).unwrap();
-            b.add(&Attribute::Nonce(&self.nonce)).unwrap();
-            b.add_message_integrity(&self.key).unwrap();
-        }
-        let n = b.finish();
-        buf[..n].to_vec()
+        let mut buf = [0u8; 1500];
+        let r = self
+            .session
+            .build_request(method, auth, &mut buf, |b| {
+                build(b);
+                Ok(())
+            })
+            .unwrap();
+        buf[..r.len].to_vec()
     }
 
     /// The same request over a TCP control connection instead of the UDP socket (the
@@ -118,20 +140,10 @@ impl Client {
         build: impl Fn(&mut MessageBuilder<'_>),
     ) -> Vec<u8> {
         let req = self.request(method, auth, build);
-        s.write_all(&req).unwrap();
-        loop {
-            let mut head = [0u8; 20];
-            s.read_exact(&mut head).expect("answer");
-            let len = u16::from_be_bytes([head[2], head[3]]) as usize;
-            let mut msg = head.to_vec();
-            msg.resize(20 + len, 0);
-            s.read_exact(&mut msg[20..]).unwrap();
-            if msg[8..20] == [self.tid; 12] {
-                return msg;
-            }
-        }
+        blocking::exchange(&mut Stream::new(s), &req, method, tid_of(&req)).expect("answer")
     }
 
+    /// One raw request over UDP; returns the answer.
     pub fn transact(
         &mut self,
         method: Method,
@@ -139,14 +151,7 @@ impl Client {
         build: impl Fn(&mut MessageBuilder<'_>),
     ) -> Vec<u8> {
         let req = self.request(method, auth, build);
-        self.sock.send_to(&req, self.server).unwrap();
-        let mut r = [0u8; 1500];
-        loop {
-            let (n, _) = self.sock.recv_from(&mut r).expect("answer");
-            if r[0] < 4 && r[8..20] == [self.tid; 12] {
-                return r[..n].to_vec();
-            }
-        }
+        blocking::exchange(&mut self.udp(), &req, method, tid_of(&req)).expect("answer")
     }
 
     /// Allocates (with the 401 round trip); returns the relayed address.
@@ -156,51 +161,24 @@ impl Client {
         });
         let m = Message::parse(&first).unwrap();
         assert_eq!(error_code(&m), Some(401));
-        self.realm = parse_text(&m, attr_type::REALM);
-        self.nonce = parse_text(&m, attr_type::NONCE);
-        let resp = self.transact(Method::ALLOCATE, true, |b| {
-            b.add(&Attribute::RequestedTransport(17)).unwrap()
-        });
-        let m = Message::parse(&resp).unwrap();
-        assert_eq!(
-            m.message_type().class,
-            Class::Success,
-            "error {:?}",
-            error_code(&m)
-        );
-        m.verify_integrity(&self.key).unwrap();
-        match m.get_decoded(attr_type::XOR_RELAYED_ADDRESS) {
-            Some(Ok(Attribute::XorRelayedAddress(a))) => a,
-            other => panic!("{other:?}"),
-        }
+        self.learn(&m);
+        // The session checks the success's MESSAGE-INTEGRITY.
+        let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);
+        blocking::allocate(&mut self.session, &mut udp)
+            .unwrap_or_else(|e| panic!("error {:?}: {e}", e.code()))
     }
 
     pub fn permit(&mut self, peer: SocketAddr) {
-        let resp = self.transact(Method::CREATE_PERMISSION, true, |b| {
-            b.add(&Attribute::XorPeerAddress(peer)).unwrap()
-        });
-        let m = Message::parse(&resp).unwrap();
-        assert_eq!(
-            m.message_type().class,
-            Class::Success,
-            "error {:?}",
-            error_code(&m)
-        );
+        let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);
+        blocking::create_permission(&mut self.session, &mut udp, peer)
+            .unwrap_or_else(|e| panic!("error {:?}: {e}", e.code()))
     }
 
     /// Sends `payload` to `peer` in a Send indication.
     pub fn send(&mut self, peer: SocketAddr, payload: &[u8]) {
-        self.tid = self.tid.wrapping_add(1);
         let mut buf = [0u8; 1500];
-        let mut b = MessageBuilder::new(
-            &mut buf,
-            MessageType::new(Method::SEND, Class::Indication),
-            TransactionId([self.tid; 12]),
-        )
-        .unwrap();
-        b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-        b.add(&Attribute::Data(payload)).unwrap();
-        let n = b.finish();
+        let tid = self.session.next_transaction_id();
+        let n = data::send_indication(tid, peer, payload, &mut buf).unwrap();
         self.sock.send_to(&buf[..n], self.server).unwrap();
     }
 
@@ -209,33 +187,28 @@ impl Client {
         self.sock.set_read_timeout(Some(wait)).unwrap();
         let mut r = [0u8; 1500];
         let (n, _) = self.sock.recv_from(&mut r).ok()?;
-        let m = Message::parse(&r[..n]).ok()?;
-        assert_eq!(
-            m.message_type(),
-            MessageType::new(Method::DATA, Class::Indication)
-        );
-        let Some(Ok(Attribute::XorPeerAddress(p))) = m.get_decoded(attr_type::XOR_PEER_ADDRESS)
-        else {
-            panic!()
-        };
-        let Some(Ok(Attribute::Data(d))) = m.get_decoded(attr_type::DATA) else {
-            panic!()
-        };
-        Some((p, d.to_vec()))
+        match data::decode(&r[..n])? {
+            Incoming::Data { peer, data } => Some((peer, data.to_vec())),
+            Incoming::Stun(m) => panic!("not a Data indication: {:?}", m.message_type()),
+            Incoming::ChannelData { .. } => None,
+        }
     }
+}
+
+/// The transaction id of a STUN message.
+fn tid_of(msg: &[u8]) -> TransactionId {
+    let mut t = [0u8; 12];
+    t.copy_from_slice(&msg[8..20]);
+    TransactionId(t)
 }
 
 impl Client {
     /// A ChannelBind of `number` to `peer`: `None` on success, else the error code.
     pub fn channel_bind_code(&mut self, number: u16, peer: SocketAddr) -> Option<u16> {
-        let resp = self.transact(Method::CHANNEL_BIND, true, |b| {
-            b.add(&Attribute::ChannelNumber(number)).unwrap();
-            b.add(&Attribute::XorPeerAddress(peer)).unwrap();
-        });
-        let m = Message::parse(&resp).unwrap();
-        match m.message_type().class {
-            Class::Success => None,
-            _ => Some(error_code(&m).unwrap_or(0)),
+        let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);
+        match blocking::channel_bind(&mut self.session, &mut udp, number, peer) {
+            Ok(()) => None,
+            Err(e) => Some(e.code().unwrap_or(0)),
         }
     }
 
@@ -247,10 +220,9 @@ impl Client {
 
     /// Sends ChannelData.
     pub fn send_channel(&self, number: u16, payload: &[u8]) {
-        let mut f = number.to_be_bytes().to_vec();
-        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        f.extend_from_slice(payload);
-        self.sock.send_to(&f, self.server).unwrap();
+        let mut f = vec![0u8; 4 + payload.len()];
+        let n = data::channel_data(number, payload, false, &mut f).unwrap();
+        self.sock.send_to(&f[..n], self.server).unwrap();
     }
 
     /// The next ChannelData payload within `wait`.
@@ -258,11 +230,10 @@ impl Client {
         self.sock.set_read_timeout(Some(wait)).unwrap();
         let mut r = [0u8; 1500];
         let (n, _) = self.sock.recv_from(&mut r).ok()?;
-        if n < 4 || !(0x40..=0x7F).contains(&r[0]) {
-            return None;
+        match data::decode(&r[..n])? {
+            Incoming::ChannelData { number, data } => Some((number, data.to_vec())),
+            _ => None,
         }
-        let len = u16::from_be_bytes([r[2], r[3]]) as usize;
-        Some((u16::from_be_bytes([r[0], r[1]]), r[4..4 + len].to_vec()))
     }
 }
 

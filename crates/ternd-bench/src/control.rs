@@ -1,231 +1,173 @@
-//! The control plane of `ternd bench`: one TURN client allocation (Allocate with the 401
-//! round trip, CreatePermission, ChannelBind, Refresh) on a connected UDP socket.
+//! The control plane of `ternd bench`: one TURN client session per allocation
+//! (`ternd-client`: Allocate with the 401 round trip, CreatePermission, ChannelBind,
+//! Refresh) on a connected UDP socket, either read directly or, during the data phase,
+//! through the receiver thread.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use ternd_proto::stun::{
-    Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
-};
+use ternd_client::blocking::{self, Transport, Udp};
+use ternd_client::{Credentials, Session};
 
-/// How a request reaches the server and its answer comes back: `exchange(request, tid)`
-/// sends `request` and returns the response with transaction id `tid`, or `None` on timeout.
-pub(crate) trait Exchange {
-    fn exchange(&mut self, sock: &UdpSocket, req: &[u8], tid: TransactionId) -> Option<Vec<u8>>;
+use crate::CHANNEL;
+use crate::args::{BenchArgs, Mode};
+use crate::credentials::credentials;
+
+/// How an allocation's requests reach the server and the answers come back.
+#[derive(Clone, Copy)]
+pub(crate) enum Via<'a> {
+    /// On the socket itself (nothing else reads it meanwhile).
+    Socket,
+    /// Requests on the socket, answers from the running receiver over this channel.
+    Receiver(&'a mpsc::Receiver<(usize, Vec<u8>)>),
 }
 
-/// Blocking exchange on the socket itself (nothing else reads it meanwhile): three tries,
-/// 700 ms apart.
-pub(crate) struct Blocking;
+/// Answers routed by the receiver thread: requests go out on the socket, answers come back
+/// over the channel.
+struct Routed<'a> {
+    sock: &'a UdpSocket,
+    rx: &'a mpsc::Receiver<(usize, Vec<u8>)>,
+}
 
-impl Exchange for Blocking {
-    fn exchange(&mut self, sock: &UdpSocket, req: &[u8], tid: TransactionId) -> Option<Vec<u8>> {
-        let mut buf = [0u8; 2048];
-        for _ in 0..3 {
-            sock.send(req).ok()?;
-            let deadline = Instant::now() + Duration::from_millis(700);
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                sock.set_read_timeout(Some(left)).ok()?;
-                match sock.recv(&mut buf) {
-                    Ok(n) if n >= 20 && buf[0] < 4 && buf[8..20] == tid.0 => {
-                        return Some(buf[..n].to_vec());
-                    }
-                    Ok(_) => continue,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        break;
-                    }
-                    Err(_) => return None,
-                }
-            }
+impl Transport for Routed<'_> {
+    fn send(&mut self, packet: &[u8]) -> std::io::Result<()> {
+        if self.sock.send(packet).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
         }
-        None
+        Ok(())
     }
-}
 
-/// Credentials of one allocation.
-#[derive(Clone)]
-pub(crate) struct Creds {
-    pub username: String,
-    pub password: String,
-    /// Realm to use; empty = learn it from the 401.
-    pub realm: String,
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<usize>> {
+        Ok(self.rx.recv_timeout(timeout).ok().map(|(_, m)| {
+            let n = m.len().min(buf.len());
+            buf[..n].copy_from_slice(&m[..n]);
+            n
+        }))
+    }
 }
 
 /// One allocation's client state.
 pub(crate) struct Alloc {
     /// Shared with the data phase's sender and receiver (one descriptor per allocation).
-    pub sock: std::sync::Arc<UdpSocket>,
-    pub creds: Creds,
-    pub key: [u8; 16],
-    pub nonce: String,
-    pub relayed: Option<SocketAddr>,
+    pub sock: Arc<UdpSocket>,
+    pub session: Session,
     pub index: u32,
-    counter: u32,
-}
-
-fn name(m: Method) -> &'static str {
-    match m {
-        Method::ALLOCATE => "Allocate",
-        Method::REFRESH => "Refresh",
-        Method::CREATE_PERMISSION => "CreatePermission",
-        Method::CHANNEL_BIND => "ChannelBind",
-        _ => "request",
-    }
-}
-
-fn error_code(m: &Message<'_>) -> Option<(u16, String)> {
-    match m.get_decoded(attr_type::ERROR_CODE)? {
-        Ok(Attribute::ErrorCode(e)) => Some((e.code, e.reason.to_string())),
-        _ => None,
-    }
-}
-
-fn text(m: &Message<'_>, t: u16) -> Option<String> {
-    match m.get_decoded(t)? {
-        Ok(Attribute::Realm(s)) | Ok(Attribute::Nonce(s)) => Some(s.to_string()),
-        _ => None,
-    }
 }
 
 impl Alloc {
-    pub fn new(sock: UdpSocket, creds: Creds, index: u32) -> Alloc {
+    pub fn new(sock: UdpSocket, creds: Credentials, index: u32) -> Alloc {
+        let mut prefix = [0u8; 8];
+        prefix[..4].copy_from_slice(b"tbn0");
+        prefix[4..].copy_from_slice(&index.to_be_bytes());
         Alloc {
-            sock: std::sync::Arc::new(sock),
-            creds,
-            key: [0; 16],
-            nonce: String::new(),
-            relayed: None,
+            sock: Arc::new(sock),
+            session: Session::new(creds, prefix),
             index,
-            counter: 0,
         }
     }
 
-    fn next_tid(&mut self) -> TransactionId {
-        self.counter = self.counter.wrapping_add(1);
-        let mut t = [0u8; 12];
-        t[0..4].copy_from_slice(b"tbn0");
-        t[4..8].copy_from_slice(&self.index.to_be_bytes());
-        t[8..12].copy_from_slice(&self.counter.to_be_bytes());
-        TransactionId(t)
-    }
-
-    /// One authenticated (or, with `auth` false, unauthenticated) request; on 438 (stale
-    /// nonce) or a first 401 it takes the new nonce/realm and retries once. Returns the
-    /// success response's bytes.
-    pub fn request(
+    fn with<T>(
         &mut self,
-        io: &mut dyn Exchange,
-        method: Method,
-        attrs: &[Attribute<'_>],
-    ) -> Result<Vec<u8>, String> {
-        for attempt in 0..3 {
-            let auth = !self.nonce.is_empty();
-            let tid = self.next_tid();
-            let mut buf = [0u8; 1024];
-            let mut b =
-                MessageBuilder::new(&mut buf, MessageType::new(method, Class::Request), tid)
-                    .map_err(|e| e.to_string())?;
-            for a in attrs {
-                b.add(a).map_err(|e| e.to_string())?;
-            }
-            if auth {
-                b.add(&Attribute::Username(&self.creds.username))
-                    .map_err(|e| e.to_string())?;
-                b.add(&Attribute::Realm(&self.creds.realm))
-                    .map_err(|e| e.to_string())?;
-                b.add(&Attribute::Nonce(&self.nonce))
-                    .map_err(|e| e.to_string())?;
-                b.add_message_integrity(&self.key)
-                    .map_err(|e| e.to_string())?;
-            }
-            b.add_fingerprint().map_err(|e| e.to_string())?;
-            let n = b.finish();
-            let resp = io
-                .exchange(&self.sock, &buf[..n], tid)
-                .ok_or_else(|| format!("no answer to {} from the server", name(method)))?;
-            let m = Message::parse(&resp).map_err(|e| format!("bad answer: {e}"))?;
-            match m.message_type().class {
-                Class::Success => return Ok(resp),
-                Class::Error => {
-                    let (code, reason) = error_code(&m).unwrap_or((0, String::new()));
-                    let retry = (code == 401 && (!auth || attempt == 0)) || code == 438;
-                    if retry && attempt < 2 {
-                        if let Some(nonce) = text(&m, attr_type::NONCE) {
-                            self.nonce = nonce;
-                        }
-                        if self.creds.realm.is_empty() {
-                            self.creds.realm =
-                                text(&m, attr_type::REALM).ok_or("the 401 carries no REALM")?;
-                        }
-                        self.key = ternd_proto::auth::long_term_key_md5(
-                            &self.creds.username,
-                            &self.creds.realm,
-                            &self.creds.password,
-                        )
-                        .map_err(|e| e.to_string())?;
-                        if self.nonce.is_empty() {
-                            return Err(format!("error {code} without a NONCE"));
-                        }
-                        continue;
-                    }
-                    return Err(format!("{}: error {code} {reason}", name(method)));
-                }
-                c => return Err(format!("{}: unexpected {c:?}", name(method))),
+        via: Via<'_>,
+        op: impl FnOnce(&mut Session, &mut dyn Transport) -> Result<T, ternd_client::Error>,
+    ) -> Result<T, String> {
+        let r = match via {
+            Via::Socket => op(&mut self.session, &mut Udp::connected(&self.sock)),
+            Via::Receiver(rx) => op(
+                &mut self.session,
+                &mut Routed {
+                    sock: &self.sock,
+                    rx,
+                },
+            ),
+        };
+        r.map_err(|e| e.to_string())
+    }
+
+    /// Allocate (UDP); returns the relayed address.
+    pub fn allocate(&mut self, via: Via<'_>) -> Result<SocketAddr, String> {
+        self.with(via, |s, mut t| blocking::allocate(s, &mut t))
+    }
+
+    /// A permission (`send` mode) or a channel (`channel` mode) towards `peer`.
+    pub fn towards(&mut self, via: Via<'_>, mode: Mode, peer: SocketAddr) -> Result<(), String> {
+        match mode {
+            Mode::Channel => self.with(via, |s, mut t| {
+                blocking::channel_bind(s, &mut t, CHANNEL, peer)
+            }),
+            Mode::Send | Mode::Raw => {
+                self.with(via, |s, mut t| blocking::create_permission(s, &mut t, peer))
             }
         }
-        Err(format!("{}: authentication failed", name(method)))
     }
 
-    /// Allocate (UDP); records and returns the relayed address.
-    pub fn allocate(&mut self, io: &mut dyn Exchange) -> Result<SocketAddr, String> {
-        let resp = self.request(io, Method::ALLOCATE, &[Attribute::RequestedTransport(17)])?;
-        let m = Message::parse(&resp).map_err(|e| e.to_string())?;
-        match m.get_decoded(attr_type::XOR_RELAYED_ADDRESS) {
-            Some(Ok(Attribute::XorRelayedAddress(a))) => {
-                self.relayed = Some(a);
-                Ok(a)
-            }
-            _ => Err("Allocate success without XOR-RELAYED-ADDRESS".into()),
+    pub fn refresh(&mut self, via: Via<'_>, lifetime: u32) -> Result<(), String> {
+        self.with(via, |s, mut t| blocking::refresh(s, &mut t, lifetime))
+    }
+}
+
+fn socket(bind: IpAddr, server: SocketAddr) -> Result<UdpSocket, String> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(server),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(|e| format!("socket: {e}"))?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&SocketAddr::new(bind, 0).into())
+        .map_err(|e| format!("cannot bind a client socket to {bind}: {e}"))?;
+    let s: UdpSocket = s.into();
+    s.connect(server)
+        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+    Ok(s)
+}
+
+/// Allocates, then permits or binds towards `peer`.
+pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<(Vec<Alloc>, f64, f64), String> {
+    let t0 = Instant::now();
+    let mut allocating = Duration::ZERO;
+    let mut allocs = Vec::with_capacity(args.allocations as usize);
+    let mut learned_realm: Option<String> = None;
+    if args.mode == Mode::Raw {
+        // No TURN: one socket per "allocation", straight to the forwarder.
+        for i in 0..args.allocations {
+            let sock = socket(args.bind, args.server)?;
+            let creds = Credentials::new("", "");
+            allocs.push(Alloc::new(sock, creds, i));
+        }
+        return Ok((allocs, 0.0, t0.elapsed().as_secs_f64()));
+    }
+    for i in 0..args.allocations {
+        let mut creds = credentials(args, i)?;
+        if creds.realm.is_none()
+            && let Some(r) = &learned_realm
+        {
+            // Same server, same realm; the 401 still brings this allocation its nonce.
+            creds.realm = Some(r.clone());
+        }
+        let sock = socket(args.bind, args.server)?;
+        let mut a = Alloc::new(sock, creds, i);
+        let t = Instant::now();
+        a.allocate(Via::Socket)
+            .map_err(|e| format!("allocation {i}: {e}"))?;
+        allocating += t.elapsed();
+        learned_realm = a.session.realm().map(str::to_owned);
+        a.towards(Via::Socket, args.mode, peer)
+            .map_err(|e| format!("allocation {i}: {e}"))?;
+        allocs.push(a);
+    }
+    Ok((allocs, allocating.as_secs_f64(), t0.elapsed().as_secs_f64()))
+}
+
+pub(crate) fn deallocate(allocs: &mut [Alloc]) -> u32 {
+    let mut failures = 0;
+    for a in allocs.iter_mut() {
+        let _ = a.sock.set_nonblocking(false);
+        if a.refresh(Via::Socket, 0).is_err() {
+            failures += 1;
         }
     }
-
-    pub fn permit(&mut self, io: &mut dyn Exchange, peer: SocketAddr) -> Result<(), String> {
-        self.request(
-            io,
-            Method::CREATE_PERMISSION,
-            &[Attribute::XorPeerAddress(peer)],
-        )
-        .map(drop)
-    }
-
-    pub fn bind_channel(
-        &mut self,
-        io: &mut dyn Exchange,
-        channel: u16,
-        peer: SocketAddr,
-    ) -> Result<(), String> {
-        self.request(
-            io,
-            Method::CHANNEL_BIND,
-            &[
-                Attribute::ChannelNumber(channel),
-                Attribute::XorPeerAddress(peer),
-            ],
-        )
-        .map(drop)
-    }
-
-    pub fn refresh(&mut self, io: &mut dyn Exchange, lifetime: u32) -> Result<(), String> {
-        self.request(io, Method::REFRESH, &[Attribute::Lifetime(lifetime)])
-            .map(drop)
-    }
+    failures
 }

@@ -1,0 +1,151 @@
+//! The client's error type.
+
+use std::fmt;
+
+use ternd_proto::stun::{BuildError, Class, Method, ParseError};
+
+/// Why a request did not succeed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket or stream failed.
+    Io(std::io::Error),
+    /// No answer to the request within the transport's timing.
+    Timeout {
+        /// The request's method.
+        method: Method,
+    },
+    /// The answer is not a STUN message.
+    Malformed(ParseError),
+    /// The request does not fit the buffer, or a value cannot be encoded.
+    Build(BuildError),
+    /// The server answered with an error (after any retries the session made).
+    Failure {
+        /// The request's method.
+        method: Method,
+        /// The STUN error code (0 if the error response carried none).
+        code: u16,
+        /// The reason phrase.
+        reason: String,
+    },
+    /// The answer's MESSAGE-INTEGRITY is missing (on a success) or does not verify.
+    Integrity {
+        /// The request's method.
+        method: Method,
+    },
+    /// A response class other than success or error.
+    Unexpected {
+        /// The request's method.
+        method: Method,
+        /// What came back.
+        class: Class,
+    },
+    /// A 401 or 438 without the REALM or NONCE needed to retry.
+    NoChallenge {
+        /// The error code.
+        code: u16,
+        /// The missing attribute.
+        missing: &'static str,
+    },
+    /// The username, realm or password cannot be prepared (OpaqueString).
+    Credentials(ternd_proto::auth::PrepError),
+    /// A success response without an attribute it must carry.
+    Missing {
+        /// The request's method.
+        method: Method,
+        /// The attribute's name.
+        attribute: &'static str,
+    },
+    /// The answer belongs to no request this session has outstanding.
+    UnknownTransaction,
+    /// A stream carried something that is neither STUN nor ChannelData.
+    Framing(ternd_proto::stun::stream::FramingError),
+}
+
+impl Error {
+    /// The STUN error code, when the server sent one.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Error::Failure { code, .. } | Error::NoChallenge { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A method's name as RFC 8656 spells it ("request" for others).
+pub fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::BINDING => "Binding",
+        Method::ALLOCATE => "Allocate",
+        Method::REFRESH => "Refresh",
+        Method::CREATE_PERMISSION => "CreatePermission",
+        Method::CHANNEL_BIND => "ChannelBind",
+        Method::CONNECT => "Connect",
+        Method::CONNECTION_BIND => "ConnectionBind",
+        _ => "request",
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Timeout { method } => {
+                write!(f, "no answer to {} from the server", method_name(*method))
+            }
+            Error::Malformed(e) => write!(f, "bad answer: {e}"),
+            Error::Build(e) => write!(f, "{e}"),
+            Error::Failure {
+                method,
+                code,
+                reason,
+            } => write!(f, "{}: error {code} {reason}", method_name(*method)),
+            Error::Integrity { method } => write!(
+                f,
+                "{}: the answer's MESSAGE-INTEGRITY does not verify",
+                method_name(*method)
+            ),
+            Error::Unexpected { method, class } => {
+                write!(f, "{}: unexpected {class:?}", method_name(*method))
+            }
+            Error::NoChallenge { code, missing } => write!(f, "error {code} without a {missing}"),
+            Error::Credentials(e) => write!(f, "{e}"),
+            Error::Missing { method, attribute } => {
+                write!(f, "{} success without {attribute}", method_name(*method))
+            }
+            Error::UnknownTransaction => write!(f, "an answer to no outstanding request"),
+            Error::Framing(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Malformed(e) => Some(e),
+            Error::Build(e) => Some(e),
+            Error::Credentials(e) => Some(e),
+            Error::Framing(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io(e)
+    }
+}
+
+impl From<BuildError> for Error {
+    fn from(e: BuildError) -> Error {
+        Error::Build(e)
+    }
+}
+
+impl From<ParseError> for Error {
+    fn from(e: ParseError) -> Error {
+        Error::Malformed(e)
+    }
+}

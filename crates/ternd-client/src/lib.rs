@@ -1,0 +1,99 @@
+//! One TURN client (RFC 8656 over RFC 8489 long-term credentials), built on `ternd-proto`'s
+//! STUN codec.
+//!
+//! - [`Session`] is the sans-IO part: it builds requests into the caller's buffer, checks
+//!   the answers, runs the 401 challenge and 438 Stale Nonce retries, holds the long-term
+//!   key, and books what the server granted ([`Allocation`]: relayed and mapped addresses,
+//!   lifetime, permissions, channels, what is due for a refresh). It reads no clock and opens
+//!   no socket: `now` and transaction id prefixes come from the caller.
+//! - [`data`] frames and decodes the data path: Send and Data indications, ChannelData.
+//! - [`blocking`] drives a session over `std::net` UDP or any `Read + Write` stream (TCP,
+//!   TLS).
+//!
+//! Driving a session by hand: [`Session::request`] writes a request and remembers its
+//! transaction; send it; feed the answer to [`Session::handle_response`], which returns
+//! [`Response::Success`], or [`Response::Retry`] when a new nonce (or the first challenge)
+//! came back and the same request should be built and sent again, or an [`Error`].
+//!
+//! Not yet here (see the README): a tokio adapter, an event-driven allocation loop, SHA-256
+//! passwords and USERHASH, 300 Try Alternate, RFC 6062.
+//!
+//! ```no_run
+//! use std::net::UdpSocket;
+//! use ternd_client::{Credentials, Session, blocking};
+//!
+//! let sock = UdpSocket::bind("0.0.0.0:0")?;
+//! sock.connect("203.0.113.1:3478")?;
+//! let mut session = Session::new(Credentials::new("user", "password"), *b"example0");
+//! let mut udp = blocking::Udp::connected(&sock);
+//! let relayed = blocking::allocate(&mut session, &mut udp)?;
+//! let peer = "198.51.100.2:5000".parse().unwrap();
+//! blocking::channel_bind(&mut session, &mut udp, 0x4000, peer)?;
+//! assert_eq!(session.allocation().relayed(), Some(relayed));
+//! assert_eq!(session.allocation().channel_for(peer), Some(0x4000));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod allocation;
+pub mod blocking;
+pub mod data;
+mod error;
+mod session;
+#[cfg(test)]
+mod tests;
+
+pub use allocation::{Allocation, CHANNEL_LIFETIME, Channel, Due, PERMISSION_LIFETIME, Permission};
+pub use error::{Error, method_name};
+pub use session::{Request, Response, Session};
+pub use ternd_proto::stun;
+
+/// Long-term credentials: a username and password, and optionally the realm to use
+/// (otherwise the one the server's 401 names).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// The realm, if known in advance; `None` takes it from the first 401.
+    pub realm: Option<String>,
+}
+
+impl Credentials {
+    /// A username and password; the realm comes from the server.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+            realm: None,
+        }
+    }
+
+    /// TURN REST credentials (coturn's `use-auth-secret`) for `user`, valid until
+    /// `expiry_unix`: username `EXPIRY<separator>USER`, password base64(HMAC-SHA1(secret,
+    /// username)).
+    pub fn rest(secret: &str, user: &str, expiry_unix: u64, separator: char) -> Credentials {
+        let (username, password) =
+            ternd_proto::auth::rest::credentials(secret, user, expiry_unix, separator);
+        Credentials::new(username, password)
+    }
+
+    /// The same credentials with a fixed realm.
+    pub fn with_realm(mut self, realm: impl Into<String>) -> Credentials {
+        self.realm = Some(realm.into());
+        self
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("realm", &self.realm)
+            .finish()
+    }
+}
