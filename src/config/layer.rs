@@ -850,13 +850,13 @@ impl Layer {
         let key = self.tls_key.as_ref().and_then(|v| v.value.clone());
         match (&self.tls_cert, &self.tls_key, &cert, &key) {
             (_, _, Some(c), Some(k)) => {
-                if let Err(m) = crate::http::tls::server_config(c, k) {
-                    let slot = if m.starts_with("certificate") {
+                if let Err(e) = crate::http::tls::server_config(c, k) {
+                    let slot = if e.is_certificate() {
                         &self.tls_cert
                     } else {
                         &self.tls_key
                     };
-                    return Err(slot_error(slot, "tls_key", m));
+                    return Err(slot_error(slot, "tls_key", e.to_string()));
                 }
             }
             (Some(v), _, Some(_), None) => {
@@ -1037,13 +1037,13 @@ impl Layer {
         let tls_key = self.http_tls_key.as_ref().and_then(|v| v.value.clone());
         match (&self.http_tls_cert, &self.http_tls_key, &tls_cert, &tls_key) {
             (_, _, Some(cert), Some(key)) => {
-                if let Err(m) = crate::http::tls::server_config(cert, key) {
-                    let slot = if m.starts_with("certificate") {
+                if let Err(e) = crate::http::tls::server_config(cert, key) {
+                    let slot = if e.is_certificate() {
                         &self.http_tls_cert
                     } else {
                         &self.http_tls_key
                     };
-                    return Err(slot_error(slot, "http.tls_key", m));
+                    return Err(slot_error(slot, "http.tls_key", e.to_string()));
                 }
             }
             (Some(v), _, Some(_), None) => {

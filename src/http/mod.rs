@@ -162,7 +162,7 @@ pub fn start(
     let verifier = Verifier::from_config(config).map_err(invalid)?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-            tls::server_config(cert, key).map_err(invalid)?,
+            tls::server_config(cert, key).map_err(|e| invalid(e.to_string()))?,
         )),
         (None, None) => None,
         _ => {
