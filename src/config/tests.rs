@@ -11,8 +11,9 @@ use super::*;
 
 const FILE: &str = "test.toml";
 
+/// Parses `text` and loads the files it names.
 fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::from_toml_str(text, FILE)
+    Config::from_toml_str(text, FILE).and_then(Config::load_files)
 }
 
 fn err(text: &str) -> String {
@@ -32,7 +33,10 @@ fn cli(args: &[&str]) -> Cli {
 }
 
 fn cli_err(args: &[&str]) -> String {
-    match Config::default().apply_cli(&cli(args)) {
+    match Config::default()
+        .apply_cli(&cli(args))
+        .and_then(Config::load_files)
+    {
         Ok(c) => panic!("expected an error for {args:?}, got {c:?}"),
         Err(e) => e.to_string(),
     }
@@ -123,24 +127,21 @@ fn defaults() {
         Duration::from_secs(600)
     );
     assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(3600));
-    assert_eq!(c.relay.user_quota, 100);
-    assert_eq!(c.relay.total_quota, 0);
-    assert_eq!(c.relay.max_allocations_per_ip, 1000);
+    assert_eq!(c.relay.limits.user_quota, 100);
+    assert_eq!(c.relay.limits.total_quota, 0);
+    assert_eq!(c.relay.limits.max_allocations_per_ip, 1000);
     assert_eq!(c.relay.unauth_rate_limit, 200);
     assert_eq!(c.relay.unauth_rate_burst, 1000);
-    assert_eq!(c.relay.max_permissions_per_allocation, 64);
-    assert_eq!(c.relay.max_channels_per_allocation, 64);
+    assert_eq!(c.relay.limits.max_permissions, 64);
+    assert_eq!(c.relay.limits.max_channels, 64);
     assert_eq!(
-        (
-            c.relay.max_permissions_per_allocation,
-            c.relay.max_channels_per_allocation
-        ),
+        (c.relay.limits.max_permissions, c.relay.limits.max_channels),
         (
             crate::turn::DEFAULT_MAX_PERMISSIONS,
             crate::turn::DEFAULT_MAX_CHANNELS
         )
     );
-    assert_eq!(c.relay.max_bps, 0);
+    assert_eq!(c.relay.limits.max_bps, 0);
     assert!(c.auth.secrets.is_empty() && c.auth.users.is_empty());
     assert_eq!(c.auth.secret_file, None);
     assert_eq!(c.auth.rest_separator, ':');
@@ -289,7 +290,7 @@ format = "json"
         Duration::from_secs(300)
     );
     assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(5400));
-    assert_eq!(c.relay.user_quota, 0);
+    assert_eq!(c.relay.limits.user_quota, 0);
     assert_eq!(c.auth.secrets, vec!["s1", "s2"]);
     assert_eq!(c.auth.rest_separator, '|');
     assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(3600));
@@ -1080,15 +1081,21 @@ fn secrets_and_secret_file() {
         "[auth]\nsecrets = [\"inline\"]\nsecret_file = \"{}\"\n",
         f.path()
     );
+    // Parsing reads no file; loading appends the file's secrets.
+    let parsed = Config::from_toml_str(&text, FILE).expect("parse");
+    assert_eq!(parsed.auth.secrets, vec!["inline"]);
     let c = parse(&text).expect("secret file");
     assert_eq!(c.auth.secrets, vec!["inline", "file-one", "file-two"]);
     assert_eq!(c.auth.secret_file.as_deref(), Some(f.0.as_path()));
+    let apply = |args: &[&str]| {
+        parsed
+            .clone()
+            .apply_cli(&cli(args))
+            .and_then(Config::load_files)
+    };
 
     // --secret replaces the inline secrets; the file's are still appended once.
-    let c2 = c
-        .clone()
-        .apply_cli(&cli(&["--secret", "cli1,cli2"]))
-        .expect("--secret");
+    let c2 = apply(&["--secret", "cli1,cli2"]).expect("--secret");
     assert_eq!(
         c2.auth.secrets,
         vec!["cli1", "cli2", "file-one", "file-two"]
@@ -1096,14 +1103,11 @@ fn secrets_and_secret_file() {
 
     // --secret-file replaces the file.
     let g = TempFile::new("secrets2", "other\n");
-    let c3 = c
-        .clone()
-        .apply_cli(&cli(&["--secret-file", g.path()]))
-        .expect("--secret-file");
+    let c3 = apply(&["--secret-file", g.path()]).expect("--secret-file");
     assert_eq!(c3.auth.secrets, vec!["inline", "other"]);
 
-    // Untouched secrets are not re-read.
-    let c4 = c.clone().apply_cli(&cli(&["--realm", "x"])).expect("realm");
+    // Secrets nothing changes come out the same.
+    let c4 = apply(&["--realm", "x"]).expect("realm");
     assert_eq!(c4.auth.secrets, c.auth.secrets);
 
     // Missing file: names key and path.
@@ -1230,20 +1234,20 @@ fn relay_limits_from_file() {
          max_channels_per_allocation = 16384\nmax_bps = 125000",
     )
     .expect("limits");
-    assert_eq!(c.relay.total_quota, 500);
-    assert_eq!(c.relay.max_permissions_per_allocation, 65_535);
-    assert_eq!(c.relay.max_channels_per_allocation, 16_384);
-    assert_eq!(c.relay.max_bps, 125_000);
+    assert_eq!(c.relay.limits.total_quota, 500);
+    assert_eq!(c.relay.limits.max_permissions, 65_535);
+    assert_eq!(c.relay.limits.max_channels, 16_384);
+    assert_eq!(c.relay.limits.max_bps, 125_000);
 
     let c = parse(
         "[relay]\ntotal_quota = 4294967295\nmax_permissions_per_allocation = 1\n\
          max_channels_per_allocation = 1\nmax_bps = 0",
     )
     .expect("extremes");
-    assert_eq!(c.relay.total_quota, u32::MAX);
-    assert_eq!(c.relay.max_permissions_per_allocation, 1);
-    assert_eq!(c.relay.max_channels_per_allocation, 1);
-    assert_eq!(c.relay.max_bps, 0);
+    assert_eq!(c.relay.limits.total_quota, u32::MAX);
+    assert_eq!(c.relay.limits.max_permissions, 1);
+    assert_eq!(c.relay.limits.max_channels, 1);
+    assert_eq!(c.relay.limits.max_bps, 0);
 }
 
 #[test]
@@ -1297,10 +1301,10 @@ fn relay_limits_on_cli() {
             "62500",
         ]))
         .expect("limit flags");
-    assert_eq!(c.relay.total_quota, 1000);
-    assert_eq!(c.relay.max_permissions_per_allocation, 10);
-    assert_eq!(c.relay.max_channels_per_allocation, 20);
-    assert_eq!(c.relay.max_bps, 62_500);
+    assert_eq!(c.relay.limits.total_quota, 1000);
+    assert_eq!(c.relay.limits.max_permissions, 10);
+    assert_eq!(c.relay.limits.max_channels, 20);
+    assert_eq!(c.relay.limits.max_bps, 62_500);
 
     // The command line overrides the file; absent flags keep its values.
     let file = parse(
@@ -1312,9 +1316,9 @@ fn relay_limits_on_cli() {
     let c = file
         .apply_cli(&cli(&["--total-quota", "0", "--max-bps", "0"]))
         .expect("override");
-    assert_eq!((c.relay.total_quota, c.relay.max_bps), (0, 0));
-    assert_eq!(c.relay.max_permissions_per_allocation, 6);
-    assert_eq!(c.relay.max_channels_per_allocation, 7);
+    assert_eq!((c.relay.limits.total_quota, c.relay.limits.max_bps), (0, 0));
+    assert_eq!(c.relay.limits.max_permissions, 6);
+    assert_eq!(c.relay.limits.max_channels, 7);
 
     for (args, flag) in [
         (&["--total-quota=-1"][..], "--total-quota"),
@@ -1482,7 +1486,9 @@ fn load_reads_file_then_cli() {
         "load2.toml",
         "[auth]\nsecret_file = \"/nonexistent/secrets\"\n",
     );
-    let c = Config::load(&cli(&["-c", f.path(), "--secret-file", g.path()])).expect("override");
+    let c = Config::load(&cli(&["-c", f.path(), "--secret-file", g.path()]))
+        .and_then(Config::load_files)
+        .expect("override");
     assert_eq!(c.auth.secrets, vec!["cli-file-secret"]);
 }
 
@@ -2025,7 +2031,7 @@ fn unauth_limits_and_ip_cap_from_file_and_flags() {
     let c =
         parse("[relay]\nmax_allocations_per_ip = 0\nunauth_rate_limit = 0\nunauth_rate_burst = 1")
             .expect("limits");
-    assert_eq!(c.relay.max_allocations_per_ip, 0);
+    assert_eq!(c.relay.limits.max_allocations_per_ip, 0);
     assert_eq!(c.relay.unauth_rate_limit, 0);
     assert_eq!(c.relay.unauth_rate_burst, 1);
     let err = parse("[relay]\nunauth_rate_burst = 0").expect_err("burst 0");
@@ -2041,7 +2047,7 @@ fn unauth_limits_and_ip_cap_from_file_and_flags() {
         "20",
     ]))
     .expect("flags");
-    assert_eq!(c.relay.max_allocations_per_ip, 5);
+    assert_eq!(c.relay.limits.max_allocations_per_ip, 5);
     assert_eq!(c.relay.unauth_rate_limit, 10);
     assert_eq!(c.relay.unauth_rate_burst, 20);
     assert!(Config::load(&cli(&["--unauth-rate-burst", "0"])).is_err());

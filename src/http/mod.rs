@@ -149,7 +149,7 @@ impl HttpHandle {
 /// surface in the caller); runs until `shutdown` flips to true (or its
 /// sender is dropped), on its own thread with a current-thread tokio
 /// runtime. Fails (`InvalidInput`) if a key or certificate file of `config`
-/// cannot be loaded — [`Config::load`](crate::config::Config::load) has
+/// cannot be loaded — [`Config::load_files`](crate::config::Config::load_files) has
 /// already checked them, so this only happens if they changed since.
 pub fn start(
     listener: std::net::TcpListener,
