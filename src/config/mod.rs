@@ -40,6 +40,7 @@ mod schema;
 mod schema_http;
 mod toml_file;
 mod values;
+mod values_http;
 pub use values::DEFAULT_UDP_BUFFER;
 
 #[cfg(test)]

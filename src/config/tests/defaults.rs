@@ -1,0 +1,129 @@
+//! Defaults and the shipped file.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Defaults
+
+#[test]
+fn defaults() {
+    let c = Config::default();
+    assert_eq!(c.listen, vec![sa("0.0.0.0:3478"), sa("[::]:3478")]);
+    assert_eq!(c.realm, "ternd");
+    assert_eq!(c.workers, default_workers());
+    assert!((1..=1024).contains(&c.workers));
+    assert_eq!(c.software, None);
+    assert!(!c.stun_backward_compatibility);
+    assert_eq!(c.max_frame_size, 65_540);
+    assert_eq!(c.tcp_idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.max_tcp_connections, 10_000);
+    assert!(c.tls_listen.is_empty());
+    assert_eq!((c.tls_cert.as_ref(), c.tls_key.as_ref()), (None, None));
+    assert_eq!(c.tls_handshake_timeout, Duration::from_secs(10));
+    assert!(!c.tcp_relay);
+    assert!(c.proxy_protocol.is_empty());
+    assert_eq!(c.max_connections_per_ip, 100);
+    assert_eq!(c.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.alternate_server, None);
+    assert!(!c.rfc5780);
+    assert_eq!(c.alt_ip, None);
+    assert_eq!(c.alt_port, None);
+    assert_eq!(c.rfc5780_primary(), None);
+    assert_eq!(c.relay.relay_ips, Vec::<IpAddr>::new());
+    assert!(c.relay.external_ips.is_empty());
+    assert_eq!(
+        c.relay.ports,
+        PortRange {
+            lo: 49152,
+            hi: 65535
+        }
+    );
+    assert!(c.relay.allow_peer.is_empty() && c.relay.deny_peer.is_empty());
+    assert!(!c.relay.rfc5766_channel_numbers);
+    assert_eq!(
+        c.relay.default_allocation_lifetime,
+        Duration::from_secs(600)
+    );
+    assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(3600));
+    assert_eq!(c.relay.limits.user_quota, 100);
+    assert_eq!(c.relay.limits.total_quota, 0);
+    assert_eq!(c.relay.limits.max_allocations_per_ip, 1000);
+    assert_eq!(c.relay.unauth_rate_limit, 200);
+    assert_eq!(c.relay.unauth_rate_burst, 1000);
+    assert_eq!(c.relay.limits.max_permissions, 64);
+    assert_eq!(c.relay.limits.max_channels, 64);
+    assert_eq!(
+        (c.relay.limits.max_permissions, c.relay.limits.max_channels),
+        (
+            crate::turn::DEFAULT_MAX_PERMISSIONS,
+            crate::turn::DEFAULT_MAX_CHANNELS
+        )
+    );
+    assert_eq!(c.relay.limits.max_bps, 0);
+    assert!(c.auth.secrets.is_empty() && c.auth.users.is_empty());
+    assert_eq!(c.auth.secret_file, None);
+    assert_eq!(c.auth.rest_separator, ':');
+    assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(600));
+    assert_eq!(c.http.listen, Some(sa("127.0.0.1:9641")));
+    assert_eq!(c.http.tls_cert, None);
+    assert_eq!(c.http.tls_key, None);
+    assert!(c.http.public_hosts.is_empty());
+    assert_eq!(c.http.credential_ttl, Duration::from_secs(3600));
+    assert!(c.http.token_hs256_secrets.is_empty() && c.http.token_public_keys.is_empty());
+    assert_eq!(c.http.token_jwks_file, None);
+    assert_eq!(c.http.token_audience, "ternd");
+    assert_eq!(c.http.token_issuer, None);
+    assert_eq!(c.http.token_scope, None);
+    assert_eq!(c.http.token_leeway, Duration::from_secs(30));
+    assert!(c.http.cors_origins.is_empty());
+    assert_eq!((c.http.rate_limit, c.http.rate_burst), (20, 40));
+    assert_eq!(c.http.max_connections_per_ip, 32);
+    assert_eq!(c.http.admin_token, None);
+    assert_eq!(c.log.level, "info");
+    assert_eq!(c.log.format, LogFormat::Text);
+    assert!(c.not_yet_supported.is_empty());
+}
+
+#[test]
+fn empty_file_and_empty_cli_are_defaults() {
+    assert_eq!(parse("").expect("empty file"), Config::default());
+    let c = Config::load(&cli(&[])).expect("no file, no flags");
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn shipped_file_is_defaults() {
+    let text = include_str!("../../../config/ternd.toml");
+    let c = Config::from_toml_str(text, "config/ternd.toml").expect("shipped file loads");
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn shipped_file_mentions_every_flag() {
+    let text = include_str!("../../../config/ternd.toml");
+    use clap::CommandFactory;
+    for arg in Cli::command().get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if ["config", "check-config"].contains(&long) {
+            continue;
+        }
+        assert!(
+            text.contains(&format!("--{long}")),
+            "config/ternd.toml does not mention --{long}"
+        );
+        let env = arg
+            .get_env()
+            .and_then(|e| e.to_str())
+            .expect("every flag has an env var");
+        assert!(
+            text.contains(env),
+            "config/ternd.toml does not mention {env}"
+        );
+    }
+}
+
+#[test]
+fn cli_definition_is_valid() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
