@@ -19,7 +19,8 @@ pub(crate) fn apply(config: &mut Config, text: &str, name: &str) -> Result<(), C
     let origin = Origin::File(name.to_owned());
     let table: Table = toml::from_str(text).map_err(|e| syntax_error(text, &origin, &e))?;
     for (k, v) in &table {
-        if let Some(setting) = find(k) {
+        // A quoted top-level key with a dot ("relay.ports" = ...) is not `[relay] ports`.
+        if let Some(setting) = find(k).filter(|_| !k.contains('.')) {
             set(config, setting, &origin, k, v)?;
         } else if is_section(k) {
             let at = At {

@@ -127,3 +127,12 @@ fn cli_definition_is_valid() {
     use clap::CommandFactory;
     Cli::command().debug_assert();
 }
+
+#[test]
+fn a_quoted_dotted_key_is_not_a_section_key() {
+    names(&err("\"relay.ports\" = \"1-2\""), "relay.ports", FILE);
+    assert!(matches!(
+        parse("\"relay.ports\" = \"1-2\""),
+        Err(ConfigError::UnknownKey { .. })
+    ));
+}
