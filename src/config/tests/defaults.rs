@@ -129,10 +129,75 @@ fn cli_definition_is_valid() {
 }
 
 #[test]
+fn declaration_table_is_consistent() {
+    use std::collections::HashSet;
+    let (mut keys, mut flags, mut envs) = (HashSet::new(), HashSet::new(), HashSet::new());
+    for s in schema_http::all() {
+        assert!(keys.insert(s.key), "key {} declared twice", s.key);
+        // Sections are one level deep.
+        assert!(s.key.split('.').count() <= 2, "{}", s.key);
+        if let Some(f) = &s.flag {
+            assert!(flags.insert(f.long), "--{} declared twice", f.long);
+            assert!(envs.insert(f.env), "{} declared twice", f.env);
+            assert!(
+                !f.help.is_empty() && !f.value_name.is_empty(),
+                "--{}",
+                f.long
+            );
+        }
+    }
+    // Every relay limit of the core has its entry (the generated default is a `Limits`).
+    assert_eq!(
+        RelayConfig::default().limits,
+        Config::default().relay.limits
+    );
+    assert!(keys.contains("relay.max_bps") && keys.contains("relay.max_channels_per_allocation"));
+}
+
+#[test]
 fn a_quoted_dotted_key_is_not_a_section_key() {
     names(&err("\"relay.ports\" = \"1-2\""), "relay.ports", FILE);
     assert!(matches!(
         parse("\"relay.ports\" = \"1-2\""),
         Err(ConfigError::UnknownKey { .. })
     ));
+}
+
+#[test]
+fn parsing_reads_no_file_and_load_files_does() {
+    let missing = "/nonexistent/ternd-config-test";
+    let text = format!(
+        "tls_cert = \"{missing}.crt\"\ntls_key = \"{missing}.key\"\n\
+         [auth]\nsecret_file = \"{missing}.secrets\"\n\
+         [http]\ntoken_public_keys = [\"{missing}.pem\"]\ntoken_jwks_file = \"{missing}.jwks\""
+    );
+    // Parsing is pure: the files are named, not read.
+    let parsed = Config::from_toml_str(&text, FILE).expect("parse names files only");
+    assert_eq!(
+        parsed.auth.secret_file.as_deref(),
+        Some(std::path::Path::new(
+            "/nonexistent/ternd-config-test.secrets"
+        ))
+    );
+    // Loading reads them; the first one that fails is named by its key and origin.
+    let m = parsed
+        .clone()
+        .load_files()
+        .expect_err("missing files")
+        .to_string();
+    names(&m, "auth.secret_file", FILE);
+    let mut no_secrets = parsed;
+    no_secrets.auth.secret_file = None;
+    let e = no_secrets
+        .clone()
+        .load_files()
+        .expect_err("missing certificate");
+    assert_eq!(e.key(), Some("tls_cert"), "{e}");
+    no_secrets.tls_cert = None;
+    no_secrets.tls_key = None;
+    let e = no_secrets.load_files().expect_err("missing token key");
+    assert_eq!(e.key(), Some("http.token_public_keys"), "{e}");
+    // The fuzz target parses such inputs too (it used to skip them): nothing is read,
+    // so a secret file that never ends does not hang it.
+    crate::fuzzing::config_toml(b"[auth]\nsecret_file = \"/dev/zero\"\n");
 }
