@@ -148,14 +148,16 @@ fn tls(c: &Config) -> Result<(), ConfigError> {
                 .find(|&&l| values::listeners_overlap(addr, l))
             {
                 let from = o.describe("listen", "built-in default of `listen`");
-                let addr = addr.to_string();
                 return Err(o.conflict(
                     "tls_listen",
-                    if other.to_string() == addr {
-                        Conflict::TlsOnTcpAddress { addr, from }
+                    if other == addr {
+                        Conflict::TlsOnTcpAddress {
+                            addr: addr.to_string(),
+                            from,
+                        }
                     } else {
                         Conflict::TlsOverlapsTcp {
-                            addr,
+                            addr: addr.to_string(),
                             other: other.to_string(),
                             from,
                         }
