@@ -178,7 +178,8 @@ mod tests {
         let cli =
             Cli::try_parse_from(["ternd", "--listen", "127.0.0.1:3478", "--realm", "r"]).unwrap();
         assert_eq!(cli.command, None);
-        assert_eq!(cli.listen, vec!["127.0.0.1:3478"]);
+        let config = crate::config::Config::load(&cli).unwrap();
+        assert_eq!(config.listen, vec!["127.0.0.1:3478".parse().unwrap()]);
         use clap::CommandFactory as _;
         let help = Cli::command().render_help().to_string();
         assert!(help.contains("credentials"), "{help}");

@@ -34,45 +34,12 @@ pub fn access_token(data: &[u8]) {
     }
 }
 
-/// Configuration keys whose values name files that [`crate::config::Config::from_toml_str`]
-/// (or later startup) reads: [`config_toml`] skips inputs that give them a value other than
-/// `""` or `[]` (both mean unset), so it never touches the disk (`secret_file = "/dev/zero"`
-/// would hang).
-const FILE_KEYS: [&str; 5] = [
-    "secret_file",
-    "tls_cert",
-    "tls_key",
-    "token_public_keys",
-    "token_jwks_file",
-];
-
-/// Whether a key at any depth of `value` is one of [`FILE_KEYS`] with a non-empty value.
-fn names_a_file(value: &toml::Value) -> bool {
-    let empty = |v: &toml::Value| match v {
-        toml::Value::String(s) => s.is_empty(),
-        toml::Value::Array(a) => a.is_empty(),
-        _ => false,
-    };
-    match value {
-        toml::Value::Table(t) => t
-            .iter()
-            .any(|(k, v)| (FILE_KEYS.contains(&k.as_str()) && !empty(v)) || names_a_file(v)),
-        toml::Value::Array(a) => a.iter().any(names_a_file),
-        _ => false,
-    }
-}
-
-/// Parses and validates `data` (UTF-8 only) as a configuration file, unless it gives a key
-/// that names a file a value. The keys are checked after parsing with the same TOML parser,
-/// so quoted or escaped spellings of a key (`"secret\u005ffile"`) are caught too.
+/// Parses and checks `data` (UTF-8 only) as a configuration file. Parsing is pure (the
+/// files a configuration names are read by [`crate::config::Config::load_files`], which
+/// this does not call), so every input is tried, including those that name files.
 pub fn config_toml(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(table) = toml::from_str::<toml::Table>(text)
-        && names_a_file(&toml::Value::Table(table))
-    {
-        return;
-    }
     let _ = crate::config::Config::from_toml_str(text, "fuzz");
 }

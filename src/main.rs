@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match Config::load(&cli) {
+    let config = match Config::load(&cli).and_then(Config::load_files) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ternd: configuration error: {e}");
@@ -170,7 +170,7 @@ fn main() -> ExitCode {
     signals.wait(|| {
         // SIGHUP: re-read the configuration; apply credentials, peer policy and the TLS
         // certificate without dropping anything. A bad file keeps the old settings.
-        let mut new = match Config::load(&cli) {
+        let mut new = match Config::load(&cli).and_then(Config::load_files) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "SIGHUP: configuration not reloaded; keeping the old one");

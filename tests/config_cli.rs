@@ -119,7 +119,7 @@ fn all_flags_apply() {
         Duration::from_secs(300)
     );
     assert_eq!(c.relay.max_allocation_lifetime, Duration::from_secs(7200));
-    assert_eq!(c.relay.user_quota, 0);
+    assert_eq!(c.relay.limits.user_quota, 0);
     assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(3600));
     assert_eq!(c.workers, 3);
     assert_eq!(c.log.level, "debug");

@@ -808,7 +808,7 @@ fn http_port_bound_on_port_zero_is_not_relayable() {
 #[test]
 fn even_port_reservations_stop_at_the_user_quota() {
     let mut c = loopback_config((31300, 31799));
-    c.relay.user_quota = 10;
+    c.relay.limits.user_quota = 10;
     let h = ternd::net::start(&c).expect("start");
     let server = h.udp_addrs()[0];
     let ports_in_use =

@@ -9,7 +9,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::{Client, SECRET, rss_kib};
-use ternd::config::{Config, PortRange, RelayConfig};
+use ternd::config::{Config, Limits, PortRange, RelayConfig};
 use ternd::stun::{Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId};
 
 /// RSS and open descriptors are per process: these tests run one at a time.
@@ -28,8 +28,11 @@ fn server(ports: (u16, u16), workers: usize) -> ternd::net::Handle {
             allow_peer: vec!["127.0.0.1/32".parse().unwrap()],
             // One source address makes all the traffic here: the Internet limits are off.
             unauth_rate_limit: 0,
-            max_allocations_per_ip: 0,
-            user_quota: 0,
+            limits: Limits {
+                max_allocations_per_ip: 0,
+                user_quota: 0,
+                ..RelayConfig::default().limits
+            },
             ..RelayConfig::default()
         },
         ..Config::default()

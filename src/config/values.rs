@@ -1,16 +1,19 @@
 //! Parsers and validators for individual configuration values.
 //!
-//! Everything here returns a plain message (`Err(String)`); callers wrap it
-//! in a [`ConfigError`](super::ConfigError) naming the key and the origin.
+//! Everything here returns a [`ValueError`]; callers wrap it in a
+//! [`ConfigError`](super::ConfigError) naming the key and the origin.
 //! Messages never echo secrets or passwords.
 
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{ExternalIp, LogFormat, PortRange, StaticUser, UserCredential};
+pub(crate) use super::values_http::*;
+use super::{ExternalIp, PortRange, ValueError};
+
+/// The result of parsing or checking one value.
+pub(crate) type Result<T> = std::result::Result<T, ValueError>;
 
 /// RFC 8489 §14.9/§14.14: REALM and SOFTWARE hold fewer than 128 characters,
 /// which can be as long as 763 bytes.
@@ -27,28 +30,46 @@ pub(crate) const MAX_FRAME_SIZE: usize = 65_540;
 /// Upper bound for `workers`.
 pub(crate) const MAX_WORKERS: usize = 1024;
 
-pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn malformed(what: &'static str, text: &str, expected: &'static str) -> ValueError {
+    ValueError::Malformed {
+        what,
+        text: text.to_owned(),
+        expected,
+    }
+}
+
+fn address(addr: impl std::fmt::Display, problem: &'static str) -> ValueError {
+    ValueError::Address {
+        addr: addr.to_string(),
+        problem,
+    }
+}
+
+pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr> {
     s.trim().parse().map_err(|_| {
-        format!("invalid socket address `{s}` (expected IP:PORT, e.g. 0.0.0.0:3478 or [::]:3478)")
+        malformed(
+            "socket address",
+            s,
+            " (expected IP:PORT, e.g. 0.0.0.0:3478 or [::]:3478)",
+        )
     })
 }
 
-pub(crate) fn ip_addr(s: &str) -> Result<IpAddr, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("invalid IP address `{s}`"))
+pub(crate) fn ip_addr(s: &str) -> Result<IpAddr> {
+    s.trim().parse().map_err(|_| malformed("IP address", s, ""))
 }
 
 /// A concrete unicast address usable as a relay or public address.
-fn concrete_ip(s: &str) -> Result<IpAddr, String> {
+fn concrete_ip(s: &str) -> Result<IpAddr> {
     let ip = ip_addr(s)?;
     if ip.is_unspecified() {
-        return Err(format!(
-            "`{ip}` is the unspecified address; give a concrete address"
+        return Err(address(
+            ip,
+            "is the unspecified address; give a concrete address",
         ));
     }
     if ip.is_multicast() {
-        return Err(format!("`{ip}` is a multicast address"));
+        return Err(address(ip, "is a multicast address"));
     }
     Ok(ip)
 }
@@ -58,22 +79,24 @@ pub(crate) fn family(ip: &IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
-pub(crate) fn relay_ips<S: AsRef<str>>(items: &[S]) -> Result<Vec<IpAddr>, String> {
+pub(crate) fn relay_ips(items: &[&str]) -> Result<Vec<IpAddr>> {
     let mut out: Vec<IpAddr> = Vec::with_capacity(items.len());
     for item in items {
-        let ip = concrete_ip(item.as_ref())?;
+        let ip = concrete_ip(item)?;
         if let Some(prev) = out.iter().find(|p| p.is_ipv4() == ip.is_ipv4()) {
-            return Err(format!(
-                "at most one relay address per address family, got two {} addresses ({prev} and {ip})",
-                family(&ip)
-            ));
+            return Err(ValueError::TwoOfFamily {
+                what: "relay",
+                family: family(&ip),
+                first: prev.to_string(),
+                second: ip.to_string(),
+            });
         }
         out.push(ip);
     }
     Ok(out)
 }
 
-pub(crate) fn external_ip(s: &str) -> Result<ExternalIp, String> {
+pub(crate) fn external_ip(s: &str) -> Result<ExternalIp> {
     match s.split_once('/') {
         None => Ok(ExternalIp {
             public: concrete_ip(s)?,
@@ -83,11 +106,12 @@ pub(crate) fn external_ip(s: &str) -> Result<ExternalIp, String> {
             let public = concrete_ip(public)?;
             let private = concrete_ip(private)?;
             if public.is_ipv4() != private.is_ipv4() {
-                return Err(format!(
-                    "public and private addresses must be of the same family, got {} `{public}` and {} `{private}`",
-                    family(&public),
-                    family(&private)
-                ));
+                return Err(ValueError::MixedFamilies {
+                    public: public.to_string(),
+                    public_family: family(&public),
+                    private: private.to_string(),
+                    private_family: family(&private),
+                });
             }
             Ok(ExternalIp {
                 public,
@@ -97,25 +121,27 @@ pub(crate) fn external_ip(s: &str) -> Result<ExternalIp, String> {
     }
 }
 
-pub(crate) fn external_ips<S: AsRef<str>>(items: &[S]) -> Result<Vec<ExternalIp>, String> {
+pub(crate) fn external_ips(items: &[&str]) -> Result<Vec<ExternalIp>> {
     let mut out: Vec<ExternalIp> = Vec::with_capacity(items.len());
     for item in items {
-        let ext = external_ip(item.as_ref())?;
+        let ext = external_ip(item)?;
         if let Some(prev) = out
             .iter()
             .find(|p| p.public.is_ipv4() == ext.public.is_ipv4())
         {
-            return Err(format!(
-                "at most one external address per address family, got two {} addresses ({prev} and {ext})",
-                family(&ext.public)
-            ));
+            return Err(ValueError::TwoOfFamily {
+                what: "external",
+                family: family(&ext.public),
+                first: prev.to_string(),
+                second: ext.to_string(),
+            });
         }
         out.push(ext);
     }
     Ok(out)
 }
 
-pub(crate) fn cidr(s: &str) -> Result<IpNet, String> {
+pub(crate) fn cidr(s: &str) -> Result<IpNet> {
     let t = s.trim();
     if let Ok(net) = t.parse::<IpNet>() {
         return Ok(net);
@@ -123,26 +149,28 @@ pub(crate) fn cidr(s: &str) -> Result<IpNet, String> {
     if let Ok(ip) = t.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    Err(format!(
-        "invalid CIDR `{s}` (expected e.g. 10.0.0.0/8, fd00::/8 or a bare IP address)"
+    Err(malformed(
+        "CIDR",
+        s,
+        " (expected e.g. 10.0.0.0/8, fd00::/8 or a bare IP address)",
     ))
 }
 
-pub(crate) fn cidrs<S: AsRef<str>>(items: &[S]) -> Result<Vec<IpNet>, String> {
-    items.iter().map(|s| cidr(s.as_ref())).collect()
+pub(crate) fn cidrs(items: &[&str]) -> Result<Vec<IpNet>> {
+    items.iter().map(|s| cidr(s)).collect()
 }
 
-pub(crate) fn listen<S: AsRef<str>>(items: &[S]) -> Result<Vec<SocketAddr>, String> {
+pub(crate) fn listen(items: &[&str]) -> Result<Vec<SocketAddr>> {
     let mut out: Vec<SocketAddr> = Vec::with_capacity(items.len());
     for item in items {
-        let addr = socket_addr(item.as_ref())?;
+        let addr = socket_addr(item)?;
         if out.contains(&addr) {
-            return Err(format!("address `{addr}` listed twice"));
+            return Err(ValueError::Duplicate(addr.to_string()));
         }
         out.push(addr);
     }
     if out.is_empty() {
-        return Err("at least one listening address is required".to_owned());
+        return Err(ValueError::NoListenAddress);
     }
     Ok(out)
 }
@@ -150,30 +178,31 @@ pub(crate) fn listen<S: AsRef<str>>(items: &[S]) -> Result<Vec<SocketAddr>, Stri
 /// One TCP/TLS listener address: `IP:PORT`, or `:PORT` for every interface,
 /// which stands for both `0.0.0.0:PORT` and `[::]:PORT` (the IPv6 one is
 /// skipped at bind time on hosts without IPv6).
-fn listener_addrs(s: &str) -> Result<Vec<SocketAddr>, String> {
+fn listener_addrs(s: &str) -> Result<Vec<SocketAddr>> {
+    const EXPECTED: &str = " (expected IP:PORT or :PORT, e.g. 0.0.0.0:5349, [::]:5349 or :443)";
     let t = s.trim();
     if let Some(port) = t.strip_prefix(':') {
-        let port: u16 = port.parse().map_err(|_| {
-            format!("invalid socket address `{s}` (expected IP:PORT or :PORT, e.g. 0.0.0.0:5349, [::]:5349 or :443)")
-        })?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| malformed("socket address", s, EXPECTED))?;
         return Ok(vec![
             SocketAddr::from(([0, 0, 0, 0], port)),
             SocketAddr::from(([0u16; 8], port)),
         ]);
     }
-    t.parse().map(|a| vec![a]).map_err(|_| {
-        format!("invalid socket address `{s}` (expected IP:PORT or :PORT, e.g. 0.0.0.0:5349, [::]:5349 or :443)")
-    })
+    t.parse()
+        .map(|a| vec![a])
+        .map_err(|_| malformed("socket address", s, EXPECTED))
 }
 
 /// A possibly empty list of listener addresses (`tls_listen`,
 /// `proxy_protocol`); `:PORT` expands to both families; no duplicates.
-pub(crate) fn listener_list<S: AsRef<str>>(items: &[S]) -> Result<Vec<SocketAddr>, String> {
+pub(crate) fn listener_list(items: &[&str]) -> Result<Vec<SocketAddr>> {
     let mut out: Vec<SocketAddr> = Vec::with_capacity(items.len());
     for item in items {
-        for addr in listener_addrs(item.as_ref())? {
+        for addr in listener_addrs(item)? {
             if out.contains(&addr) {
-                return Err(format!("address `{addr}` listed twice"));
+                return Err(ValueError::Duplicate(addr.to_string()));
             }
             out.push(addr);
         }
@@ -193,42 +222,40 @@ pub(crate) fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
 
 /// A duration: a humantime string (`"600s"`, `"10m"`, `"1h30m"`) or a bare
 /// integer number of seconds. Zero is rejected.
-pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration> {
     duration_or_zero(s).and_then(nonzero_duration)
 }
 
 /// Like [`duration`], but zero (`"0"`, `"0s"`) is allowed.
-pub(crate) fn duration_or_zero(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration_or_zero(s: &str) -> Result<Duration> {
     let t = s.trim();
     let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         let secs: u64 = t
             .parse()
-            .map_err(|_| format!("duration `{s}` is too large"))?;
+            .map_err(|_| ValueError::DurationTooLarge(s.to_owned()))?;
         Duration::from_secs(secs)
     } else {
-        humantime::parse_duration(t).map_err(|e| {
-            format!(
-                "invalid duration `{s}`: {e} (expected e.g. \"30s\", \"10m\", \"1h30m\" or a number of seconds)"
-            )
+        humantime::parse_duration(t).map_err(|e| ValueError::Duration {
+            text: s.to_owned(),
+            reason: e.to_string(),
         })?
     };
     Ok(d)
 }
 
-pub(crate) fn duration_secs(secs: i64) -> Result<Duration, String> {
+pub(crate) fn duration_secs(secs: i64) -> Result<Duration> {
     duration_secs_or_zero(secs).and_then(nonzero_duration)
 }
 
 /// Like [`duration_secs`], but zero is allowed.
-pub(crate) fn duration_secs_or_zero(secs: i64) -> Result<Duration, String> {
-    let secs =
-        u64::try_from(secs).map_err(|_| format!("duration must not be negative, got {secs}"))?;
+pub(crate) fn duration_secs_or_zero(secs: i64) -> Result<Duration> {
+    let secs = u64::try_from(secs).map_err(|_| ValueError::NegativeDuration(secs))?;
     Ok(Duration::from_secs(secs))
 }
 
-fn nonzero_duration(d: Duration) -> Result<Duration, String> {
+fn nonzero_duration(d: Duration) -> Result<Duration> {
     if d.is_zero() {
-        Err("duration must be greater than zero".to_owned())
+        Err(ValueError::ZeroDuration)
     } else {
         Ok(d)
     }
@@ -238,16 +265,16 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-pub(crate) fn realm(s: &str) -> Result<String, String> {
+pub(crate) fn realm(s: &str) -> Result<String> {
     if s.is_empty() {
-        return Err("realm must not be empty".to_owned());
+        return Err(ValueError::Empty("realm"));
     }
     text_limit(s)?;
     Ok(s.to_owned())
 }
 
 /// SOFTWARE text; empty means "off".
-pub(crate) fn software(s: &str) -> Result<Option<String>, String> {
+pub(crate) fn software(s: &str) -> Result<Option<String>> {
     if s.is_empty() {
         return Ok(None);
     }
@@ -255,34 +282,50 @@ pub(crate) fn software(s: &str) -> Result<Option<String>, String> {
     Ok(Some(s.to_owned()))
 }
 
-fn text_limit(s: &str) -> Result<(), String> {
+fn text_limit(s: &str) -> Result<()> {
+    const _: () = assert!(MAX_TEXT_BYTES == 763 && MAX_TEXT_CHARS == 127);
     if s.len() > MAX_TEXT_BYTES {
-        return Err(format!(
-            "too long: {} bytes (at most {MAX_TEXT_BYTES} bytes, RFC 8489)",
-            s.len()
-        ));
+        return Err(ValueError::TooLong {
+            what: "",
+            len: s.len(),
+            unit: "bytes",
+            limit: "at most 763 bytes, RFC 8489",
+        });
     }
     let chars = s.chars().count();
     if chars > MAX_TEXT_CHARS {
-        return Err(format!(
-            "too long: {chars} characters (fewer than 128 allowed, RFC 8489)"
-        ));
+        return Err(ValueError::TooLong {
+            what: "",
+            len: chars,
+            unit: "characters",
+            limit: "fewer than 128 allowed, RFC 8489",
+        });
     }
     Ok(())
 }
 
 /// Parses an unsigned integer given as text (CLI / environment).
-pub(crate) fn uint<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+pub(crate) fn uint<T: std::str::FromStr>(s: &str) -> Result<T> {
     s.trim()
         .parse()
-        .map_err(|_| format!("invalid number `{s}` (expected a non-negative integer)"))
+        .map_err(|_| ValueError::NotANumber(s.to_owned()))
 }
 
-pub(crate) fn workers(n: usize) -> Result<usize, String> {
+/// Any value of the type is allowed.
+pub(crate) fn any<T>(n: T) -> Result<T> {
+    Ok(n)
+}
+
+fn out_of_range(n: usize, allowed: String) -> ValueError {
+    ValueError::OutOfRange {
+        value: n as u64,
+        allowed,
+    }
+}
+
+pub(crate) fn workers(n: usize) -> Result<usize> {
     if n > MAX_WORKERS {
-        Err(format!(
-            "{n} workers is too many (0 = one per CPU, otherwise 1..={MAX_WORKERS})"
-        ))
+        Err(ValueError::TooManyWorkers(n))
     } else {
         Ok(n)
     }
@@ -298,29 +341,31 @@ pub const MAX_UDP_BUFFER: usize = 1 << 30;
 
 /// A UDP socket buffer size in bytes: 0 (the kernel's default) or
 /// `MIN_UDP_BUFFER..=MAX_UDP_BUFFER`.
-pub(crate) fn udp_buffer(n: usize) -> Result<usize, String> {
+pub(crate) fn udp_buffer(n: usize) -> Result<usize> {
     if n == 0 || (MIN_UDP_BUFFER..=MAX_UDP_BUFFER).contains(&n) {
         Ok(n)
     } else {
-        Err(format!(
-            "{n} is out of range (0 = the kernel default, or {MIN_UDP_BUFFER}..={MAX_UDP_BUFFER} bytes)"
+        Err(out_of_range(
+            n,
+            format!("0 = the kernel default, or {MIN_UDP_BUFFER}..={MAX_UDP_BUFFER} bytes"),
         ))
     }
 }
 
-pub(crate) fn max_frame_size(n: usize) -> Result<usize, String> {
+pub(crate) fn max_frame_size(n: usize) -> Result<usize> {
     if (MIN_FRAME_SIZE..=MAX_FRAME_SIZE).contains(&n) {
         Ok(n)
     } else {
-        Err(format!(
-            "{n} is out of range ({MIN_FRAME_SIZE}..={MAX_FRAME_SIZE} bytes)"
+        Err(out_of_range(
+            n,
+            format!("{MIN_FRAME_SIZE}..={MAX_FRAME_SIZE} bytes"),
         ))
     }
 }
 
-pub(crate) fn max_tcp_connections(n: usize) -> Result<usize, String> {
+pub(crate) fn max_tcp_connections(n: usize) -> Result<usize> {
     if n == 0 {
-        Err("must be at least 1".to_owned())
+        Err(ValueError::Zero { hint: "" })
     } else {
         Ok(n)
     }
@@ -329,25 +374,21 @@ pub(crate) fn max_tcp_connections(n: usize) -> Result<usize, String> {
 /// Largest `max_connections_per_ip`.
 pub(crate) const MAX_CONNECTIONS_PER_IP: usize = 1_000_000;
 
-pub(crate) fn max_connections_per_ip(n: usize) -> Result<usize, String> {
+pub(crate) fn max_connections_per_ip(n: usize) -> Result<usize> {
     if (1..=MAX_CONNECTIONS_PER_IP).contains(&n) {
         Ok(n)
     } else {
-        Err(format!(
-            "{n} is out of range (1..={MAX_CONNECTIONS_PER_IP})"
-        ))
+        Err(out_of_range(n, format!("1..={MAX_CONNECTIONS_PER_IP}")))
     }
 }
 
 /// `http.max_connections_per_ip`: 0 (no per-IP cap) up to every HTTP connection slot.
-pub(crate) fn http_max_connections_per_ip(n: usize) -> Result<usize, String> {
+pub(crate) fn http_max_connections_per_ip(n: usize) -> Result<usize> {
     let max = crate::http::MAX_CONNECTIONS;
     if n <= max {
         Ok(n)
     } else {
-        Err(format!(
-            "{n} is out of range (0..={max}; 0 = no per-IP cap)"
-        ))
+        Err(out_of_range(n, format!("0..={max}; 0 = no per-IP cap")))
     }
 }
 
@@ -357,138 +398,28 @@ pub(crate) const MAX_PERMISSIONS: usize = 65_535;
 /// RFC 5766 range 0x4000-0x7FFF.
 pub(crate) const MAX_CHANNELS: usize = 16_384;
 
-pub(crate) fn max_permissions(n: usize) -> Result<usize, String> {
+pub(crate) fn max_permissions(n: usize) -> Result<usize> {
     if (1..=MAX_PERMISSIONS).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("{n} is out of range (1..={MAX_PERMISSIONS})"))
+        Err(out_of_range(n, format!("1..={MAX_PERMISSIONS}")))
     }
 }
 
-pub(crate) fn max_channels(n: usize) -> Result<usize, String> {
+pub(crate) fn max_channels(n: usize) -> Result<usize> {
     if (1..=MAX_CHANNELS).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("{n} is out of range (1..={MAX_CHANNELS})"))
+        Err(out_of_range(n, format!("1..={MAX_CHANNELS}")))
     }
 }
 
-pub(crate) fn secrets<S: AsRef<str>>(items: &[S]) -> Result<Vec<String>, String> {
-    let mut out = Vec::with_capacity(items.len());
-    for (i, s) in items.iter().enumerate() {
-        let s = s.as_ref();
-        if s.is_empty() {
-            return Err(format!("secret #{} is empty", i + 1));
-        }
-        out.push(s.to_owned());
-    }
-    Ok(out)
-}
-
-/// Parses the contents of a secret file: one secret per line, `#` comments
-/// and blank lines ignored, surrounding whitespace trimmed.
-pub(crate) fn secret_file_contents(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
-}
-
-pub(crate) fn user_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("user name must not be empty".to_owned());
-    }
-    if name.len() > MAX_USERNAME_BYTES {
-        return Err(format!(
-            "user name is too long: {} bytes (at most {MAX_USERNAME_BYTES}, RFC 8489)",
-            name.len()
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(format!(
-            "user name `{}` contains control characters",
-            name.escape_default()
-        ));
-    }
-    Ok(())
-}
-
-/// `NAME:PASSWORD` as given to `--user`; splits at the first `:`.
-pub(crate) fn user_spec(s: &str) -> Result<StaticUser, String> {
-    let Some((name, password)) = s.split_once(':') else {
-        return Err("expected NAME:PASSWORD (no `:` found)".to_owned());
-    };
-    user_name(name)?;
-    if password.is_empty() {
-        return Err(format!("user `{name}` has an empty password"));
-    }
-    Ok(StaticUser {
-        name: name.to_owned(),
-        credential: UserCredential::Password(password.to_owned()),
-    })
-}
-
-pub(crate) fn md5_key(hex: &str) -> Result<[u8; 16], String> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 32 {
-        return Err(format!(
-            "key must be 32 hexadecimal digits (MD5 of \"user:realm:password\"), got {} characters",
-            hex.chars().count()
-        ));
-    }
-    let mut out = [0u8; 16];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = hex_digit(pair[0]);
-        let lo = hex_digit(pair[1]);
-        match (hi, lo) {
-            (Some(hi), Some(lo)) => out[i] = (hi << 4) | lo,
-            _ => return Err("key must contain only hexadecimal digits 0-9, a-f".to_owned()),
-        }
-    }
-    Ok(out)
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-pub(crate) fn unique_users(users: &[StaticUser]) -> Result<(), String> {
-    let mut seen = HashSet::new();
-    for u in users {
-        if !seen.insert(u.name.as_str()) {
-            return Err(format!("user `{}` is defined twice", u.name));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn rest_separator(s: &str) -> Result<char, String> {
-    let mut chars = s.chars();
-    match (chars.next(), chars.next()) {
-        (Some(c), None) if !c.is_alphanumeric() && !c.is_whitespace() && !c.is_control() => Ok(c),
-        (Some(_), None) => Err(format!(
-            "separator `{}` must not be a letter, digit, whitespace or control character",
-            s.escape_default()
-        )),
-        _ => Err(format!(
-            "expected exactly one character, got `{}`",
-            s.escape_default()
-        )),
-    }
-}
-
-pub(crate) fn port_range(s: &str) -> Result<PortRange, String> {
-    s.parse::<PortRange>().map_err(|e| e.to_string())
+pub(crate) fn port_range(s: &str) -> Result<PortRange> {
+    Ok(s.parse::<PortRange>()?)
 }
 
 /// Empty means "off".
-pub(crate) fn http_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+pub(crate) fn http_listen(s: &str) -> Result<Option<SocketAddr>> {
     if s.trim().is_empty() {
         Ok(None)
     } else {
@@ -498,30 +429,35 @@ pub(crate) fn http_listen(s: &str) -> Result<Option<SocketAddr>, String> {
 
 /// The ALTERNATE-SERVER address offered while draining: a concrete
 /// `IP:PORT` (no unspecified or multicast IP, no port 0). Empty means none.
-pub(crate) fn alternate_server(s: &str) -> Result<Option<SocketAddr>, String> {
+pub(crate) fn alternate_server(s: &str) -> Result<Option<SocketAddr>> {
     if s.trim().is_empty() {
         return Ok(None);
     }
     let addr: SocketAddr = s.trim().parse().map_err(|_| {
-        format!("invalid socket address `{s}` (expected IP:PORT, e.g. 203.0.113.8:3478)")
+        malformed(
+            "socket address",
+            s,
+            " (expected IP:PORT, e.g. 203.0.113.8:3478)",
+        )
     })?;
     if addr.ip().is_unspecified() {
-        return Err(format!(
-            "`{addr}` has the unspecified address; give the address clients should move to"
+        return Err(address(
+            addr,
+            "has the unspecified address; give the address clients should move to",
         ));
     }
     if addr.ip().is_multicast() {
-        return Err(format!("`{addr}` is a multicast address"));
+        return Err(address(addr, "is a multicast address"));
     }
     if addr.port() == 0 {
-        return Err(format!("`{addr}` has port 0; give the server's real port"));
+        return Err(address(addr, "has port 0; give the server's real port"));
     }
     Ok(Some(addr))
 }
 
 /// The RFC 5780 alternate IP address: a concrete unicast address (no
 /// unspecified or multicast IP). Empty means none.
-pub(crate) fn alt_ip(s: &str) -> Result<Option<IpAddr>, String> {
+pub(crate) fn alt_ip(s: &str) -> Result<Option<IpAddr>> {
     if s.trim().is_empty() {
         return Ok(None);
     }
@@ -529,17 +465,17 @@ pub(crate) fn alt_ip(s: &str) -> Result<Option<IpAddr>, String> {
 }
 
 /// The RFC 5780 alternate port; 0 means none (the primary port + 1).
-pub(crate) fn alt_port(n: u16) -> Result<Option<u16>, String> {
+pub(crate) fn alt_port(n: u16) -> Result<Option<u16>> {
     Ok((n != 0).then_some(n))
 }
 
 /// [`alt_port`] given as text (CLI / environment); empty means none too.
-pub(crate) fn alt_port_text(s: &str) -> Result<Option<u16>, String> {
+pub(crate) fn alt_port_text(s: &str) -> Result<Option<u16>> {
     if s.trim().is_empty() {
         return Ok(None);
     }
     uint(s)
-        .map_err(|_| format!("invalid port `{s}` (expected 0..=65535; 0 = the primary port + 1)"))
+        .map_err(|_| malformed("port", s, " (expected 0..=65535; 0 = the primary port + 1)"))
         .and_then(alt_port)
 }
 
@@ -552,206 +488,13 @@ pub(crate) fn rfc5780_primary(listen: &[SocketAddr], alt_ip: IpAddr) -> Option<S
         .find(|a| a.is_ipv4() == alt_ip.is_ipv4() && !a.ip().is_unspecified())
 }
 
-pub(crate) fn log_level(s: &str) -> Result<String, String> {
-    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-    let t = s.trim();
-    let is_level = LEVELS.iter().any(|l| l.eq_ignore_ascii_case(t));
-    if !is_level && !t.contains('=') {
-        return Err(format!(
-            "invalid log level `{s}` (expected trace, debug, info, warn, error, off or a directive such as \"info,ternd=debug\")"
-        ));
-    }
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(t) {
-        return Err(format!("invalid log directive `{s}`: {e}"));
-    }
-    Ok(t.to_owned())
-}
-
-pub(crate) fn log_format(s: &str) -> Result<LogFormat, String> {
-    s.parse::<LogFormat>().map_err(|e| e.to_string())
-}
-
-/// A file name; empty means "none".
-pub(crate) fn optional_path(s: &str) -> Result<Option<std::path::PathBuf>, String> {
-    Ok((!s.is_empty()).then(|| std::path::PathBuf::from(s)))
-}
-
-/// A list of file names (none may be empty).
-pub(crate) fn paths<S: AsRef<str>>(items: &[S]) -> Result<Vec<std::path::PathBuf>, String> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let s = s.as_ref();
-            if s.is_empty() {
-                Err(format!("file name #{} is empty", i + 1))
-            } else {
-                Ok(std::path::PathBuf::from(s))
-            }
-        })
-        .collect()
-}
-
-/// Host names or IP literals for URLs.
-pub(crate) fn public_hosts<S: AsRef<str>>(items: &[S]) -> Result<Vec<String>, String> {
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
-    for item in items {
-        let h = item.as_ref().trim();
-        let bracketed = h.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
-        let ok = if let Some(inner) = bracketed {
-            inner.parse::<std::net::Ipv6Addr>().is_ok()
-        } else if h.contains(':') {
-            h.parse::<std::net::Ipv6Addr>().is_ok()
-        } else {
-            !h.is_empty()
-                && h.len() <= 253
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        };
-        if !ok {
-            return Err(format!(
-                "invalid public host `{}` (expected a host name or an IP address, without port or scheme)",
-                item.as_ref().escape_default()
-            ));
-        }
-        let h = bracketed.unwrap_or(h).to_owned();
-        if !out.contains(&h) {
-            out.push(h);
-        }
-    }
-    Ok(out)
-}
-
-/// CORS origins: `scheme://host[:port]`, compared exactly with the browser's
-/// `Origin` header (so no path and no trailing slash).
-pub(crate) fn cors_origins<S: AsRef<str>>(items: &[S]) -> Result<Vec<String>, String> {
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
-    for item in items {
-        let o = item.as_ref().trim();
-        let rest = o
-            .strip_prefix("https://")
-            .or_else(|| o.strip_prefix("http://"));
-        let ok = rest.is_some_and(|r| {
-            !r.is_empty()
-                && r.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
-                })
-        });
-        if !ok {
-            return Err(format!(
-                "invalid CORS origin `{}` (expected scheme://host[:port] such as https://app.example.com, without path or trailing slash)",
-                item.as_ref().escape_default()
-            ));
-        }
-        if !out.iter().any(|x| x == o) {
-            out.push(o.to_owned());
-        }
-    }
-    Ok(out)
-}
-
-/// Access-token clock-skew leeway: zero allowed, at most one hour.
-pub(crate) fn leeway(s: &str) -> Result<Duration, String> {
-    let d = if s.trim() == "0" {
-        Duration::ZERO
-    } else {
-        duration(s)?
-    };
-    leeway_limit(d)
-}
-
-pub(crate) fn leeway_secs(secs: i64) -> Result<Duration, String> {
-    let secs =
-        u64::try_from(secs).map_err(|_| format!("duration must not be negative, got {secs}"))?;
-    leeway_limit(Duration::from_secs(secs))
-}
-
-fn leeway_limit(d: Duration) -> Result<Duration, String> {
-    if d > Duration::from_secs(3600) {
-        Err("leeway longer than 1h is not allowed".to_owned())
-    } else {
-        Ok(d)
-    }
-}
-
-/// Credential lifetime of the endpoint: 1 s ..= 7 days.
-pub(crate) fn credential_ttl(d: Duration) -> Result<Duration, String> {
-    if d < Duration::from_secs(1) {
-        Err("must be at least one second".to_owned())
-    } else if d > Duration::from_secs(7 * 24 * 3600) {
-        Err("longer than 7 days is not allowed".to_owned())
-    } else {
-        Ok(d)
-    }
-}
-
-/// Free text where empty means "none" (token issuer).
-pub(crate) fn optional_text(s: &str) -> Result<Option<String>, String> {
-    if s.chars().any(char::is_control) {
-        return Err("must not contain control characters".to_owned());
-    }
-    Ok((!s.is_empty()).then(|| s.to_owned()))
-}
-
-/// The token audience (empty = no check).
-pub(crate) fn audience(s: &str) -> Result<String, String> {
-    if s.chars().any(char::is_control) {
-        return Err("must not contain control characters".to_owned());
-    }
-    Ok(s.to_owned())
-}
-
-/// A required scope token (RFC 6749 §3.3 characters); empty = none.
-pub(crate) fn scope(s: &str) -> Result<Option<String>, String> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    if s.bytes()
-        .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-    {
-        Ok(Some(s.to_owned()))
-    } else {
-        Err(format!(
-            "invalid scope `{}` (one scope token: printable ASCII without space, `\"` or `\\`)",
-            s.escape_default()
-        ))
-    }
-}
-
-/// The per-IP burst: at least 1.
-pub(crate) fn rate_burst(n: u32) -> Result<u32, String> {
-    if n == 0 {
-        Err("must be at least 1 (use rate_limit = 0 to turn the limit off)".to_owned())
-    } else {
-        Ok(n)
-    }
-}
-
 /// The burst of the unauthenticated request limit: at least 1.
-pub(crate) fn unauth_rate_burst(n: u32) -> Result<u32, String> {
+pub(crate) fn unauth_rate_burst(n: u32) -> Result<u32> {
     if n == 0 {
-        Err("must be at least 1 (use unauth_rate_limit = 0 to turn the limit off)".to_owned())
+        Err(ValueError::Zero {
+            hint: " (use unauth_rate_limit = 0 to turn the limit off)",
+        })
     } else {
         Ok(n)
     }
-}
-
-/// Smallest admin token accepted.
-pub(crate) const MIN_ADMIN_TOKEN: usize = 16;
-
-/// The admin bearer token; empty = admin API off.
-pub(crate) fn admin_token(s: &str) -> Result<Option<String>, String> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    if !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("the admin token must be printable ASCII without spaces".to_owned());
-    }
-    if s.len() < MIN_ADMIN_TOKEN {
-        return Err(format!(
-            "the admin token is too short ({} characters; at least {MIN_ADMIN_TOKEN}, e.g. from `openssl rand -hex 32`)",
-            s.len()
-        ));
-    }
-    Ok(Some(s.to_owned()))
 }

@@ -151,7 +151,7 @@ impl HttpHandle {
 /// surface in the caller); runs until `shutdown` flips to true (or its
 /// sender is dropped), on its own thread with a current-thread tokio
 /// runtime. Fails (`InvalidInput`) if a key or certificate file of `config`
-/// cannot be loaded — [`Config::load`](crate::config::Config::load) has
+/// cannot be loaded — [`Config::load_files`](crate::config::Config::load_files) has
 /// already checked them, so this only happens if they changed since.
 pub fn start(
     listener: std::net::TcpListener,
@@ -164,7 +164,7 @@ pub fn start(
     let verifier = Verifier::from_config(config).map_err(invalid)?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-            tls::server_config(cert, key).map_err(invalid)?,
+            tls::server_config(cert, key).map_err(|e| invalid(e.to_string()))?,
         )),
         (None, None) => None,
         _ => {

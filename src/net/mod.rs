@@ -337,15 +337,7 @@ impl Handle {
         let policy = build_policy(config, &self.policy_base);
         self.view.shared.replace_credentials(store);
         self.view.shared.replace_policy(policy);
-        let r = &config.relay;
-        self.view.shared.replace_limits(crate::turn::Limits {
-            user_quota: r.user_quota,
-            total_quota: r.total_quota,
-            max_allocations_per_ip: r.max_allocations_per_ip,
-            max_permissions: r.max_permissions_per_allocation,
-            max_channels: r.max_channels_per_allocation,
-            max_bps: r.max_bps,
-        });
+        self.view.shared.replace_limits(config.relay.limits);
         Ok(())
     }
 
@@ -707,14 +699,16 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         ports: config.relay.ports,
         default_lifetime: config.relay.default_allocation_lifetime,
         max_lifetime: config.relay.max_allocation_lifetime,
-        user_quota: config.relay.user_quota,
-        total_quota: config.relay.total_quota,
-        max_allocations_per_ip: config.relay.max_allocations_per_ip,
         unauth_rate_limit: config.relay.unauth_rate_limit,
         unauth_rate_burst: config.relay.unauth_rate_burst,
-        max_permissions: config.relay.max_permissions_per_allocation,
-        max_channels: config.relay.max_channels_per_allocation,
-        max_bps: config.relay.max_bps,
+        // CoreConfig still spells out the Limits fields; once it holds a `Limits` this is
+        // `limits: config.relay.limits`.
+        user_quota: config.relay.limits.user_quota,
+        total_quota: config.relay.limits.total_quota,
+        max_allocations_per_ip: config.relay.limits.max_allocations_per_ip,
+        max_permissions: config.relay.limits.max_permissions,
+        max_channels: config.relay.limits.max_channels,
+        max_bps: config.relay.limits.max_bps,
         nonce_lifetime: config.auth.nonce_lifetime,
         clock_anchor: (Instant::now(), unix),
         alternate_server: config.alternate_server,
