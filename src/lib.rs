@@ -19,6 +19,8 @@ pub mod credentials_cmd;
 pub mod fuzzing;
 pub mod http;
 pub mod ice;
+pub mod load;
 pub mod metrics;
 pub mod net;
+pub mod tls;
 pub mod token_cmd;

@@ -355,7 +355,7 @@ pub enum ValueError {
 pub enum FileError {
     /// A TLS certificate or private key.
     #[error(transparent)]
-    Tls(#[from] crate::http::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     /// An access-token public key file or JWKS file (the loader's message,
     /// which names the file).
     #[error("{0}")]

@@ -35,13 +35,11 @@ pub mod cli;
 mod declare;
 mod error;
 mod kind;
-mod load;
 mod schema;
 mod schema_http;
 mod toml_file;
 mod values;
-mod values_http;
-pub use values::DEFAULT_UDP_BUFFER;
+pub use values::{DEFAULT_UDP_BUFFER, MAX_HTTP_CONNECTIONS};
 
 #[cfg(test)]
 mod tests;

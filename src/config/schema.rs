@@ -174,7 +174,7 @@ section! {
         /// PEM certificate chain of the TLS listeners. Default `None`; required
         /// (with [`tls_key`](Self::tls_key)) when
         /// [`tls_listen`](Self::tls_listen) is not empty; checked by
-        /// [`Config::load_files`] with `crate::http::tls::server_config`.
+        /// [`Config::load_files`] with `crate::tls::server_config`.
         /// Reloaded on SIGHUP without dropping connections. TLS 1.2 and 1.3;
         /// ALPN `stun.turn` / `stun.nat-discovery` (RFC 7443) accepted, not
         /// required.

@@ -209,7 +209,7 @@ section! {
             help: "Burst of the per-IP HTTP rate limit [default: 40]",
         }
         /// Concurrent connections allowed per source IP (IPv6: per /64), out of
-        /// [`MAX_CONNECTIONS`](crate::http::MAX_CONNECTIONS); 0 = no per-IP cap. At the cap, a
+        /// [`MAX_HTTP_CONNECTIONS`](crate::config::MAX_HTTP_CONNECTIONS); 0 = no per-IP cap. At the cap, a
         /// source's new connection replaces its own longest-idle one, or is closed when none
         /// is idle. Default 32.
         max_connections_per_ip: usize {

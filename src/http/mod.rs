@@ -26,7 +26,6 @@ mod conns;
 mod ice_servers;
 pub mod ratelimit;
 mod respond;
-pub mod tls;
 pub mod token;
 
 use std::convert::Infallible;
@@ -124,7 +123,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest life of one (keep-alive) connection.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(120);
 /// Concurrent connections served (in all; per source IP see `http.max_connections_per_ip`).
-pub const MAX_CONNECTIONS: usize = 1024;
+/// Declared with the configuration, which bounds `http.max_connections_per_ip` by it.
+pub use crate::config::MAX_HTTP_CONNECTIONS as MAX_CONNECTIONS;
 /// How long in-flight requests may take after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -164,7 +164,7 @@ pub fn start(
     let verifier = Verifier::from_config(config).map_err(invalid)?;
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
-            tls::server_config(cert, key).map_err(|e| invalid(e.to_string()))?,
+            crate::tls::server_config(cert, key).map_err(|e| invalid(e.to_string()))?,
         )),
         (None, None) => None,
         _ => {

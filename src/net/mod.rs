@@ -428,7 +428,7 @@ pub fn turn_tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
-    let base = crate::http::tls::server_config(cert, key)?;
+    let base = crate::tls::server_config(cert, key)?;
     let mut c = (*base).clone();
     c.alpn_protocols = vec![b"stun.turn".to_vec(), b"stun.nat-discovery".to_vec()];
     Ok(Arc::new(c))

@@ -1,11 +1,11 @@
 //! Parsers and checks for the values of `[auth]`, `[http]` and `[log]`
-//! (re-exported by [`values`](super::values)).
+//! (re-exported by [`values`](super)).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::values::{MAX_USERNAME_BYTES, Result, duration, duration_secs, malformed};
-use super::{LogFormat, StaticUser, UserCredential, ValueError};
+use super::super::{LogFormat, StaticUser, UserCredential, ValueError};
+use super::{MAX_USERNAME_BYTES, Result, duration, duration_secs, malformed};
 
 pub(crate) fn secrets(items: &[&str]) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(items.len());
@@ -19,16 +19,6 @@ pub(crate) fn secrets(items: &[&str]) -> Result<Vec<String>> {
         out.push((*s).to_owned());
     }
     Ok(out)
-}
-
-/// Parses the contents of a secret file: one secret per line, `#` comments
-/// and blank lines ignored, surrounding whitespace trimmed.
-pub(crate) fn secret_file_contents(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect()
 }
 
 pub(crate) fn user_name(name: &str) -> Result<()> {

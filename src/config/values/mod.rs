@@ -9,8 +9,14 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub(crate) use super::values_http::*;
+mod http;
+
 use super::{ExternalIp, PortRange, ValueError};
+pub(crate) use http::*;
+
+/// Concurrent connections the HTTP endpoint serves (in all); `http.max_connections_per_ip`
+/// is at most this.
+pub const MAX_HTTP_CONNECTIONS: usize = 1024;
 
 /// The result of parsing or checking one value.
 pub(crate) type Result<T> = std::result::Result<T, ValueError>;
@@ -384,7 +390,7 @@ pub(crate) fn max_connections_per_ip(n: usize) -> Result<usize> {
 
 /// `http.max_connections_per_ip`: 0 (no per-IP cap) up to every HTTP connection slot.
 pub(crate) fn http_max_connections_per_ip(n: usize) -> Result<usize> {
-    let max = crate::http::MAX_CONNECTIONS;
+    let max = MAX_HTTP_CONNECTIONS;
     if n <= max {
         Ok(n)
     } else {

@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use super::error::FileError;
-use super::{Config, ConfigError, values};
+use crate::config::{Config, ConfigError, FileError};
 
 impl Config {
     /// Reads and checks the files this configuration names: appends the
@@ -64,7 +63,7 @@ fn tls_pair(
     let (Some(cert), Some(key)) = (cert, key) else {
         return Ok(());
     };
-    match crate::http::tls::server_config(cert, key) {
+    match crate::tls::server_config(cert, key) {
         Ok(_) => Ok(()),
         Err(e) => {
             let blamed = if e.is_certificate() {
@@ -87,7 +86,7 @@ fn read_secret_file(c: &Config, path: &Path) -> Result<Vec<String>, ConfigError>
             source,
         }
     })?;
-    let secrets = values::secret_file_contents(&text);
+    let secrets = secret_file_contents(&text);
     if secrets.is_empty() {
         return Err(file_error(
             c,
@@ -96,4 +95,14 @@ fn read_secret_file(c: &Config, path: &Path) -> Result<Vec<String>, ConfigError>
         ));
     }
     Ok(secrets)
+}
+
+/// Parses the contents of a secret file: one secret per line, `#` comments
+/// and blank lines ignored, surrounding whitespace trimmed.
+fn secret_file_contents(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
 }
