@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::{FiveTuple, Lease, RelayTransport, TcpAllocation};
+use super::stats::Stats;
+use super::tcp::TcpAllocation;
+use super::types::{FiveTuple, Lease, RelayTransport};
 use crate::auth::store::{Key, PasswordAlgorithm};
 use crate::stun::TransactionId;
 
@@ -237,6 +239,28 @@ impl Allocation {
             self.channel_by_peer.remove(&peer);
         }
         self.next_deadline()
+    }
+
+    /// Applies the client → peer bandwidth limit (`limit` = (max_bps, burst); 0 = none) and
+    /// counts the packet; false when the limit drops it.
+    #[inline]
+    pub(super) fn count_out(
+        &mut self,
+        stats: &Stats,
+        len: usize,
+        limit: (u64, u64),
+        now: Instant,
+    ) -> bool {
+        let (max_bps, burst) = limit;
+        if max_bps != 0 && !self.buckets[0].take(len as u64, max_bps, burst, now) {
+            stats.rate_limited.inc();
+            return false;
+        }
+        self.traffic.packets_out += 1;
+        self.traffic.bytes_out += len as u64;
+        stats.relayed_out_packets.inc();
+        stats.relayed_out_bytes.add(len as u64);
+        true
     }
 
     /// The earliest instant at which this allocation needs attention.

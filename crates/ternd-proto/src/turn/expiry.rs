@@ -1,0 +1,148 @@
+//! Expiry and teardown: what [`Server::handle_timeout`] does when a deadline passes
+//! (allocations, permissions, channels, RFC 6062 connections, reservations), and the end
+//! of an allocation, whatever its reason.
+
+use std::cmp::Reverse;
+use std::time::Instant;
+
+use super::Server;
+use super::relays::Relays;
+use super::shared::Reservation;
+use super::types::{EndReason, FiveTuple};
+
+impl Server {
+    /// Expires what is due at `now`: allocations (closing their relay sockets through
+    /// `relays`), permissions, channels and port reservations.
+    pub fn handle_timeout(&mut self, now: Instant, relays: &mut dyn Relays) {
+        while let Some(&Reverse((t, idx))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(alloc)) = self.slots.get(idx as usize) else {
+                continue;
+            };
+            if alloc.scheduled != t {
+                continue; // stale: superseded by an earlier entry that already fired
+            }
+            if alloc.expires <= now {
+                self.remove(idx, now, EndReason::Expired, relays);
+                continue;
+            }
+            if alloc.tcp.is_some() {
+                self.tcp_expire(idx, now, relays);
+            }
+            let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
+                continue;
+            };
+            let next = alloc.sweep(now);
+            alloc.scheduled = next;
+            self.timers.push(Reverse((next, idx)));
+        }
+        // Reservations are shared; any worker may drop the expired ones.
+        let expired: Vec<Reservation> = match self.shared.reservations.lock() {
+            Ok(mut r) => {
+                let mut gone = Vec::new();
+                r.retain(|_, v| {
+                    let keep = v.expires > now;
+                    if !keep {
+                        gone.push(v.clone());
+                    }
+                    keep
+                });
+                gone
+            }
+            Err(_) => Vec::new(),
+        };
+        for r in expired {
+            self.shared.quota_release(&r.user, r.client);
+            relays.release(r.addr);
+        }
+    }
+
+    /// Ends the allocation of a 5-tuple whose connection closed (TCP/TLS clients), with
+    /// its TCP connections; or, for a client data connection (RFC 6062), closes its peer
+    /// connection.
+    pub fn close_tuple(&mut self, tuple: &FiveTuple, now: Instant, relays: &mut dyn Relays) {
+        if let Some(&idx) = self.by_tuple.get(tuple) {
+            self.remove(idx, now, EndReason::ConnectionClosed, relays);
+        } else {
+            self.tcp_close_data(tuple, relays);
+        }
+    }
+
+    /// Ends every allocation (graceful shutdown), logging their accounting lines.
+    pub fn shutdown(&mut self, now: Instant, relays: &mut dyn Relays) {
+        let all: Vec<u32> = self.by_tuple.values().copied().collect();
+        for idx in all {
+            self.remove(idx, now, EndReason::Shutdown, relays);
+        }
+    }
+
+    /// Tears allocation `idx` down (for `why`): its TCP connections, its reservation, its
+    /// indexes, its relay sockets and its quota; counts it and writes its accounting line.
+    pub(super) fn remove(
+        &mut self,
+        idx: u32,
+        now: Instant,
+        why: EndReason,
+        relays: &mut dyn Relays,
+    ) {
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let Some(mut a) = slot.take() else { return };
+        let transport = a.relay_transport();
+        self.free.push(idx);
+        if let Some(tcp) = a.tcp.take() {
+            self.tcp_close_all(tcp, a.tuple, why, relays);
+        }
+        // A reservation nobody claimed ends with the allocation that made it.
+        if let Some(t) = a.reservation.take()
+            && let Some(r) = self.shared.take_reservation(&t)
+        {
+            relays.release(r.addr);
+        }
+        self.by_tuple.remove(&a.tuple);
+        for r in a.relay_sockets() {
+            self.by_relay.remove(&r);
+        }
+        self.shared
+            .remove_live_relays(transport, a.relayed_addresses());
+        for r in a.relay_sockets() {
+            relays.close(r);
+        }
+        self.shared.quota_release(&a.user, a.tuple.client.ip());
+        self.stats.allocations_ended.inc();
+        match why {
+            EndReason::Expired => self.stats.ended_expired.inc(),
+            EndReason::Deleted => self.stats.ended_deleted.inc(),
+            EndReason::ConnectionClosed => self.stats.ended_connection_closed.inc(),
+            EndReason::Admin => self.stats.ended_admin.inc(),
+            EndReason::Shutdown => self.stats.ended_shutdown.inc(),
+        }
+        let t = a.traffic;
+        tracing::info!(
+            target: "ternd::session",
+            user = %a.user,
+            username = %a.username,
+            client = %a.tuple.client,
+            relay = %a.advertised,
+            additional_relay = ?a.additional.map(|(_, adv)| adv),
+            start = a.started_unix,
+            duration_s = now.saturating_duration_since(a.started).as_secs(),
+            packets_out = t.packets_out,
+            bytes_out = t.bytes_out,
+            packets_in = t.packets_in,
+            bytes_in = t.bytes_in,
+            reason = why.as_str(),
+            "allocation ended"
+        );
+        if self.by_tuple.is_empty() {
+            // Let the timer heap and slab shrink after bursts.
+            self.timers.clear();
+        } else {
+            self.compact_timers();
+        }
+    }
+}
