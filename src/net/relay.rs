@@ -46,6 +46,15 @@ fn bind(
     Ok(s.into())
 }
 
+/// Closes the relay socket (or TCP relay listener) at `addr`: what
+/// [`crate::turn::Command::CloseRelay`] asks.
+pub(super) fn close_relay(worker: &Worker, addr: SocketAddr) {
+    worker.relays.borrow_mut().remove(&addr);
+    if let Some(task) = worker.tcp_listeners.borrow_mut().remove(&addr) {
+        task.abort();
+    }
+}
+
 /// The worker's [`Relays`]: binds sockets and spawns their receive tasks.
 pub(super) struct NetRelays<'w> {
     pub worker: &'w Rc<Worker>,
@@ -106,13 +115,6 @@ impl Relays for NetRelays<'_> {
     fn release(&mut self, addr: SocketAddr) {
         if let Ok(mut r) = self.worker.reserved.lock() {
             r.remove(&addr);
-        }
-    }
-
-    fn close(&mut self, addr: SocketAddr) {
-        self.worker.relays.borrow_mut().remove(&addr);
-        if let Some(task) = self.worker.tcp_listeners.borrow_mut().remove(&addr) {
-            task.abort();
         }
     }
 

@@ -11,6 +11,7 @@ use super::Server;
 use super::allocation::{Allocation, TokenBucket, Traffic};
 use super::authn::Authenticated;
 use super::codes::{self, Code};
+use super::command::{Command, RelayAddr};
 use super::relays::Relays;
 use super::respond::Reply;
 use super::shared::{QuotaExceeded, RESERVATION_LIFETIME, Reservation};
@@ -315,7 +316,9 @@ impl Server {
         // The success response, kept for retransmissions. If it cannot be written, undo.
         let Some(len) = self.allocate_success(reply, &granted, tuple, out) else {
             for &(r, _) in &opened {
-                relays.close(r);
+                self.commands.push_back(Command::CloseRelay {
+                    relay: RelayAddr(r),
+                });
             }
             if let Some(t) = new_token
                 && let Some(r) = self.shared.take_reservation(&t)

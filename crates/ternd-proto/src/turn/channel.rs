@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::Server;
 use super::allocation::{CHANNEL_LIFETIME, Channel};
 use super::codes::{self, Code};
+use super::command::{Command, PeerAddr, RelayAddr};
 use super::respond::Reply;
 use super::types::{DropReason, FiveTuple, Outcome, RelayTransport};
 use crate::stun::channel::{self, ChannelData, ChannelRange};
@@ -71,7 +72,11 @@ impl Server {
         if let Some(lease) = channel.exempt
             && self.shared.live_relay(RelayTransport::Udp, peer) != Some(lease)
         {
-            alloc.unbind(cd.channel);
+            if let Some(c) = alloc.unbind(cd.channel)
+                && let Some(cmd) = alloc.unbound(cd.channel, &c)
+            {
+                self.commands.push_back(cmd);
+            }
             self.stats.policy_denied.inc();
             return self.drop(DropReason::PolicyDenied);
         }
@@ -129,6 +134,7 @@ impl Server {
             self.shared.limits().max_channels,
         );
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
+        let refresh = alloc.channels.get(&number).is_some_and(|c| c.bound);
         let over_permissions = !alloc.permissions.contains_key(&peer.ip())
             && alloc.permissions.len() >= max_permissions;
         let over_channels =
@@ -142,10 +148,20 @@ impl Server {
                 peer,
                 expires: now + CHANNEL_LIFETIME,
                 exempt,
+                bound: true,
             },
         );
         alloc.channel_by_peer.insert(peer, number);
         alloc.permit(peer.ip(), now);
+        if !refresh {
+            let relay = alloc.relay_for(peer.ip()).unwrap_or(alloc.relay);
+            self.commands.push_back(Command::ChannelBound {
+                tuple: alloc.tuple,
+                relay: RelayAddr(relay),
+                peer: PeerAddr(peer),
+                channel: number,
+            });
+        }
         self.reschedule(idx);
         let b = self.start(msg, msg.message_type().success(), out)?;
         self.finish(reply, b)

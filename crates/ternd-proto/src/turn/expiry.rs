@@ -6,13 +6,16 @@ use std::cmp::Reverse;
 use std::time::Instant;
 
 use super::Server;
+use super::allocation::Channel;
+use super::command::{AccountingRecord, ClientAddr, Command, RelayAddr};
 use super::relays::Relays;
 use super::shared::Reservation;
 use super::types::{EndReason, FiveTuple};
 
 impl Server {
-    /// Expires what is due at `now`: allocations (closing their relay sockets through
-    /// `relays`), permissions, channels and port reservations.
+    /// Expires what is due at `now`: allocations (their relay sockets are closed by the
+    /// [`Command::CloseRelay`]s it queues), permissions, channels (announced with
+    /// [`Command::ChannelUnbound`]) and port reservations (released through `relays`).
     pub fn handle_timeout(&mut self, now: Instant, relays: &mut dyn Relays) {
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
@@ -35,7 +38,8 @@ impl Server {
             let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
                 continue;
             };
-            let next = alloc.sweep(now);
+            let commands = &mut self.commands;
+            let next = alloc.sweep(now, &mut |cmd| commands.push_back(cmd));
             alloc.scheduled = next;
             self.timers.push(Reverse((next, idx)));
         }
@@ -71,7 +75,8 @@ impl Server {
         }
     }
 
-    /// Ends every allocation (graceful shutdown), logging their accounting lines.
+    /// Ends every allocation (graceful shutdown); their accounting records come out of
+    /// [`Server::poll_command`].
     pub fn shutdown(&mut self, now: Instant, relays: &mut dyn Relays) {
         let all: Vec<u32> = self.by_tuple.values().copied().collect();
         for idx in all {
@@ -80,7 +85,9 @@ impl Server {
     }
 
     /// Tears allocation `idx` down (for `why`): its TCP connections, its reservation, its
-    /// indexes, its relay sockets and its quota; counts it and writes its accounting line.
+    /// indexes and its quota; counts it and queues, in this order, a
+    /// [`Command::ChannelUnbound`] per bound channel (by number), a [`Command::CloseRelay`]
+    /// per relay socket and its [`Command::AllocationEnded`].
     pub(super) fn remove(
         &mut self,
         idx: u32,
@@ -109,8 +116,17 @@ impl Server {
         }
         self.shared
             .remove_live_relays(transport, a.relayed_addresses());
+        let mut channels: Vec<(u16, Channel)> = a.channels.iter().map(|(&n, &c)| (n, c)).collect();
+        channels.sort_unstable_by_key(|&(n, _)| n);
+        for (n, c) in channels {
+            if let Some(cmd) = a.unbound(n, &c) {
+                self.commands.push_back(cmd);
+            }
+        }
         for r in a.relay_sockets() {
-            relays.close(r);
+            self.commands.push_back(Command::CloseRelay {
+                relay: RelayAddr(r),
+            });
         }
         self.shared.quota_release(&a.user, a.tuple.client.ip());
         self.stats.allocations_ended.inc();
@@ -121,23 +137,21 @@ impl Server {
             EndReason::Admin => self.stats.ended_admin.inc(),
             EndReason::Shutdown => self.stats.ended_shutdown.inc(),
         }
-        let t = a.traffic;
-        tracing::info!(
-            target: "ternd::session",
-            user = %a.user,
-            username = %a.username,
-            client = %a.tuple.client,
-            relay = %a.advertised,
-            additional_relay = ?a.additional.map(|(_, adv)| adv),
-            start = a.started_unix,
-            duration_s = now.saturating_duration_since(a.started).as_secs(),
-            packets_out = t.packets_out,
-            bytes_out = t.bytes_out,
-            packets_in = t.packets_in,
-            bytes_in = t.bytes_in,
-            reason = why.as_str(),
-            "allocation ended"
-        );
+        let record = AccountingRecord {
+            id: a.id,
+            client: ClientAddr(a.tuple.client),
+            transport: a.tuple.transport,
+            relay_transport: transport,
+            relay: RelayAddr(a.advertised),
+            additional_relay: a.additional.map(|(_, adv)| RelayAddr(adv)),
+            started_unix: a.started_unix,
+            duration: now.saturating_duration_since(a.started),
+            traffic: a.traffic,
+            reason: why,
+            user: a.user,
+            username: a.username,
+        };
+        self.commands.push_back(Command::AllocationEnded { record });
         if self.by_tuple.is_empty() {
             // Let the timer heap and slab shrink after bursts.
             self.timers.clear();

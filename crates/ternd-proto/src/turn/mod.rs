@@ -4,26 +4,52 @@
 //!
 //! # How to drive it
 //!
-//! One [`Server`] per worker. Its inputs:
+//! One [`Server`] per worker. Three kinds of output, and the inputs that produce them:
 //!
-//! - [`Server::handle_client`] for every packet a listener receives from a client (a
-//!   datagram, or one frame of a stream), with its [`FiveTuple`], `now`, an output buffer
-//!   and the worker's [`Relays`] (through which the core opens and closes relay sockets).
-//!   Act on the returned [`Outcome`]: send `out[..len]` back to the client for
-//!   [`Outcome::Reply`]; send `packet[start..start + len]` from the relay socket `relay` to
-//!   `peer` for [`Outcome::Forward`] (the payload is a sub-slice of the receive buffer: no
-//!   copy).
-//! - [`Server::handle_peer`] for every datagram a relay socket receives. Receive it at
-//!   offset [`PEER_HEADROOM`] of the buffer, so the core can write the ChannelData or Data
-//!   indication header in front of the payload; then send `buf[start..start + len]` to the
-//!   client of [`PeerOutcome::ToClient`].
-//! - [`Server::handle_timeout`] when [`Server::poll_timeout`] says (or at least once a
-//!   second): it expires allocations, permissions and channels, and closes relay sockets.
+//! - **The routing decision**, returned by value from each per-packet input, so the hot
+//!   path never queues or allocates:
+//!   - [`Server::handle_client`] for every packet a listener receives from a client (a
+//!     datagram, or one frame of a stream), with its [`FiveTuple`], `now`, an output
+//!     buffer and the worker's [`Relays`] (through which the core binds relay sockets).
+//!     Act on the returned [`Outcome`]: send `out[..len]` back to the client for
+//!     [`Outcome::Reply`] (or from `from` to `to` for [`Outcome::ReplyVia`]); send
+//!     `packet[start..start + len]` from the relay socket `relay` to `peer` for
+//!     [`Outcome::Forward`] (the payload is a sub-slice of the receive buffer: no copy);
+//!     nothing for [`Outcome::Consumed`] and [`Outcome::Dropped`] (already counted).
+//!   - [`Server::handle_peer`] for every datagram a relay socket receives. Receive it at
+//!     offset [`PEER_HEADROOM`] of the buffer, so the core can write the ChannelData or
+//!     Data indication header in front of the payload; then send `buf[start..start + len]`
+//!     to the client of [`PeerOutcome::ToClient`].
+//! - **Commands** ([`Command`], from [`Server::poll_command`]): every control effect, in
+//!   the order it arose. Drain them (until `None`) after every input, at the latest after
+//!   each batch of datagrams, and carry them out:
+//!   - [`Command::CloseRelay`]: close that relay socket (or TCP relay listener).
+//!   - [`Command::AllocationEnded`]: write its accounting record (the shell's session log
+//!     line); the core logs nothing about it itself.
+//!   - [`Command::ChannelBound`] / [`Command::ChannelUnbound`]: a channel starts or stops
+//!     relaying; for whatever mirrors the channel table (a kernel fast path, a cluster
+//!     registry). Nothing needs doing for them otherwise.
+//! - **Messages the core sends on its own** (RFC 6062 only): [`Server::poll_output`]; see
+//!   below.
+//!
+//! The timer: call [`Server::handle_timeout`] when [`Server::poll_timeout`] says (or at
+//! least once a second). It expires allocations, permissions, channels, RFC 6062
+//! connections and port reservations; what that ends comes out as commands. The admin and
+//! teardown inputs ([`Server::end_session`], [`Server::end_user_sessions`],
+//! [`Server::close_tuple`], [`Server::shutdown`]) produce commands too.
+//!
+//! The order, after each input: act on the returned decision first (a reply may have to
+//! leave before a splice, say), then drain [`Server::poll_output`], then
+//! [`Server::poll_command`]; then sleep until the earliest of the sockets and
+//! [`Server::poll_timeout`] (which can move after any input).
+//!
+//! Binding a relay socket stays a synchronous call on [`Relays`] (see there why): its
+//! success decides the Allocate's answer.
 //!
 //! ## RFC 6062 TCP allocations (`tcp_relay`)
 //!
 //! Set with [`Shared::with_tcp_relay`]. A TCP allocation's relayed address is a TCP
-//! listener ([`Relays::listen_tcp`], closed with [`Relays::close`]); connections with peers
+//! listener ([`Relays::listen_tcp`], closed by [`Command::CloseRelay`]); connections with peers
 //! are opened with [`Relays::connect_tcp`] and closed with [`Relays::close_tcp`], and are
 //! named by CONNECTION-IDs the core chooses. The extra inputs and outputs:
 //!
@@ -69,6 +95,7 @@ mod authn;
 mod binding;
 mod channel;
 pub mod codes;
+mod command;
 mod config;
 mod connect;
 mod dispatch;
@@ -100,6 +127,7 @@ pub use allocation::{
     Allocation, CHANNEL_COOLDOWN, CHANNEL_LIFETIME, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_PERMISSIONS,
     PERMISSION_LIFETIME, TokenBucket, Traffic,
 };
+pub use command::{AccountingRecord, ClientAddr, Command, PeerAddr, RelayAddr};
 pub use config::{
     CoreConfig, DEFAULT_MAX_ALLOCATIONS_PER_IP, DEFAULT_UNAUTH_RATE_BURST,
     DEFAULT_UNAUTH_RATE_LIMIT, MAX_RESPONSE_PADDING, RelayAddress, Rfc5780,
@@ -144,6 +172,8 @@ pub struct Server {
     tcp: TcpIndex,
     /// What [`Server::poll_output`] hands out.
     outputs: VecDeque<Queued>,
+    /// What [`Server::poll_command`] hands out.
+    commands: VecDeque<Command>,
     /// Per-source budgets for unauthenticated requests and 401/438 answers.
     unauth: UnauthLimiter,
     /// Set by `challenge` when the limiter refuses the answer: the request is dropped
@@ -184,6 +214,7 @@ impl Server {
             worker: 0,
             tcp: TcpIndex::default(),
             outputs: VecDeque::new(),
+            commands: VecDeque::new(),
             secret_rng: SecretRng::new(secret_key),
             unauth,
             suppressed: false,
@@ -222,6 +253,12 @@ impl Server {
     /// what unauthenticated traffic must never grow.
     pub fn table_sizes(&self) -> (usize, usize, usize) {
         (self.by_tuple.len(), self.by_relay.len(), self.timers.len())
+    }
+
+    /// The next control effect for the shell to carry out ([`Command`]), in the order they
+    /// arose; `None` when there is none. Drain it (until `None`) after every input.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
     }
 
     /// Numbers this worker's session ids (the admin API's) apart from other workers'.

@@ -128,20 +128,23 @@ impl Server {
                 .is_ok()
         });
         let mut gone = Vec::new();
-        alloc.channels.retain(|_, c| {
+        alloc.channels.retain(|&n, c| {
             match shared.check_peer_policy(c.peer, true, RelayTransport::Udp) {
                 Ok(lease) => {
                     c.exempt = lease;
                     true
                 }
                 Err(_) => {
-                    gone.push(c.peer);
+                    gone.push((n, *c));
                     false
                 }
             }
         });
-        for peer in gone {
-            alloc.channel_by_peer.remove(&peer);
+        for (n, c) in gone {
+            alloc.channel_by_peer.remove(&c.peer);
+            if let Some(cmd) = alloc.unbound(n, &c) {
+                self.commands.push_back(cmd);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::Server;
 use super::codes::{self, Code};
+use super::command::{Command, PeerAddr, RelayAddr};
 use super::relays::Relays;
 use super::respond::Reply;
 use super::types::EndReason;
@@ -90,7 +91,7 @@ impl Server {
                 b.add(&Attribute::Lifetime(0)).ok()?;
                 self.finish(reply, b)?
             };
-            self.drop_family(idx, f, relays);
+            self.drop_family(idx, f);
             return Some(len);
         }
         let lifetime = if req.deletes() {
@@ -117,7 +118,7 @@ impl Server {
 
     /// Removes one relayed address of a dual allocation (its relay socket, and the
     /// permissions and channels of that family); the allocation keeps the other.
-    fn drop_family(&mut self, idx: u32, f: AddressFamily, relays: &mut dyn Relays) {
+    fn drop_family(&mut self, idx: u32, f: AddressFamily) {
         let Some(Some(a)) = self.slots.get_mut(idx as usize) else {
             return;
         };
@@ -133,11 +134,25 @@ impl Server {
         };
         let v4 = f == AddressFamily::V4;
         a.permissions.retain(|ip, _| ip.is_ipv4() != v4);
-        a.channels.retain(|_, c| c.peer.is_ipv4() != v4);
+        let commands = &mut self.commands;
+        a.channels.retain(|&channel, c| {
+            let keep = c.peer.is_ipv4() != v4;
+            if !keep && c.bound {
+                commands.push_back(Command::ChannelUnbound {
+                    tuple: a.tuple,
+                    relay: RelayAddr(gone.0),
+                    peer: PeerAddr(c.peer),
+                    channel,
+                });
+            }
+            keep
+        });
         a.channel_by_peer.retain(|p, _| p.is_ipv4() != v4);
         self.by_relay.remove(&gone.0);
         self.shared
             .remove_live_relays(a.relay_transport(), [gone.0, gone.1]);
-        relays.close(gone.0);
+        self.commands.push_back(Command::CloseRelay {
+            relay: RelayAddr(gone.0),
+        });
     }
 }

@@ -1,14 +1,24 @@
-//! The one synchronous capability the core calls back into: binding and closing relay
-//! sockets ([`Relays`]).
+//! The one synchronous capability the core calls back into: binding relay sockets
+//! ([`Relays`]).
+//!
+//! Binding stays a call rather than a [`Command`]: whether the bind succeeds decides the
+//! Allocate's answer within the same [`Server::handle_client`] (try another port, answer
+//! 508, or put the relayed address in the success response, which is kept for
+//! retransmissions), and only the I/O layer can tell whether a port is free (other
+//! processes, other workers, reservations). The same holds for claiming and reserving
+//! (EVEN-PORT), listening (RFC 6062), and starting a TCP connect (an error is answered 447
+//! at once). Closing a relay socket needs no answer, so it is a command
+//! ([`Command::CloseRelay`]); releasing a reservation and closing an RFC 6062 peer
+//! connection are still calls here.
 
 use std::io;
 use std::net::SocketAddr;
 
 #[cfg(doc)]
-use super::{TCP_CONNECT_TIMEOUT, TcpEvent};
+use super::{Command, Server, TCP_CONNECT_TIMEOUT, TcpEvent};
 
-/// How the core opens and closes relay sockets: implemented by the I/O layer (and by a fake
-/// in tests). Every call happens while the core handles an input.
+/// How the core binds relay sockets: implemented by the I/O layer (and by a fake in tests).
+/// Every call happens while the core handles an input.
 pub trait Relays {
     /// Binds a fresh relay socket at `addr` and starts receiving on it. `AddrInUse` (also
     /// for an address held by a reservation) makes the core try another port.
@@ -20,8 +30,6 @@ pub trait Relays {
     fn reserve(&mut self, addr: SocketAddr) -> io::Result<()>;
     /// Drops a reservation that was never claimed.
     fn release(&mut self, addr: SocketAddr);
-    /// Closes the relay socket at `addr` (for a TCP allocation: its listening socket).
-    fn close(&mut self, addr: SocketAddr);
 
     /// Opens a TCP listening socket at `addr`, the relayed transport address of a TCP
     /// allocation (RFC 6062 §5.1), and starts accepting: report each accepted connection

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{CoreConfig, RelayAddress, Relays, Shared};
+use super::{Command, CoreConfig, RelayAddress, Relays, Server, Shared};
 use crate::auth::nonce::NonceKey;
 use crate::auth::store::{CredentialStore, StaticUser, UserCredential};
 use crate::policy::PeerPolicy;
@@ -31,6 +31,32 @@ pub struct FakeRelays {
     pub refuse_connect: bool,
     /// Every `close_tcp`, in order.
     pub closed_tcp: Vec<u32>,
+}
+
+impl FakeRelays {
+    /// Closes the relay socket at `addr` (what the shell does for [`Command::CloseRelay`]).
+    pub fn close(&mut self, addr: SocketAddr) {
+        self.open.remove(&addr);
+        self.listening.remove(&addr);
+        self.closed.push(addr);
+    }
+
+    /// Carries out what a [`Command`] asks of relay sockets (closing them).
+    pub fn apply(&mut self, cmd: &Command) {
+        if let Command::CloseRelay { relay } = cmd {
+            self.close(relay.0);
+        }
+    }
+
+    /// Drains `server`'s commands, carrying them out; returns them.
+    pub fn drain(&mut self, server: &mut Server) -> Vec<Command> {
+        let mut all = Vec::new();
+        while let Some(cmd) = server.poll_command() {
+            self.apply(&cmd);
+            all.push(cmd);
+        }
+        all
+    }
 }
 
 impl Relays for FakeRelays {
@@ -66,12 +92,6 @@ impl Relays for FakeRelays {
 
     fn release(&mut self, addr: SocketAddr) {
         self.reserved.remove(&addr);
-    }
-
-    fn close(&mut self, addr: SocketAddr) {
-        self.open.remove(&addr);
-        self.listening.remove(&addr);
-        self.closed.push(addr);
     }
 
     fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<()> {

@@ -109,6 +109,7 @@ fn admin_lists_and_ends_sessions() {
     assert!(t.s.end_session(a.id, t.now, &mut t.r));
     assert!(!t.s.end_session(a.id, t.now, &mut t.r));
     assert_eq!(t.s.end_user_sessions("bob", t.now, &mut t.r), 1);
+    t.pump();
     assert_eq!(t.s.allocation_count(), 1);
     assert_eq!(t.s.stats().snapshot().ended_admin, 2);
     assert_eq!(t.s.shared().user_allocations("bob"), 0);

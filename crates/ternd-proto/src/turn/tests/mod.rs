@@ -24,6 +24,8 @@ struct T {
     t0: Instant,
     now: Instant,
     next_tid: u8,
+    /// The commands drained so far (closes already carried out on `r`).
+    cmds: Vec<Command>,
 }
 
 fn client(port: u16) -> FiveTuple {
@@ -68,12 +70,26 @@ impl T {
             t0,
             now: t0,
             next_tid: 1,
+            cmds: Vec::new(),
         }
     }
 
     fn advance(&mut self, d: Duration) {
         self.now += d;
         self.s.handle_timeout(self.now, &mut self.r);
+        self.pump();
+    }
+
+    /// Drains the core's commands into `cmds`, closing relay sockets as the shell would.
+    fn pump(&mut self) {
+        let mut new = self.r.drain(&mut self.s);
+        self.cmds.append(&mut new);
+    }
+
+    /// The commands drained since the last call.
+    fn take_commands(&mut self) -> Vec<Command> {
+        self.pump();
+        std::mem::take(&mut self.cmds)
     }
 
     fn tid(&mut self) -> TransactionId {
@@ -87,6 +103,7 @@ impl T {
         let o = self
             .s
             .handle_client(pkt, tuple, self.now, &mut out, &mut self.r);
+        self.pump();
         let bytes = match o {
             Outcome::Reply { len } => out[..len].to_vec(),
             _ => Vec::new(),
@@ -226,6 +243,7 @@ fn peer_data(t: &mut T, relay_port: u16, from: SocketAddr, payload: &[u8]) -> Op
 mod allocate;
 mod auth;
 mod binding;
+mod commands;
 mod family;
 mod limits;
 mod regressions;

@@ -95,6 +95,7 @@ fn with_md5_key_user(rest: bool) -> (T, [u8; 16]) {
         t0,
         now: t0,
         next_tid: 1,
+        cmds: Vec::new(),
     };
     (t, key)
 }

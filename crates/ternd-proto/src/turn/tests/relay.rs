@@ -304,6 +304,7 @@ fn stream_clients_get_padded_channel_data() {
         b"\x40\x00\x00\x05abcde\x00\x00\x00"
     );
     t.s.close_tuple(&tuple, t.now, &mut t.r);
+    t.pump();
     assert_eq!(
         t.s.allocation_count(),
         0,

@@ -266,6 +266,8 @@ fn closing_the_control_connection_closes_every_connection() {
     assert_eq!(t.s.tcp_connection_count(), 4);
 
     t.s.close_tuple(&ctl, t.now, &mut t.r);
+
+    t.pump();
     assert_eq!(t.s.allocation_count(), 0);
     assert_eq!(t.r.closed, vec![relay], "the listener");
     assert!(t.r.listening.is_empty());
@@ -292,6 +294,7 @@ fn closing_the_control_connection_closes_every_connection() {
         TcpVerdict::Close
     );
     t.s.close_tuple(&data, t.now, &mut t.r);
+    t.pump();
     assert_eq!(t.r.closed_tcp.len(), 4);
     t.advance(Duration::from_secs(3600));
     assert_eq!(t.r.closed_tcp.len(), 4);
@@ -310,6 +313,7 @@ fn data_connection_close_closes_its_peer_only() {
     // The client data connection closed (the I/O layer calls close_tuple as for any
     // stream): its peer connection is closed.
     t.s.close_tuple(&tcp(2), t.now, &mut t.r);
+    t.pump();
     assert_eq!(t.r.closed_tcp, vec![a]);
     assert_eq!(t.s.data_connection(&tcp(2)), None);
     // The peer side closed (reported): forgotten, not closed again by the core.

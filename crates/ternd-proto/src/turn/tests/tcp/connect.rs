@@ -93,7 +93,6 @@ fn tcp_allocation_takes_another_port_when_one_is_in_use_and_508_when_unsupported
             Ok(())
         }
         fn release(&mut self, _: SocketAddr) {}
-        fn close(&mut self, _: SocketAddr) {}
     }
     let mut t = tcp_t(64);
     let (u, k, _) = rest_creds(86_400, "bob");

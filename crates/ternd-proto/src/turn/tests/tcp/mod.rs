@@ -24,6 +24,7 @@ fn tcp_t(max: usize) -> T {
         t0,
         now: t0,
         next_tid: 1,
+        cmds: Vec::new(),
     }
 }
 
@@ -121,7 +122,9 @@ fn connected(t: &mut T, tuple: FiveTuple, c: &Creds, peer: SocketAddr) -> u32 {
 }
 
 fn event(t: &mut T, e: TcpEvent) -> TcpVerdict {
-    t.s.handle_tcp_event(e, t.now, &mut t.r)
+    let v = t.s.handle_tcp_event(e, t.now, &mut t.r);
+    t.pump();
+    v
 }
 
 #[derive(Debug, PartialEq, Eq)]
