@@ -1,10 +1,11 @@
-//! Carrying out the core's commands ([`Command`]): closing relay sockets, and writing the
-//! session accounting line of each allocation that ended (the core logs none itself).
+//! Carrying out the core's commands ([`Command`]): closing relay sockets and RFC 6062 peer
+//! connections, and writing the session accounting line of each allocation that ended (the
+//! core logs none itself).
 
 use std::net::SocketAddr;
 
 use super::Worker;
-use super::relay::close_relay;
+use super::relay::{close_relay, close_tcp};
 use crate::turn::{AccountingRecord, Command};
 
 impl Worker {
@@ -26,6 +27,7 @@ impl Worker {
 pub(super) fn apply(worker: &Worker, cmd: Command) {
     match cmd {
         Command::CloseRelay { relay } => close_relay(worker, relay.into()),
+        Command::CloseTcp { connection_id } => close_tcp(worker, connection_id),
         Command::AllocationEnded { record } => log_accounting(&record),
         // Nothing here mirrors the channel table yet; a kernel fast path or a cluster
         // registry would install and remove channels on these.

@@ -55,6 +55,21 @@ pub(super) fn close_relay(worker: &Worker, addr: SocketAddr) {
     }
 }
 
+/// Closes the RFC 6062 peer connection `id` (or abandons connecting it) and its splice:
+/// what [`crate::turn::Command::CloseTcp`] asks.
+pub(super) fn close_tcp(worker: &Worker, id: u32) {
+    // Dropping the entry closes the peer socket (or abandons the attempt); a splice in
+    // progress notices through its own end of the pair.
+    if let Some(p) = worker.tcp_peers.borrow_mut().remove(&id)
+        && let Some(t) = p.connecting
+    {
+        t.abort();
+    }
+    if let Some(t) = worker.splices.borrow_mut().remove(&id) {
+        t.abort();
+    }
+}
+
 /// The worker's [`Relays`]: binds sockets and spawns their receive tasks.
 pub(super) struct NetRelays<'w> {
     pub worker: &'w Rc<Worker>,
@@ -184,19 +199,6 @@ impl Relays for NetRelays<'_> {
             },
         );
         Ok(())
-    }
-
-    fn close_tcp(&mut self, id: u32) {
-        // Dropping the entry closes the peer socket (or abandons the attempt); a splice in
-        // progress notices through its own end of the pair.
-        if let Some(p) = self.worker.tcp_peers.borrow_mut().remove(&id)
-            && let Some(t) = p.connecting
-        {
-            t.abort();
-        }
-        if let Some(t) = self.worker.splices.borrow_mut().remove(&id) {
-            t.abort();
-        }
     }
 }
 

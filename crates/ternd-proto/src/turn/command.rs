@@ -122,8 +122,15 @@ pub enum Command {
         /// The relay socket's local address.
         relay: RelayAddr,
     },
-    /// An allocation ended; `record` is its accounting. Its channels were unbound and its
-    /// relay sockets closed by the commands before this one.
+    /// Close the RFC 6062 peer connection `connection_id` (or abandon connecting it) and
+    /// the client data connection spliced to it, if any. Never sent for a connection the
+    /// I/O layer reported closed or failed ([`TcpEvent`](super::TcpEvent)).
+    CloseTcp {
+        /// Its CONNECTION-ID.
+        connection_id: u32,
+    },
+    /// An allocation ended; `record` is its accounting. Its channels were unbound, its
+    /// relay sockets and RFC 6062 connections closed, by the commands before this one.
     AllocationEnded {
         /// Its accounting record.
         record: AccountingRecord,

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::Server;
 use super::codes::{self, Code};
+use super::command::Command;
 use super::relays::Relays;
 use super::respond::Reply;
 use super::stats;
@@ -97,7 +98,7 @@ impl Server {
             }
             TcpEvent::ConnectFailed { id } | TcpEvent::Closed { id } => {
                 if let Some((idx, pos)) = self.tcp_find(id) {
-                    self.tcp_forget(idx, pos, Forget::Closed, None);
+                    self.tcp_forget(idx, pos, Forget::Closed, false);
                 }
                 TcpVerdict::Close
             }
@@ -456,7 +457,7 @@ impl Server {
     // Timers and teardown
 
     /// Times out connections of allocation `idx` whose deadline has passed.
-    pub(super) fn tcp_expire(&mut self, idx: u32, now: Instant, relays: &mut dyn Relays) {
+    pub(super) fn tcp_expire(&mut self, idx: u32, now: Instant) {
         loop {
             let due = self
                 .slots
@@ -469,13 +470,13 @@ impl Server {
                         .position(|c| c.deadline.is_some_and(|d| d <= now))
                 });
             let Some(pos) = due else { return };
-            self.tcp_forget(idx, pos, Forget::TimedOut, Some(&mut *relays));
+            self.tcp_forget(idx, pos, Forget::TimedOut, true);
         }
     }
 
-    /// Removes connection `pos` of allocation `idx`, for reason `why`; closes it through
-    /// `relays` when given (that is, unless the I/O layer reported it closed).
-    fn tcp_forget(&mut self, idx: u32, pos: usize, why: Forget, relays: Option<&mut dyn Relays>) {
+    /// Removes connection `pos` of allocation `idx`, for reason `why`; with `close`
+    /// (unless the I/O layer reported it closed), asks the shell to close it.
+    fn tcp_forget(&mut self, idx: u32, pos: usize, why: Forget, close: bool) {
         let Some(c) = self
             .slots
             .get_mut(idx as usize)
@@ -486,12 +487,13 @@ impl Server {
         else {
             return;
         };
-        self.tcp_release(c, why, relays);
+        self.tcp_release(c, why, close);
     }
 
-    /// Forgets a connection taken out of its allocation. A Connect still waiting gets 447,
-    /// unless its control connection is gone.
-    fn tcp_release(&mut self, c: TcpConnection, why: Forget, relays: Option<&mut dyn Relays>) {
+    /// Forgets a connection taken out of its allocation; with `close`, queues
+    /// [`Command::CloseTcp`]. A Connect still waiting gets 447, unless its control
+    /// connection is gone.
+    fn tcp_release(&mut self, c: TcpConnection, why: Forget, close: bool) {
         self.tcp.by_id.remove(&c.id);
         self.shared.tcp_unregister(c.id);
         match c.state {
@@ -512,20 +514,16 @@ impl Server {
                 self.tcp.by_data.remove(&data);
             }
         }
-        if let Some(r) = relays {
-            r.close_tcp(c.id);
+        if close {
+            self.commands.push_back(Command::CloseTcp {
+                connection_id: c.id,
+            });
         }
         tracing::debug!(id = c.id, peer = %c.peer, reason = ?why, "TCP peer connection closed");
     }
 
     /// Closes every connection of an allocation that ended.
-    pub(super) fn tcp_close_all(
-        &mut self,
-        tcp: TcpAllocation,
-        control: FiveTuple,
-        why: EndReason,
-        relays: &mut dyn Relays,
-    ) {
+    pub(super) fn tcp_close_all(&mut self, tcp: TcpAllocation, control: FiveTuple, why: EndReason) {
         let forget = if matches!(why, EndReason::ConnectionClosed | EndReason::Shutdown) {
             // Nothing more can reach the client on that connection.
             self.outputs.retain(|q| q.tuple() != control);
@@ -534,18 +532,18 @@ impl Server {
             Forget::AllocationEnded
         };
         for c in tcp.connections {
-            self.tcp_release(c, forget, Some(&mut *relays));
+            self.tcp_release(c, forget, true);
         }
     }
 
     /// Closes the client data connection `tuple` and its peer connection (the I/O layer
     /// saw it close); true if it was one.
-    pub(super) fn tcp_close_data(&mut self, tuple: &FiveTuple, relays: &mut dyn Relays) -> bool {
+    pub(super) fn tcp_close_data(&mut self, tuple: &FiveTuple) -> bool {
         let Some(&id) = self.tcp.by_data.get(tuple) else {
             return false;
         };
         match self.tcp_find(id) {
-            Some((idx, pos)) => self.tcp_forget(idx, pos, Forget::Closed, Some(relays)),
+            Some((idx, pos)) => self.tcp_forget(idx, pos, Forget::Closed, true),
             None => {
                 self.tcp.by_data.remove(tuple);
             }

@@ -33,7 +33,7 @@ impl Server {
                 continue;
             }
             if alloc.tcp.is_some() {
-                self.tcp_expire(idx, now, relays);
+                self.tcp_expire(idx, now);
             }
             let Some(Some(alloc)) = self.slots.get_mut(idx as usize) else {
                 continue;
@@ -71,7 +71,7 @@ impl Server {
         if let Some(&idx) = self.by_tuple.get(tuple) {
             self.remove(idx, now, EndReason::ConnectionClosed, relays);
         } else {
-            self.tcp_close_data(tuple, relays);
+            self.tcp_close_data(tuple);
         }
     }
 
@@ -102,7 +102,7 @@ impl Server {
         let transport = a.relay_transport();
         self.free.push(idx);
         if let Some(tcp) = a.tcp.take() {
-            self.tcp_close_all(tcp, a.tuple, why, relays);
+            self.tcp_close_all(tcp, a.tuple, why);
         }
         // A reservation nobody claimed ends with the allocation that made it.
         if let Some(t) = a.reservation.take()

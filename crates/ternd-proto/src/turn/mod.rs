@@ -24,6 +24,8 @@
 //!   the order it arose. Drain them (until `None`) after every input, at the latest after
 //!   each batch of datagrams, and carry them out:
 //!   - [`Command::CloseRelay`]: close that relay socket (or TCP relay listener).
+//!   - [`Command::CloseTcp`]: close that RFC 6062 peer connection (or abandon connecting
+//!     it) and the client data connection spliced to it.
 //!   - [`Command::AllocationEnded`]: write its accounting record (the shell's session log
 //!     line); the core logs nothing about it itself.
 //!   - [`Command::ChannelBound`] / [`Command::ChannelUnbound`]: a channel starts or stops
@@ -50,7 +52,7 @@
 //!
 //! Set with [`Shared::with_tcp_relay`]. A TCP allocation's relayed address is a TCP
 //! listener ([`Relays::listen_tcp`], closed by [`Command::CloseRelay`]); connections with peers
-//! are opened with [`Relays::connect_tcp`] and closed with [`Relays::close_tcp`], and are
+//! are opened with [`Relays::connect_tcp`] and closed by [`Command::CloseTcp`], and are
 //! named by CONNECTION-IDs the core chooses. The extra inputs and outputs:
 //!
 //! - [`Server::handle_tcp_event`] when a peer connection is established or fails (for a

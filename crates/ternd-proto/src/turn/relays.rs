@@ -7,9 +7,10 @@
 //! retransmissions), and only the I/O layer can tell whether a port is free (other
 //! processes, other workers, reservations). The same holds for claiming and reserving
 //! (EVEN-PORT), listening (RFC 6062), and starting a TCP connect (an error is answered 447
-//! at once). Closing a relay socket needs no answer, so it is a command
-//! ([`Command::CloseRelay`]); releasing a reservation and closing an RFC 6062 peer
-//! connection are still calls here.
+//! at once), and releasing a reservation (the undo of [`Relays::reserve`], which may be
+//! retried with the same port in the same call). What needs no answer is a command:
+//! closing a relay socket ([`Command::CloseRelay`]) or an RFC 6062 peer connection
+//! ([`Command::CloseTcp`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -47,16 +48,9 @@ pub trait Relays {
     /// the new socket) to `peer`, asynchronously, for connection `id` (RFC 6062 §5.2).
     /// Report the result with [`TcpEvent::Connected`] or [`TcpEvent::ConnectFailed`]; set
     /// no connect timeout shorter than [`TCP_CONNECT_TIMEOUT`] (the core enforces that
-    /// one and calls [`Relays::close_tcp`]). An error here is answered with 447 at once.
+    /// one and queues [`Command::CloseTcp`]). An error here is answered with 447 at once.
     fn connect_tcp(&mut self, relay: SocketAddr, peer: SocketAddr, id: u32) -> io::Result<()> {
         let _ = (relay, peer, id);
         Err(io::ErrorKind::Unsupported.into())
-    }
-
-    /// Closes the peer connection `id` (or abandons connecting it) and the client data
-    /// connection spliced to it, if any. Never called for a connection the I/O layer
-    /// reported closed or failed.
-    fn close_tcp(&mut self, id: u32) {
-        let _ = id;
     }
 }

@@ -29,7 +29,7 @@ pub struct FakeRelays {
     pub connects: Vec<(SocketAddr, SocketAddr, u32)>,
     /// Make `connect_tcp` fail at once.
     pub refuse_connect: bool,
-    /// Every `close_tcp`, in order.
+    /// Every [`Command::CloseTcp`] applied, in order.
     pub closed_tcp: Vec<u32>,
 }
 
@@ -41,10 +41,12 @@ impl FakeRelays {
         self.closed.push(addr);
     }
 
-    /// Carries out what a [`Command`] asks of relay sockets (closing them).
+    /// Carries out what a [`Command`] asks of relay sockets and connections (closing them).
     pub fn apply(&mut self, cmd: &Command) {
-        if let Command::CloseRelay { relay } = cmd {
-            self.close(relay.0);
+        match *cmd {
+            Command::CloseRelay { relay } => self.close(relay.0),
+            Command::CloseTcp { connection_id } => self.closed_tcp.push(connection_id),
+            _ => {}
         }
     }
 
@@ -107,10 +109,6 @@ impl Relays for FakeRelays {
         }
         self.connects.push((relay, peer, id));
         Ok(())
-    }
-
-    fn close_tcp(&mut self, id: u32) {
-        self.closed_tcp.push(id);
     }
 }
 
