@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::Server;
-use super::allocation::{Allocation, TokenBucket, Traffic};
+use super::allocation::{Allocation, TokenBucket};
 use super::authn::Authenticated;
 use super::codes::{self, Code};
 use super::command::{Command, RelayAddr};
@@ -16,7 +16,7 @@ use super::relays::Relays;
 use super::respond::Reply;
 use super::shared::{QuotaExceeded, RESERVATION_LIFETIME, Reservation};
 use super::tcp::{TRANSPORT_TCP, TcpAllocation};
-use super::types::{FiveTuple, RelayTransport, TRANSPORT_UDP, Transport};
+use super::types::{FiveTuple, RelayTransport, TRANSPORT_UDP, Traffic, Transport};
 use crate::stun::{AddressFamily, Attribute, AttributeType, Message, attr_type};
 
 /// ADDITIONAL-ADDRESS-FAMILY under the code point of draft-ietf-tram-turn-ipv6 that

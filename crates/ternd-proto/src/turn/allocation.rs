@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::command::{Command, PeerAddr, RelayAddr};
 use super::stats::Stats;
 use super::tcp::TcpAllocation;
-use super::types::{FiveTuple, Lease, RelayTransport};
+use super::types::{FiveTuple, Lease, RelayTransport, Traffic};
 use crate::auth::store::{Key, PasswordAlgorithm};
 use crate::stun::TransactionId;
 
@@ -35,20 +35,6 @@ pub struct Channel {
     /// True from its [`Command::ChannelBound`] to its [`Command::ChannelUnbound`]: the shell
     /// was told it relays. Cleared when it expires (it lingers for [`CHANNEL_COOLDOWN`]).
     pub bound: bool,
-}
-
-/// Per-allocation traffic counters.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Traffic {
-    /// Packets relayed client → peer.
-    pub packets_out: u64,
-    /// Bytes (payload) relayed client → peer.
-    pub bytes_out: u64,
-    /// Packets relayed peer → client.
-    pub packets_in: u64,
-    /// Bytes (payload) relayed peer → client.
-    pub bytes_in: u64,
 }
 
 /// A token bucket in bytes (for `max_bps`): refilled at `rate` bytes per second up to

@@ -7,8 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::allocation::Traffic;
-use super::types::{EndReason, FiveTuple, RelayTransport, Transport};
+use super::types::{EndReason, FiveTuple, RelayTransport, Traffic, Transport};
 
 macro_rules! address_role {
     ($(#[$doc:meta])* $name:ident) => {

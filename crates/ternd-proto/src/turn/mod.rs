@@ -127,7 +127,7 @@ use std::time::Instant;
 
 pub use allocation::{
     Allocation, CHANNEL_COOLDOWN, CHANNEL_LIFETIME, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_PERMISSIONS,
-    PERMISSION_LIFETIME, TokenBucket, Traffic,
+    PERMISSION_LIFETIME, TokenBucket,
 };
 pub use command::{AccountingRecord, ClientAddr, Command, PeerAddr, RelayAddr};
 pub use config::{
@@ -147,7 +147,7 @@ pub use tcp::{
 };
 pub use types::{
     DropReason, EndReason, FiveTuple, Lease, Outcome, PEER_HEADROOM, PEER_TAILROOM, PeerOutcome,
-    RelayTransport, TRANSPORT_UDP, Transport,
+    RelayTransport, TRANSPORT_UDP, Traffic, Transport,
 };
 
 use limit::UnauthLimiter;

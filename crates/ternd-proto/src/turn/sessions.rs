@@ -4,9 +4,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::Server;
-use super::allocation::Traffic;
 use super::relays::Relays;
-use super::types::{EndReason, Transport};
+use super::types::{EndReason, Traffic, Transport};
 
 /// One session as the admin API lists it.
 #[derive(Debug, Clone)]

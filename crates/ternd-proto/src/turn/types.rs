@@ -1,5 +1,6 @@
 //! The core's small vocabulary: transports, the 5-tuple, and what an input answers
-//! ([`Outcome`], [`PeerOutcome`], [`DropReason`]); why an allocation ended ([`EndReason`]).
+//! ([`Outcome`], [`PeerOutcome`], [`DropReason`]); why an allocation ended ([`EndReason`])
+//! and what it relayed ([`Traffic`]).
 
 use std::net::SocketAddr;
 
@@ -165,4 +166,18 @@ impl EndReason {
             EndReason::ConnectionClosed => "connection closed",
         }
     }
+}
+
+/// Per-allocation traffic counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Traffic {
+    /// Packets relayed client → peer.
+    pub packets_out: u64,
+    /// Bytes (payload) relayed client → peer.
+    pub bytes_out: u64,
+    /// Packets relayed peer → client.
+    pub packets_in: u64,
+    /// Bytes (payload) relayed peer → client.
+    pub bytes_in: u64,
 }
