@@ -11,9 +11,8 @@ use crate::turn::{AccountingRecord, Command};
 impl Worker {
     /// Drains the core's commands and carries them out, in order. Called after every
     /// input of the core ([`Worker::drain_outputs`] ends with it), after each batch of
-    /// client datagrams, and at shutdown. (After a relay socket's datagrams it waits for
-    /// the next of these: what `handle_peer` queues, a channel unbound by a policy reload,
-    /// needs nothing done here yet.)
+    /// client datagrams, after each wake-up of a relay socket's receive loop, and at
+    /// shutdown.
     pub(super) fn drain_commands(&self) {
         loop {
             let next = self.server.borrow_mut().poll_command();

@@ -319,6 +319,7 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                 break;
             }
         }
+        worker.drain_commands();
         // Only a socket that still has datagrams queued yields to the others; a drained
         // one waits for readiness straight away (one task poll less per wake-up).
         if !drained {

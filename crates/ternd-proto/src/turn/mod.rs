@@ -22,7 +22,8 @@
 //!     to the client of [`PeerOutcome::ToClient`].
 //! - **Commands** ([`Command`], from [`Server::poll_command`]): every control effect, in
 //!   the order it arose. Drain them (until `None`) after every input, at the latest after
-//!   each batch of datagrams, and carry them out:
+//!   each batch of datagrams, and carry them out (a packet input queues one only when it
+//!   ends something, such as a channel whose peer a reloaded policy denies):
 //!   - [`Command::CloseRelay`]: close that relay socket (or TCP relay listener).
 //!   - [`Command::CloseTcp`]: close that RFC 6062 peer connection (or abandon connecting
 //!     it) and the client data connection spliced to it.
@@ -36,7 +37,8 @@
 //!
 //! The timer: call [`Server::handle_timeout`] when [`Server::poll_timeout`] says (or at
 //! least once a second). It expires allocations, permissions, channels, RFC 6062
-//! connections and port reservations; what that ends comes out as commands. The admin and
+//! connections and port reservations; what the shell must act on comes out as commands
+//! (an expired permission needs nothing: the core stops relaying for it). The admin and
 //! teardown inputs ([`Server::end_session`], [`Server::end_user_sessions`],
 //! [`Server::close_tuple`], [`Server::shutdown`]) produce commands too.
 //!
