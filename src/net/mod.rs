@@ -7,6 +7,7 @@
 //! the workers and keeps a client's 5-tuple on one of them; workers share nothing on the
 //! per-packet path. All `unsafe` code is in `net/sys.rs`.
 
+mod commands;
 mod relay;
 mod udp;
 
@@ -483,13 +484,13 @@ impl Worker {
     }
 
     /// Acts on the core's queued outputs (RFC 6062): deferred answers and indications to
-    /// control connections, and splice orders for data connections.
+    /// control connections, and splice orders for data connections; then on its commands.
     fn drain_outputs(&self) {
         let mut out = [0u8; OUT_BUF];
         loop {
             let next = self.server.borrow_mut().poll_output(&mut out);
             match next {
-                None => return,
+                None => break,
                 Some(crate::turn::Output::Transmit { tuple, len }) => {
                     if let Some(q) = self.tcp_clients.borrow().get(&tuple) {
                         q.push_answer(out[..len].to_vec());
@@ -509,6 +510,7 @@ impl Worker {
                 }
             }
         }
+        self.drain_commands();
     }
 
     fn forward(&self, relay: SocketAddr, peer: SocketAddr, payload: &[u8]) {
@@ -881,6 +883,7 @@ fn run_worker(
         // Shutdown: end every allocation (accounting lines), close relay sockets.
         let mut relays = NetRelays { worker: &worker };
         worker.server.borrow_mut().shutdown(Instant::now(), &mut relays);
+        worker.drain_commands();
         worker.relays.borrow_mut().clear();
     });
 }
@@ -1110,6 +1113,7 @@ async fn udp_loop(
                 });
             }
             flush(&mut queue, &batch);
+            worker.drain_commands();
             if got < batch.slots() {
                 drained = true; // and the readiness cleared
                 break;

@@ -46,6 +46,30 @@ fn bind(
     Ok(s.into())
 }
 
+/// Closes the relay socket (or TCP relay listener) at `addr`: what
+/// [`crate::turn::Command::CloseRelay`] asks.
+pub(super) fn close_relay(worker: &Worker, addr: SocketAddr) {
+    worker.relays.borrow_mut().remove(&addr);
+    if let Some(task) = worker.tcp_listeners.borrow_mut().remove(&addr) {
+        task.abort();
+    }
+}
+
+/// Closes the RFC 6062 peer connection `id` (or abandons connecting it) and its splice:
+/// what [`crate::turn::Command::CloseTcp`] asks.
+pub(super) fn close_tcp(worker: &Worker, id: u32) {
+    // Dropping the entry closes the peer socket (or abandons the attempt); a splice in
+    // progress notices through its own end of the pair.
+    if let Some(p) = worker.tcp_peers.borrow_mut().remove(&id)
+        && let Some(t) = p.connecting
+    {
+        t.abort();
+    }
+    if let Some(t) = worker.splices.borrow_mut().remove(&id) {
+        t.abort();
+    }
+}
+
 /// The worker's [`Relays`]: binds sockets and spawns their receive tasks.
 pub(super) struct NetRelays<'w> {
     pub worker: &'w Rc<Worker>,
@@ -106,13 +130,6 @@ impl Relays for NetRelays<'_> {
     fn release(&mut self, addr: SocketAddr) {
         if let Ok(mut r) = self.worker.reserved.lock() {
             r.remove(&addr);
-        }
-    }
-
-    fn close(&mut self, addr: SocketAddr) {
-        self.worker.relays.borrow_mut().remove(&addr);
-        if let Some(task) = self.worker.tcp_listeners.borrow_mut().remove(&addr) {
-            task.abort();
         }
     }
 
@@ -182,19 +199,6 @@ impl Relays for NetRelays<'_> {
             },
         );
         Ok(())
-    }
-
-    fn close_tcp(&mut self, id: u32) {
-        // Dropping the entry closes the peer socket (or abandons the attempt); a splice in
-        // progress notices through its own end of the pair.
-        if let Some(p) = self.worker.tcp_peers.borrow_mut().remove(&id)
-            && let Some(t) = p.connecting
-        {
-            t.abort();
-        }
-        if let Some(t) = self.worker.splices.borrow_mut().remove(&id) {
-            t.abort();
-        }
     }
 }
 
@@ -315,6 +319,7 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
                 break;
             }
         }
+        worker.drain_commands();
         // Only a socket that still has datagrams queued yields to the others; a drained
         // one waits for readiness straight away (one task poll less per wake-up).
         if !drained {

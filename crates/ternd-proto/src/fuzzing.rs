@@ -58,6 +58,7 @@ pub fn message(data: &[u8]) {
     };
     let mut out = [0u8; 1500];
     let _ = core.handle_client(data, tuple, anchor, &mut out, &mut relays);
+    relays.drain(&mut core);
 }
 
 /// Parses `data` as ChannelData under both channel ranges.
@@ -257,6 +258,8 @@ struct CoreDriver {
     perms: Vec<std::collections::HashMap<std::net::IpAddr, Instant>>,
     next_tid: u32,
     peers: [SocketAddr; 10],
+    /// Channels announced bound and not yet unbound: (5-tuple, number).
+    bound: std::collections::HashSet<(FiveTuple, u16)>,
 }
 
 impl CoreDriver {
@@ -319,6 +322,7 @@ impl CoreDriver {
             perms: vec![Default::default(); CORE_CLIENTS],
             next_tid: 0,
             peers: core_peers(),
+            bound: Default::default(),
         }
     }
 
@@ -648,6 +652,33 @@ impl CoreDriver {
         }
     }
 
+    /// Carries out the core's commands (closing relay sockets) and checks their order:
+    /// a channel is announced bound once, unbound once after that, and an allocation ends
+    /// with none of its channels still bound.
+    fn drain_commands(&mut self) {
+        while let Some(cmd) = self.server.poll_command() {
+            self.relays.apply(&cmd);
+            match cmd {
+                crate::turn::Command::ChannelBound { tuple, channel, .. } => {
+                    assert!(self.bound.insert((tuple, channel)), "bound twice: {cmd:?}");
+                }
+                crate::turn::Command::ChannelUnbound { tuple, channel, .. } => {
+                    assert!(
+                        self.bound.remove(&(tuple, channel)),
+                        "unbound unbound: {cmd:?}"
+                    );
+                }
+                crate::turn::Command::AllocationEnded { ref record } => {
+                    assert!(
+                        !self.bound.iter().any(|(t, _)| t.client == record.client.0),
+                        "ended with channels bound: {cmd:?}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// The invariants that hold after every operation.
     fn check(&self) {
         let (by_tuple, by_relay, timers) = self.server.table_sizes();
@@ -701,6 +732,7 @@ pub fn turn_core(data: &[u8]) {
         if driver.op(&mut r).is_none() {
             break;
         }
+        driver.drain_commands();
         driver.check();
     }
 }

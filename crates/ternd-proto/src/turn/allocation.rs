@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::{FiveTuple, Lease, RelayTransport, TcpAllocation};
+use super::command::{Command, PeerAddr, RelayAddr};
+use super::stats::Stats;
+use super::tcp::TcpAllocation;
+use super::types::{FiveTuple, Lease, RelayTransport, Traffic};
 use crate::auth::store::{Key, PasswordAlgorithm};
 use crate::stun::TransactionId;
 
@@ -29,20 +32,9 @@ pub struct Channel {
     /// Set when the peer is another allocation's relayed address that only the
     /// same-server exemption allows: the lease the channel lives on.
     pub exempt: Option<Lease>,
-}
-
-/// Per-allocation traffic counters.
-#[derive(Debug, Default, Clone, Copy)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Traffic {
-    /// Packets relayed client → peer.
-    pub packets_out: u64,
-    /// Bytes (payload) relayed client → peer.
-    pub bytes_out: u64,
-    /// Packets relayed peer → client.
-    pub packets_in: u64,
-    /// Bytes (payload) relayed peer → client.
-    pub bytes_in: u64,
+    /// True from its [`Command::ChannelBound`] to its [`Command::ChannelUnbound`]: the shell
+    /// was told it relays. Cleared when it expires (it lingers for [`CHANNEL_COOLDOWN`]).
+    pub bound: bool,
 }
 
 /// A token bucket in bytes (for `max_bps`): refilled at `rate` bytes per second up to
@@ -195,11 +187,23 @@ impl Allocation {
             .copied()
     }
 
-    /// Removes channel `number` at once (no cooldown: its peer may no longer be reached).
-    pub fn unbind(&mut self, number: u16) {
-        if let Some(c) = self.channels.remove(&number) {
-            self.channel_by_peer.remove(&c.peer);
-        }
+    /// Removes channel `number` at once (no cooldown: its peer may no longer be reached);
+    /// returns it.
+    pub fn unbind(&mut self, number: u16) -> Option<Channel> {
+        let c = self.channels.remove(&number)?;
+        self.channel_by_peer.remove(&c.peer);
+        Some(c)
+    }
+
+    /// [`Command::ChannelUnbound`] for channel `number` (bound to `c`), if the shell was
+    /// told it is bound.
+    pub(super) fn unbound(&self, number: u16, c: &Channel) -> Option<Command> {
+        c.bound.then(|| Command::ChannelUnbound {
+            tuple: self.tuple,
+            relay: RelayAddr(self.relay_for(c.peer.ip()).unwrap_or(self.relay)),
+            peer: PeerAddr(c.peer),
+            channel: number,
+        })
     }
 
     /// What the allocation relays to peers: TCP for an RFC 6062 TCP allocation, else UDP.
@@ -221,10 +225,28 @@ impl Allocation {
             .map(|c| c.peer)
     }
 
-    /// Removes expired permissions and channels past their cooldown; returns the earliest
-    /// time something else will need doing (including the allocation's own expiry).
-    pub fn sweep(&mut self, now: Instant) -> Instant {
+    /// Removes expired permissions and channels past their cooldown, and marks channels
+    /// that just expired unbound (their [`Command::ChannelUnbound`] go to `unbound`);
+    /// returns the earliest time something else will need doing (including the
+    /// allocation's own expiry).
+    pub fn sweep(&mut self, now: Instant, unbound: &mut impl FnMut(Command)) -> Instant {
         self.permissions.retain(|_, e| *e > now);
+        let expired: Vec<u16> = self
+            .channels
+            .iter()
+            .filter(|(_, c)| c.bound && c.expires <= now)
+            .map(|(&n, _)| n)
+            .collect();
+        for n in expired {
+            if let Some(c) = self.channels.get(&n).copied()
+                && let Some(cmd) = self.unbound(n, &c)
+            {
+                unbound(cmd);
+            }
+            if let Some(c) = self.channels.get_mut(&n) {
+                c.bound = false;
+            }
+        }
         let mut gone = Vec::new();
         self.channels.retain(|n, c| {
             let keep = c.expires + CHANNEL_COOLDOWN > now;
@@ -239,6 +261,28 @@ impl Allocation {
         self.next_deadline()
     }
 
+    /// Applies the client → peer bandwidth limit (`limit` = (max_bps, burst); 0 = none) and
+    /// counts the packet; false when the limit drops it.
+    #[inline]
+    pub(super) fn count_out(
+        &mut self,
+        stats: &Stats,
+        len: usize,
+        limit: (u64, u64),
+        now: Instant,
+    ) -> bool {
+        let (max_bps, burst) = limit;
+        if max_bps != 0 && !self.buckets[0].take(len as u64, max_bps, burst, now) {
+            stats.rate_limited.inc();
+            return false;
+        }
+        self.traffic.packets_out += 1;
+        self.traffic.bytes_out += len as u64;
+        stats.relayed_out_packets.inc();
+        stats.relayed_out_bytes.add(len as u64);
+        true
+    }
+
     /// The earliest instant at which this allocation needs attention.
     pub fn next_deadline(&self) -> Instant {
         let mut d = self.expires;
@@ -246,7 +290,13 @@ impl Allocation {
             d = d.min(e);
         }
         for c in self.channels.values() {
-            d = d.min(c.expires + CHANNEL_COOLDOWN);
+            // A bound channel is due when it expires (to announce it unbound), then when
+            // its cooldown ends (to forget it).
+            d = d.min(if c.bound {
+                c.expires
+            } else {
+                c.expires + CHANNEL_COOLDOWN
+            });
         }
         if let Some(t) = self.tcp.as_ref().and_then(|t| t.next_deadline()) {
             d = d.min(t);

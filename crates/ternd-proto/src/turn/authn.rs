@@ -8,8 +8,8 @@ use crate::auth::nonce::{self, NonceCheck};
 use crate::auth::store::{CredentialStore, Key, LookupError, PasswordAlgorithm};
 use crate::stun::{Attribute, Message, PasswordAlgorithm as WireAlgorithm, attr_type};
 
-use super::Shared;
 use super::allocation::Allocation;
+use super::shared::Shared;
 
 /// A request that passed the check.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::{CoreConfig, RelayAddress, Relays, Shared};
+use super::{Command, CoreConfig, RelayAddress, Relays, Server, Shared};
 use crate::auth::nonce::NonceKey;
 use crate::auth::store::{CredentialStore, StaticUser, UserCredential};
 use crate::policy::PeerPolicy;
@@ -29,8 +29,36 @@ pub struct FakeRelays {
     pub connects: Vec<(SocketAddr, SocketAddr, u32)>,
     /// Make `connect_tcp` fail at once.
     pub refuse_connect: bool,
-    /// Every `close_tcp`, in order.
+    /// Every [`Command::CloseTcp`] applied, in order.
     pub closed_tcp: Vec<u32>,
+}
+
+impl FakeRelays {
+    /// Closes the relay socket at `addr` (what the shell does for [`Command::CloseRelay`]).
+    pub fn close(&mut self, addr: SocketAddr) {
+        self.open.remove(&addr);
+        self.listening.remove(&addr);
+        self.closed.push(addr);
+    }
+
+    /// Carries out what a [`Command`] asks of relay sockets and connections (closing them).
+    pub fn apply(&mut self, cmd: &Command) {
+        match *cmd {
+            Command::CloseRelay { relay } => self.close(relay.0),
+            Command::CloseTcp { connection_id } => self.closed_tcp.push(connection_id),
+            _ => {}
+        }
+    }
+
+    /// Drains `server`'s commands, carrying them out; returns them.
+    pub fn drain(&mut self, server: &mut Server) -> Vec<Command> {
+        let mut all = Vec::new();
+        while let Some(cmd) = server.poll_command() {
+            self.apply(&cmd);
+            all.push(cmd);
+        }
+        all
+    }
 }
 
 impl Relays for FakeRelays {
@@ -68,12 +96,6 @@ impl Relays for FakeRelays {
         self.reserved.remove(&addr);
     }
 
-    fn close(&mut self, addr: SocketAddr) {
-        self.open.remove(&addr);
-        self.listening.remove(&addr);
-        self.closed.push(addr);
-    }
-
     fn listen_tcp(&mut self, addr: SocketAddr) -> io::Result<()> {
         if self.in_use.contains(&addr) || !self.listening.insert(addr) {
             return Err(io::ErrorKind::AddrInUse.into());
@@ -87,10 +109,6 @@ impl Relays for FakeRelays {
         }
         self.connects.push((relay, peer, id));
         Ok(())
-    }
-
-    fn close_tcp(&mut self, id: u32) {
-        self.closed_tcp.push(id);
     }
 }
 
@@ -308,6 +326,10 @@ pub mod steady {
                 });
             }
             assert_eq!(s.server.allocation_count(), n);
+            // One ChannelBound each; drained so that nothing waits in the queue while the
+            // steady state is measured.
+            let bound = s.relays.drain(&mut s.server);
+            assert_eq!(bound.len(), n, "{bound:?}");
             s
         }
 

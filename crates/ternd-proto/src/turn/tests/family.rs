@@ -466,3 +466,78 @@ fn coturn_draft_code_points_for_dual_allocation_are_understood() {
         "440 for the family not served"
     );
 }
+
+#[test]
+fn deleting_one_family_unbinds_its_channels_and_closes_its_socket_only() {
+    let mut t = dual_t();
+    let tuple = client(41);
+    let (resp, c) = allocate_with(&mut t, tuple, |b| {
+        b.add(&Attribute::AdditionalAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    let r = relayed(&resp);
+    let (v4, v6) = (SocketAddr::new([192, 0, 2, 10].into(), r[0].port()), r[1]);
+    let (p4, p6) = (peer([198, 51, 100, 7], 4000), v6_peer(4000));
+    for (n, p) in [(0x4000, p4), (0x4001, p6)] {
+        let resp = t.request(Method::CHANNEL_BIND, tuple, Some(&c), |b| {
+            b.add(&Attribute::ChannelNumber(n)).unwrap();
+            b.add(&Attribute::XorPeerAddress(p)).unwrap();
+        });
+        assert_eq!(code_of(&resp), None);
+    }
+    let relay_of = |cmd: &Command| match cmd {
+        Command::ChannelBound { relay, .. } => relay.0,
+        other => panic!("{other:?}"),
+    };
+    let bound: Vec<SocketAddr> = t.take_commands().iter().map(relay_of).collect();
+    assert_eq!(bound, [v4, v6], "each channel on its family's socket");
+    let del = t.request(Method::REFRESH, tuple, Some(&c), |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap();
+        b.add(&Attribute::RequestedAddressFamily(AddressFamily::V6))
+            .unwrap();
+    });
+    assert_eq!(code_of(&del), None);
+    assert_eq!(
+        t.take_commands(),
+        [
+            Command::ChannelUnbound {
+                tuple,
+                relay: RelayAddr(v6),
+                peer: PeerAddr(p6),
+                channel: 0x4001,
+            },
+            Command::CloseRelay {
+                relay: RelayAddr(v6)
+            },
+        ]
+    );
+    let del = t.request(Method::REFRESH, tuple, Some(&c), |b| {
+        b.add(&Attribute::Lifetime(0)).unwrap();
+    });
+    assert_eq!(code_of(&del), None);
+    let cmds = t.take_commands();
+    assert_eq!(
+        cmds[..2],
+        [
+            Command::ChannelUnbound {
+                tuple,
+                relay: RelayAddr(v4),
+                peer: PeerAddr(p4),
+                channel: 0x4000,
+            },
+            Command::CloseRelay {
+                relay: RelayAddr(v4)
+            },
+        ]
+    );
+    match &cmds[2..] {
+        [Command::AllocationEnded { record }] => {
+            assert_eq!(record.relay, RelayAddr(r[0]));
+            assert_eq!(
+                record.additional_relay, None,
+                "that family was gone already"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
