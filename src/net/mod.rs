@@ -705,12 +705,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         unauth_rate_burst: config.relay.unauth_rate_burst,
         // CoreConfig still spells out the Limits fields; once it holds a `Limits` this is
         // `limits: config.relay.limits`.
-        user_quota: config.relay.limits.user_quota,
-        total_quota: config.relay.limits.total_quota,
-        max_allocations_per_ip: config.relay.limits.max_allocations_per_ip,
-        max_permissions: config.relay.limits.max_permissions,
-        max_channels: config.relay.limits.max_channels,
-        max_bps: config.relay.limits.max_bps,
+        limits: config.relay.limits,
         nonce_lifetime: config.auth.nonce_lifetime,
         clock_anchor: (Instant::now(), unix),
         alternate_server: config.alternate_server,

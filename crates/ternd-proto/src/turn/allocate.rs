@@ -346,7 +346,7 @@ impl Server {
             channel_by_peer: HashMap::new(),
             allocate_response: (msg.transaction_id(), out[..len].to_vec()),
             traffic: Traffic::default(),
-            buckets: [TokenBucket::new(now, self.burst()); 2],
+            buckets: [TokenBucket::new(now, self.bandwidth().1); 2],
             policy_generation: self.shared.policy_generation(),
             scheduled: now + lifetime,
             tcp: tcp.then(TcpAllocation::default),

@@ -48,7 +48,7 @@ impl Server {
         tuple: FiveTuple,
         now: Instant,
     ) -> Outcome {
-        let (max_bps, burst) = (self.shared.max_bps(), self.burst());
+        let (max_bps, burst) = self.bandwidth();
         let Ok(cd) = ChannelData::parse(packet, self.shared.config.channel_range) else {
             return self.drop(DropReason::Malformed);
         };
@@ -129,10 +129,8 @@ impl Server {
             Ok(lease) => lease,
             Err(code) => return self.error(reply, code, out),
         };
-        let (max_permissions, max_channels) = (
-            self.shared.limits().max_permissions,
-            self.shared.limits().max_channels,
-        );
+        let (max_permissions, max_channels) =
+            (self.limits().max_permissions, self.limits().max_channels);
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
         let refresh = alloc.channels.get(&number).is_some_and(|c| c.bound);
         let over_permissions = !alloc.permissions.contains_key(&peer.ip())

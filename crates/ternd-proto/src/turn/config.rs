@@ -76,6 +76,37 @@ impl Rfc5780 {
 /// this): enough to test fragmentation at Ethernet MTU, never an amplifier.
 pub const MAX_RESPONSE_PADDING: usize = 1500;
 
+/// Quotas and per-allocation limits, replaceable at run time (SIGHUP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent allocations per user; 0 = unlimited.
+    pub user_quota: u32,
+    /// Concurrent allocations on the whole server; 0 = unlimited.
+    pub total_quota: u32,
+    /// Concurrent allocations per source IP (IPv6: per /64); 0 = unlimited.
+    pub max_allocations_per_ip: u32,
+    /// Most permissions one allocation may hold.
+    pub max_permissions: usize,
+    /// Most channels one allocation may bind.
+    pub max_channels: usize,
+    /// Bandwidth limit per allocation and direction, bytes per second; 0 = unlimited.
+    pub max_bps: u64,
+}
+
+impl Default for Limits {
+    /// The core's own defaults (tests, fuzzing; the server's come from its configuration).
+    fn default() -> Self {
+        Self {
+            user_quota: 100,
+            total_quota: 0,
+            max_allocations_per_ip: DEFAULT_MAX_ALLOCATIONS_PER_IP,
+            max_permissions: DEFAULT_MAX_PERMISSIONS,
+            max_channels: DEFAULT_MAX_CHANNELS,
+            max_bps: 0,
+        }
+    }
+}
+
 /// Settings of the core, filled in by the server from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreConfig {
@@ -95,23 +126,14 @@ pub struct CoreConfig {
     pub default_lifetime: Duration,
     /// Longest allocation lifetime granted.
     pub max_lifetime: Duration,
-    /// Concurrent allocations per user; 0 = unlimited.
-    pub user_quota: u32,
-    /// Concurrent allocations on the whole server; 0 = unlimited.
-    pub total_quota: u32,
-    /// Concurrent allocations per source IP (IPv6: per /64), all workers; 0 = unlimited.
-    pub max_allocations_per_ip: u32,
+    /// Quotas and per-allocation limits (replaceable at run time through
+    /// [`Shared::replace_limits`](super::Shared::replace_limits)).
+    pub limits: Limits,
     /// Unauthenticated requests (and 401/438 answers) per second per source IP (IPv6:
     /// per /64), per worker; 0 = no limit. Over it requests are dropped unanswered.
     pub unauth_rate_limit: u32,
     /// Burst of the unauthenticated request limit, in requests.
     pub unauth_rate_burst: u32,
-    /// Most permissions one allocation may hold.
-    pub max_permissions: usize,
-    /// Most channels one allocation may bind.
-    pub max_channels: usize,
-    /// Bandwidth limit per allocation and direction, bytes per second; 0 = unlimited.
-    pub max_bps: u64,
     /// How long a nonce stays valid.
     pub nonce_lifetime: Duration,
     /// A monotonic instant and the UNIX time (seconds) it corresponds to.
@@ -137,14 +159,9 @@ impl CoreConfig {
             },
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
-            user_quota: 100,
-            total_quota: 0,
-            max_allocations_per_ip: DEFAULT_MAX_ALLOCATIONS_PER_IP,
+            limits: Limits::default(),
             unauth_rate_limit: DEFAULT_UNAUTH_RATE_LIMIT,
             unauth_rate_burst: DEFAULT_UNAUTH_RATE_BURST,
-            max_permissions: DEFAULT_MAX_PERMISSIONS,
-            max_channels: DEFAULT_MAX_CHANNELS,
-            max_bps: 0,
             nonce_lifetime: Duration::from_secs(600),
             clock_anchor: anchor,
             alternate_server: None,

@@ -184,7 +184,7 @@ impl Server {
         let req = ConnectRequest::decode(msg);
         let (max_conns, max_permissions) = (
             self.shared.tcp.max_connections_per_allocation,
-            self.shared.limits().max_permissions,
+            self.limits().max_permissions,
         );
         let Some(alloc) = self
             .slots

@@ -54,7 +54,7 @@ impl Server {
         len: usize,
         now: Instant,
     ) -> PeerOutcome {
-        let (max_bps, burst) = (self.shared.max_bps(), self.burst());
+        let (max_bps, burst) = self.bandwidth();
         let Some(&idx) = self.by_relay.get(&relay) else {
             self.stats.peer_dropped.inc();
             return PeerOutcome::Dropped(DropReason::UnknownRelay);
@@ -155,7 +155,7 @@ impl Server {
         tuple: FiveTuple,
         now: Instant,
     ) -> Outcome {
-        let (max_bps, burst) = (self.shared.max_bps(), self.burst());
+        let (max_bps, burst) = self.bandwidth();
         let Some(&idx) = self.by_tuple.get(&tuple) else {
             return self.drop(DropReason::NoAllocation);
         };

@@ -134,13 +134,13 @@ pub use allocation::{
 pub use command::{AccountingRecord, ClientAddr, Command, PeerAddr, RelayAddr};
 pub use config::{
     CoreConfig, DEFAULT_MAX_ALLOCATIONS_PER_IP, DEFAULT_UNAUTH_RATE_BURST,
-    DEFAULT_UNAUTH_RATE_LIMIT, MAX_RESPONSE_PADDING, RelayAddress, Rfc5780,
+    DEFAULT_UNAUTH_RATE_LIMIT, Limits, MAX_RESPONSE_PADDING, RelayAddress, Rfc5780,
 };
 pub use limit::UNAUTH_TABLE_SLOTS;
 pub use ports::{ParsePortRangeError, PortRange};
 pub use relays::Relays;
 pub use sessions::SessionInfo;
-pub use shared::{Limits, RESERVATION_LIFETIME, Shared};
+pub use shared::{RESERVATION_LIFETIME, Shared};
 pub use stats::{Counter, REQUEST_METHODS, RESPONSE_CODES, Stats, StatsSnapshot};
 pub use tcp::{
     CONNECTION_BIND_TIMEOUT, DEFAULT_MAX_TCP_CONNECTIONS, Output, TCP_CONNECT_TIMEOUT,
@@ -185,6 +185,8 @@ pub struct Server {
     suppressed: bool,
     /// Set by `binding` when an RFC 5780 answer leaves by another way.
     redirect: Option<(SocketAddr, SocketAddr)>,
+    /// This worker's copy of the shared limits, and its generation.
+    limits: (u64, Limits),
 }
 
 impl Server {
@@ -198,6 +200,7 @@ impl Server {
         let limiter_key = crate::stun::hmac_sha256(&seed, &[b"ternd unauthenticated limiter"]);
         let mut lk = [0u8; 16];
         lk.copy_from_slice(&limiter_key[..16]);
+        let (generation, limits) = (shared.limits_generation(), shared.limits());
         let unauth = UnauthLimiter::new(
             shared.config.unauth_rate_limit,
             shared.config.unauth_rate_burst,
@@ -223,6 +226,7 @@ impl Server {
             unauth,
             suppressed: false,
             redirect: None,
+            limits: (generation, limits),
         }
     }
 
@@ -271,10 +275,23 @@ impl Server {
         self.worker = index;
     }
 
-    /// Bucket size for `max_bps`: a quarter second of traffic, at least two full-size
-    /// datagrams so a packet is never too big to ever pass.
-    fn burst(&self) -> u64 {
-        (self.shared.max_bps() / 4).max(2 * 1500)
+    /// The limits in force: this worker's copy, read again from [`Shared`] when they were
+    /// replaced (one atomic load when they were not).
+    #[inline]
+    pub(super) fn limits(&mut self) -> Limits {
+        let generation = self.shared.limits_generation();
+        if generation != self.limits.0 {
+            self.limits = (generation, self.shared.limits());
+        }
+        self.limits.1
+    }
+
+    /// `max_bps` in force and its bucket size: a quarter second of traffic, at least two
+    /// full-size datagrams so a packet is never too big to ever pass.
+    #[inline]
+    fn bandwidth(&mut self) -> (u64, u64) {
+        let max_bps = self.limits().max_bps;
+        (max_bps, (max_bps / 4).max(2 * 1500))
     }
 }
 

@@ -87,7 +87,7 @@ impl Server {
         if req.malformed || req.peers.is_empty() {
             return self.error(reply, codes::BAD_REQUEST, out);
         }
-        let max_permissions = self.shared.limits().max_permissions;
+        let max_permissions = self.limits().max_permissions;
         let alloc = self.slots.get_mut(idx as usize)?.as_mut()?;
         let mut new: Vec<IpAddr> = req
             .peers

@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use super::config::CoreConfig;
+use super::config::{CoreConfig, Limits};
 use super::limit;
 use super::tcp::TcpRelayConfig;
 use super::types::{Lease, RelayTransport};
@@ -52,80 +52,32 @@ pub(super) enum QuotaExceeded {
     Total,
 }
 
-/// Quotas and per-allocation limits, replaceable at run time (SIGHUP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Concurrent allocations per user; 0 = unlimited.
-    pub user_quota: u32,
-    /// Concurrent allocations on the whole server; 0 = unlimited.
-    pub total_quota: u32,
-    /// Concurrent allocations per source IP (IPv6: per /64); 0 = unlimited.
-    pub max_allocations_per_ip: u32,
-    /// Most permissions one allocation may hold.
-    pub max_permissions: usize,
-    /// Most channels one allocation may bind.
-    pub max_channels: usize,
-    /// Bandwidth limit per allocation and direction, bytes per second; 0 = unlimited.
-    pub max_bps: u64,
-}
-
-impl Limits {
-    /// The limits of a core configuration.
-    pub fn of(c: &CoreConfig) -> Self {
-        Self {
-            user_quota: c.user_quota,
-            total_quota: c.total_quota,
-            max_allocations_per_ip: c.max_allocations_per_ip,
-            max_permissions: c.max_permissions,
-            max_channels: c.max_channels,
-            max_bps: c.max_bps,
-        }
-    }
-}
-
-/// [`Limits`] as atomics: read with relaxed loads (no lock, no read-modify-write, so the
-/// per-packet `max_bps` read stays cheap), written on reload.
+/// The [`Limits`] in force: replaced whole on reload, read whole. A generation counter
+/// says when they changed, so each worker keeps a copy and checks one relaxed-cost load per
+/// packet ([`Server`](super::Server) does) instead of taking the lock.
 #[derive(Debug)]
 struct LiveLimits {
-    user_quota: AtomicU32,
-    total_quota: AtomicU32,
-    max_allocations_per_ip: AtomicU32,
-    max_permissions: AtomicUsize,
-    max_channels: AtomicUsize,
-    max_bps: AtomicU64,
+    generation: AtomicU64,
+    now: Mutex<Limits>,
 }
 
 impl LiveLimits {
     fn new(l: Limits) -> Self {
         Self {
-            user_quota: AtomicU32::new(l.user_quota),
-            total_quota: AtomicU32::new(l.total_quota),
-            max_allocations_per_ip: AtomicU32::new(l.max_allocations_per_ip),
-            max_permissions: AtomicUsize::new(l.max_permissions),
-            max_channels: AtomicUsize::new(l.max_channels),
-            max_bps: AtomicU64::new(l.max_bps),
+            generation: AtomicU64::new(0),
+            now: Mutex::new(l),
         }
     }
 
     fn get(&self) -> Limits {
-        Limits {
-            user_quota: self.user_quota.load(Relaxed),
-            total_quota: self.total_quota.load(Relaxed),
-            max_allocations_per_ip: self.max_allocations_per_ip.load(Relaxed),
-            max_permissions: self.max_permissions.load(Relaxed),
-            max_channels: self.max_channels.load(Relaxed),
-            max_bps: self.max_bps.load(Relaxed),
-        }
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn set(&self, l: Limits) {
-        self.user_quota.store(l.user_quota, Relaxed);
-        self.total_quota.store(l.total_quota, Relaxed);
-        self.max_allocations_per_ip
-            .store(l.max_allocations_per_ip, Relaxed);
-        self.max_permissions.store(l.max_permissions, Relaxed);
-        self.max_channels.store(l.max_channels, Relaxed);
-        self.max_bps.store(l.max_bps, Relaxed);
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now = l;
+        // Bumped under the lock: whoever sees the new generation reads the new limits.
+        self.generation.fetch_add(1, Release);
     }
 }
 
@@ -179,7 +131,7 @@ impl Shared {
             reservations: Mutex::new(HashMap::new()),
             tcp: TcpRelayConfig::default(),
             tcp_ids: Mutex::new(HashMap::new()),
-            limits: LiveLimits::new(Limits::of(&config)),
+            limits: LiveLimits::new(config.limits),
             config,
         }
     }
@@ -196,10 +148,11 @@ impl Shared {
         self.limits.set(limits);
     }
 
-    /// The bandwidth limit in force (per packet: one relaxed load).
+    /// Counts [`Shared::replace_limits`] calls: a worker whose copy of the limits is of an
+    /// older generation reads them again (per packet: one load).
     #[inline]
-    pub(super) fn max_bps(&self) -> u64 {
-        self.limits.max_bps.load(Relaxed)
+    pub(super) fn limits_generation(&self) -> u64 {
+        self.limits.generation.load(Acquire)
     }
 
     /// The same, with RFC 6062 TCP allocations configured (`tcp_relay`).

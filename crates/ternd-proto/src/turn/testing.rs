@@ -264,8 +264,8 @@ pub mod steady {
             let shared = shared(now, allow, |c| {
                 c.ports.lo = 10_000;
                 c.ports.hi = 60_000;
-                c.user_quota = 0;
-                c.max_allocations_per_ip = 0;
+                c.limits.user_quota = 0;
+                c.limits.max_allocations_per_ip = 0;
                 c.unauth_rate_limit = 0;
             });
             let mut s = Steady {

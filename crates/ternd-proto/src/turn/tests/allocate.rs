@@ -103,7 +103,7 @@ fn unknown_attribute_on_authenticated_request_gets_protected_420() {
 
 #[test]
 fn quota_486_and_release() {
-    let mut t = T::with(vec![], |c| c.user_quota = 1);
+    let mut t = T::with(vec![], |c| c.limits.user_quota = 1);
     let (u, k, _) = rest_creds(86_400, "dave");
     let c = t.login(&u, Key::Md5(k), client(1));
     t.allocate(client(1), &c);
@@ -139,7 +139,7 @@ fn replaced_limits_apply_to_new_allocations_and_permissions_and_keep_existing_on
     let c2 = t.login(&u, Key::Md5(k), client(2));
     t.allocate(client(2), &c2);
     let before = t.s.shared().limits();
-    assert_eq!(before, Limits::of(&t.s.shared().config));
+    assert_eq!(before, t.s.shared().config.limits);
     t.s.shared().replace_limits(Limits {
         user_quota: 2,
         max_permissions: 1,
@@ -273,7 +273,7 @@ fn even_port_reservation_and_dont_fragment() {
 /// allocation that made it ends; Allocate + Refresh(0) rounds hold nothing.
 #[test]
 fn even_port_reservations_count_against_the_quota_and_end_with_their_allocation() {
-    let mut t = T::with(vec![], |c| c.user_quota = 3);
+    let mut t = T::with(vec![], |c| c.limits.user_quota = 3);
     let (u, k, _) = rest_creds(86_400, "bob");
     let even = |b: &mut MessageBuilder<'_>| {
         b.add(&Attribute::RequestedTransport(17)).unwrap();

@@ -118,9 +118,9 @@ fn admin_lists_and_ends_sessions() {
 #[test]
 fn total_quota_is_508_and_per_allocation_limits_hold() {
     let mut t = T::with(vec!["198.51.100.0/24".parse().unwrap()], |c| {
-        c.total_quota = 1;
-        c.max_permissions = 2;
-        c.max_channels = 1;
+        c.limits.total_quota = 1;
+        c.limits.max_permissions = 2;
+        c.limits.max_channels = 1;
     });
     let (tuple, c, _) = logged_in(&mut t, 120);
     let (u, k, _) = rest_creds(86_400, "other");
@@ -161,7 +161,7 @@ fn total_quota_is_508_and_per_allocation_limits_hold() {
 fn max_bps_limits_each_direction() {
     let rate = 10_000u64;
     let mut t = T::with(vec!["198.51.100.0/24".parse().unwrap()], |c| {
-        c.max_bps = rate
+        c.limits.max_bps = rate
     });
     let (tuple, c, relay) = logged_in(&mut t, 130);
     let p = peer([198, 51, 100, 8], 7000);

@@ -35,7 +35,7 @@ fn unauth_limiter_defaults_are_on() {
         (
             c.unauth_rate_limit,
             c.unauth_rate_burst,
-            c.max_allocations_per_ip
+            c.limits.max_allocations_per_ip
         ),
         (200, 1000, 1000)
     );
@@ -189,8 +189,8 @@ fn unauth_limiter_spares_authenticated_traffic_and_binding() {
 #[test]
 fn allocations_per_ip_are_capped_and_released_on_delete() {
     let mut t = T::with(vec![], |c| {
-        c.max_allocations_per_ip = 2;
-        c.user_quota = 0;
+        c.limits.max_allocations_per_ip = 2;
+        c.limits.user_quota = 0;
     });
     let (u, k, _) = rest_creds(86_400, "bob");
     let mut tuples = Vec::new();
@@ -232,7 +232,7 @@ fn allocations_per_ip_are_capped_and_released_on_delete() {
 #[test]
 fn allocations_per_ip_group_ipv6_by_64_and_zero_is_unlimited() {
     let mut t = T::with(vec![], |c| {
-        c.max_allocations_per_ip = 1;
+        c.limits.max_allocations_per_ip = 1;
         c.relay_v6 = Some(RelayAddress {
             bind: "2001:db8::10".parse().unwrap(),
             advertise: "2001:db8::10".parse().unwrap(),
@@ -249,7 +249,7 @@ fn allocations_per_ip_group_ipv6_by_64_and_zero_is_unlimited() {
     });
     assert_eq!(code_of(&resp), Some(486), "same /64");
 
-    let mut t = T::with(vec![], |c| c.max_allocations_per_ip = 0);
+    let mut t = T::with(vec![], |c| c.limits.max_allocations_per_ip = 0);
     for port in 0..50 {
         let tuple = client(9000 + port);
         let c = t.login(&u, Key::Md5(k), tuple);
@@ -322,8 +322,8 @@ fn churn_does_not_grow_the_timer_heap() {
             hi: 50099,
         };
         c.unauth_rate_limit = 0;
-        c.max_allocations_per_ip = 0;
-        c.user_quota = 0;
+        c.limits.max_allocations_per_ip = 0;
+        c.limits.user_quota = 0;
     });
     let (u, k, _) = rest_creds(86_400, "churner");
     let mut live = Vec::new();
