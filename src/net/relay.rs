@@ -304,7 +304,7 @@ async fn relay_loop(sock: Rc<UdpSocket>, local: SocketAddr, worker: Rc<Worker>) 
             });
             drop(queue);
             let server = worker.server.borrow();
-            super::udp::count_flushed(
+            super::count_flushed(
                 flushed,
                 server.stats(),
                 &server.stats().peer_dropped,
