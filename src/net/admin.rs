@@ -1,13 +1,11 @@
 //! What the HTTP side sees of the workers: counters, metrics, and operator commands.
 
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
-use super::relay::NetRelays;
 use super::{NetShared, Worker};
 use crate::turn::{SessionInfo, Shared, Stats, StatsSnapshot};
 
@@ -136,33 +134,21 @@ impl crate::http::Admin for View {
     }
 }
 
-pub(super) async fn admin_loop(
-    worker: Rc<Worker>,
-    mut rx: mpsc::UnboundedReceiver<AdminCmd>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let cmd = tokio::select! {
-            c = rx.recv() => match c { Some(c) => c, None => return },
-            _ = shutdown.changed() => return,
-        };
+impl Worker {
+    /// Carries out an operator command.
+    pub(super) fn handle_admin(&mut self, cmd: AdminCmd) {
         let now = Instant::now();
-        let mut relays = NetRelays { worker: &worker };
         match cmd {
             AdminCmd::List(reply) => {
-                let _ = reply.send(worker.server.borrow().sessions(now));
+                let _ = reply.send(self.server.sessions(now));
             }
             AdminCmd::End(id, reply) => {
-                let _ = reply.send(worker.server.borrow_mut().end_session(id, now, &mut relays));
+                let _ = reply.send(self.server.end_session(id, now, &mut self.relays));
             }
             AdminCmd::EndUser(user, reply) => {
-                let _ = reply.send(worker.server.borrow_mut().end_user_sessions(
-                    &user,
-                    now,
-                    &mut relays,
-                ));
+                let _ = reply.send(self.server.end_user_sessions(&user, now, &mut self.relays));
             }
         }
-        worker.drain_outputs();
+        self.drain_outputs();
     }
 }

@@ -1,21 +1,54 @@
-//! The I/O shell: listeners, relay sockets, worker threads, and the loops that feed packets
+//! The I/O shell: listeners, relay sockets, worker threads, and the loop that feeds packets
 //! to the sans-IO core ([`crate::turn::Server`]).
 //!
 //! `workers` threads each run a single-threaded tokio runtime and own one `SO_REUSEPORT`
 //! UDP socket and one TCP listener per `--listen` address, their own core (allocation
 //! table) and the relay sockets of their allocations. The kernel spreads clients across
 //! the workers and keeps a client's 5-tuple on one of them; workers share nothing on the
-//! per-packet path. All `unsafe` code is in `net/sys.rs`.
+//! per-packet path. All `unsafe` code is in `ternd_io::sys`.
+//!
+//! # One task per worker
+//!
+//! A worker is one task, [`Worker::run`] (in `worker.rs`), that owns its core, its UDP
+//! sockets and its connections' registry (`&mut self`, no `RefCell`). It visits only the
+//! sockets that became readable (each socket's waker marks it in a [`ready::ReadySet`]), in
+//! this order, each turn:
+//!
+//! 1. relay sockets (peer → client), at most [`worker::TURN_BATCHES`] `recvmmsg` batches in
+//!    all and [`ternd_io::BATCHES_PER_WAKE`] per socket;
+//! 2. UDP listeners (requests and client → peer), the same budget;
+//! 3. events from the helper tasks ([`Event`]: TCP/TLS frames ready, room in a full queue,
+//!    connections closed; RFC 6062 peers accepted and connected), at most
+//!    [`worker::TURN_EVENTS`];
+//! 4. operator commands (admin API);
+//! 5. timers: [`crate::turn::Server::handle_timeout`] when the core's `poll_timeout` is due,
+//!    and at least every [`worker::MAX_SLEEP`] (port reservations, which the core does not
+//!    schedule).
+//!
+//! A socket left with datagrams after its budget is marked again for the next turn; then the
+//! worker yields once to the runtime (so the I/O driver and the connection tasks run) and
+//! goes on. With nothing ready it sleeps until a socket, an event, a command or the core's
+//! next timer (`min(poll_timeout, now + MAX_SLEEP)`) wakes it.
+//!
+//! # What stays in other tasks
+//!
+//! TCP/TLS byte streams need tasks of their own (TLS handshakes, writes that wait): per
+//! connection a reader (`stream.rs`) that reads into the connection's buffer and a writer
+//! that writes its queue out; the accept loops; and for RFC 6062 a task per relayed TCP
+//! listener and per outgoing connect. None of them calls the core: they send an [`Event`] to
+//! the worker. What they share with the worker is one [`queue::Conn`] per connection (its
+//! input buffer, its output queue and a few flags, in `Cell`/`RefCell`, one thread), and the
+//! cross-worker [`NetShared`] (connection counts, the TLS configuration).
 
 mod admin;
 mod queue;
+mod ready;
 mod relay;
 mod start;
 mod stream;
 mod udp;
 mod worker;
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -23,22 +56,77 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
 
 use crate::stun::channel::ChannelRange;
 use crate::turn::limit::SourceKey;
-use crate::turn::{Counter, FiveTuple, Outcome, Server, Stats, Transport};
+use crate::turn::{Counter, FiveTuple, Server, Stats};
 
 pub use admin::View;
-use queue::SharedQueue;
-use relay::{PeerConn, RelaySocket, Reserved};
 pub use start::{Handle, StartError, start, turn_tls_config};
 pub use ternd_io::listen::BindError;
-use ternd_io::{SendErrors, gso, listen, send_now, sys};
+use ternd_io::{SendErrors, gso, listen, sys};
 pub use ternd_io::{gso_available, raise_fd_limit, register_shared_udp, socket_rx_drops};
 
 /// Largest answer the core writes (an RFC 5780 answer with PADDING is the longest).
 const OUT_BUF: usize = 2048;
+
+/// What a worker's helper tasks tell it; the worker makes the core calls.
+#[derive(Debug)]
+enum Event {
+    /// A TCP/TLS connection is ready (PROXY header and TLS handshake done): serve it.
+    Opened(Rc<queue::Conn>),
+    /// The reader put bytes in the connection's input: take its frames.
+    Readable(Rc<queue::Conn>),
+    /// An answer left the connection's full queue: take the frames held back.
+    Room(Rc<queue::Conn>),
+    /// Nothing read for `tcp_idle_timeout`: close it unless it has an allocation.
+    Idle(Rc<queue::Conn>),
+    /// The connection ended (or its RFC 6062 splice did): end its allocation.
+    Closed(Rc<queue::Conn>),
+    /// RFC 6062: a peer connected to a TCP allocation's relayed address.
+    PeerAccepted {
+        relay: SocketAddr,
+        peer: SocketAddr,
+        stream: tokio::net::TcpStream,
+    },
+    /// RFC 6062: the outgoing connection `id` (Connect) is established, or failed (`None`).
+    PeerConnected {
+        id: u32,
+        stream: Option<tokio::net::TcpStream>,
+    },
+}
+
+/// Where helper tasks send their [`Event`]s.
+type Events = mpsc::UnboundedSender<Event>;
+
+/// One worker's state, owned by its task ([`Worker::run`]).
+struct Worker {
+    server: Server,
+    /// The client-facing UDP sockets.
+    listeners: udp::Listeners,
+    /// The relay sockets and RFC 6062 connections: the core's [`crate::turn::Relays`].
+    relays: relay::RelaySockets,
+    /// TCP/TLS clients by 5-tuple.
+    clients: stream::Clients,
+    /// RFC 6062: client connections told to become data connections.
+    splice_requests: HashMap<FiveTuple, u32>,
+    /// The sockets marked readable.
+    ready: Arc<ready::ReadySet>,
+    events: mpsc::UnboundedReceiver<Event>,
+    admin: mpsc::UnboundedReceiver<admin::AdminCmd>,
+    shutdown: watch::Receiver<bool>,
+    /// Receive buffers for the listeners and what a batch forwards to peers.
+    listener_batch: sys::RecvBatch,
+    listener_queue: Vec<gso::Queued>,
+    /// Receive buffers for relay sockets (at `PEER_HEADROOM`) and what a batch sends on to
+    /// UDP clients.
+    peer_batch: sys::RecvBatch,
+    peer_queue: Vec<gso::Queued>,
+    gso: gso::Gso,
+    /// The core's answers.
+    out: Box<[u8; OUT_BUF]>,
+}
 
 /// Settings the I/O loops of every worker share (read-only but for one counter).
 struct NetShared {
@@ -74,95 +162,6 @@ impl NetShared {
     fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
         let cfg = self.tls.read().ok()?.clone()?;
         Some(tokio_rustls::TlsAcceptor::from(cfg))
-    }
-}
-
-/// One worker's state, owned by its thread.
-pub(crate) struct Worker {
-    server: RefCell<Server>,
-    relays: RefCell<HashMap<SocketAddr, RelaySocket>>,
-    reserved: Reserved,
-    listeners: RefCell<HashMap<SocketAddr, Rc<UdpSocket>>>,
-    tcp_clients: RefCell<HashMap<FiveTuple, SharedQueue>>,
-    /// RFC 6062: relay listeners of TCP allocations, by relayed address.
-    tcp_listeners: RefCell<HashMap<SocketAddr, tokio::task::AbortHandle>>,
-    /// RFC 6062: peer connections not yet spliced, by CONNECTION-ID.
-    tcp_peers: RefCell<HashMap<u32, PeerConn>>,
-    /// RFC 6062: splices in progress, by CONNECTION-ID.
-    splices: RefCell<HashMap<u32, tokio::task::AbortHandle>>,
-    /// RFC 6062: client connections told to become data connections.
-    splice_requests: RefCell<HashMap<FiveTuple, u32>>,
-    peer_batch: RefCell<sys::RecvBatch>,
-    /// What a batch of `peer_batch` produced for UDP clients, sent when the batch is done.
-    peer_queue: RefCell<Vec<gso::Queued>>,
-    gso: gso::Gso,
-    net: Arc<NetShared>,
-}
-
-impl Worker {
-    /// Sends relayed data to a client on its 5-tuple; drops it (never waits) when the
-    /// socket or the connection's queue is full.
-    fn send_to_client(&self, tuple: FiveTuple, bytes: &[u8]) {
-        match tuple.transport {
-            Transport::Udp => {
-                let listeners = self.listeners.borrow();
-                if let Some(l) = listeners.get(&tuple.server)
-                    && let Err(e) = send_now(l, bytes, tuple.client)
-                {
-                    let server = self.server.borrow();
-                    let stats = server.stats();
-                    count_send_error(stats, &stats.peer_dropped, SockKind::Listener, &e);
-                }
-            }
-            Transport::Tcp | Transport::Tls => {
-                let clients = self.tcp_clients.borrow();
-                if let Some(q) = clients.get(&tuple)
-                    && !q.push_data(bytes.to_vec())
-                {
-                    self.server.borrow().stats().peer_dropped.inc();
-                }
-            }
-        }
-    }
-
-    /// Acts on the core's queued outputs (RFC 6062): deferred answers and indications to
-    /// control connections, and splice orders for data connections.
-    fn drain_outputs(&self) {
-        let mut out = [0u8; OUT_BUF];
-        loop {
-            let next = self.server.borrow_mut().poll_output(&mut out);
-            match next {
-                None => return,
-                Some(crate::turn::Output::Transmit { tuple, len }) => {
-                    if let Some(q) = self.tcp_clients.borrow().get(&tuple) {
-                        q.push_answer(out[..len].to_vec());
-                    }
-                }
-                Some(crate::turn::Output::Splice {
-                    tuple,
-                    connection_id,
-                }) => {
-                    self.splice_requests
-                        .borrow_mut()
-                        .insert(tuple, connection_id);
-                }
-                Some(crate::turn::Output::Handoff { tuple, worker }) => {
-                    // TCP clients are all served by worker 0 when TCP relaying is on.
-                    tracing::warn!(client = %tuple.client, worker, "ConnectionBind for another worker; dropped");
-                }
-            }
-        }
-    }
-
-    fn forward(&self, relay: SocketAddr, peer: SocketAddr, payload: &[u8]) {
-        let relays = self.relays.borrow();
-        if let Some(r) = relays.get(&relay)
-            && let Err(e) = send_now(&r.sock, payload, peer)
-        {
-            let server = self.server.borrow();
-            let stats = server.stats();
-            count_send_error(stats, &stats.dropped, SockKind::Relay, &e);
-        }
     }
 }
 
@@ -211,35 +210,6 @@ fn count_send_error(
     let mut errors = SendErrors::default();
     errors.note(e);
     count_send_errors(errors, stats, kind);
-}
-
-/// Acts on what the core decided about a client packet.
-fn act(worker: &Worker, outcome: Outcome, packet: &[u8], out: &[u8], reply: impl FnOnce(&[u8])) {
-    match outcome {
-        Outcome::Reply { len } => reply(&out[..len]),
-        Outcome::ReplyVia { len, from, to } => {
-            let listeners = worker.listeners.borrow();
-            match listeners
-                .get(&from)
-                .map(|sock| send_now(sock, &out[..len], to))
-            {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let server = worker.server.borrow();
-                    let stats = server.stats();
-                    count_send_error(stats, &stats.dropped, SockKind::Listener, &e);
-                }
-                None => worker.server.borrow().stats().dropped.inc(),
-            }
-        }
-        Outcome::Forward {
-            relay,
-            peer,
-            start,
-            len,
-        } => worker.forward(relay, peer, &packet[start..start + len]),
-        Outcome::Consumed | Outcome::Dropped(_) => {}
-    }
 }
 
 /// Adds what one [`ternd_io::gso::flush`] did to a worker's counters; `kind` is the kind of

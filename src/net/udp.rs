@@ -1,50 +1,73 @@
-//! The server's side of the UDP floor: what `ternd_io` reports, added to a worker's
-//! counters, and which client packets must not overtake queued sends.
+//! The client-facing UDP listeners of a worker, and how the worker takes their datagrams:
+//! a `recvmmsg` batch at a time, each datagram to the core, the datagrams it forwards to
+//! peers queued and sent when the batch is done (GSO runs where they can be).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
 
-use super::relay::NetRelays;
-use super::{OUT_BUF, SockKind, Worker, act, count_flushed, count_send_error, gso, sys};
+use super::ready::{ReadySet, Token};
+use super::{SockKind, Worker, count_flushed, count_send_error, gso, sys};
 use crate::turn::{FiveTuple, Outcome, Transport};
-use ternd_io::{BATCHES_PER_WAKE, LISTENER_BATCH, RECV_BUF, recv_batch, send_now};
+use ternd_io::{recv_batch, send_now};
 
-/// Whether a client's `packet` may be a STUN request (first two bits 0, class bits 00): the
-/// only client packets that can end an allocation (Refresh with LIFETIME 0) and so close the
-/// relay socket that datagrams queued before it are to leave from. A listener flushes its
-/// queue before handling one; ChannelData and indications, the hot path, never need it.
-pub(super) fn may_change_state(packet: &[u8]) -> bool {
-    match packet {
-        [a, b, ..] => a & 0xC0 == 0 && u16::from_be_bytes([*a, *b]) & 0x0110 == 0,
-        _ => false,
+/// One listener.
+#[derive(Debug)]
+struct Listener {
+    addr: SocketAddr,
+    sock: Rc<UdpSocket>,
+    /// Marks it readable in the worker's ready set.
+    waker: Waker,
+    /// The kernel's drop count for this listener as last read (SO_RXQ_OVFL).
+    rx_drops: sys::RxDrops,
+}
+
+/// A worker's UDP listeners (a few: one per listen address, and the RFC 5780 ones).
+#[derive(Debug, Default)]
+pub(super) struct Listeners {
+    list: Vec<Listener>,
+}
+
+impl Listeners {
+    /// Adds a listener; the worker visits it on its first turn.
+    pub(super) fn add(&mut self, addr: SocketAddr, sock: UdpSocket, ready: &Arc<ReadySet>) {
+        let token = Token::Listener(self.list.len());
+        self.list.push(Listener {
+            addr,
+            sock: Rc::new(sock),
+            waker: ready.waker(token),
+            rx_drops: sys::RxDrops::default(),
+        });
+        ready.push(token);
+    }
+
+    /// The listener bound at `addr`.
+    pub(super) fn sock(&self, addr: SocketAddr) -> Option<Rc<UdpSocket>> {
+        self.list
+            .iter()
+            .find(|l| l.addr == addr)
+            .map(|l| l.sock.clone())
     }
 }
 
-pub(super) async fn udp_loop(
-    sock: Rc<UdpSocket>,
-    local: SocketAddr,
-    worker: Rc<Worker>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut batch = sys::RecvBatch::new(LISTENER_BATCH, 0, RECV_BUF, 0);
-    let mut out = vec![0u8; OUT_BUF];
-    // Datagrams for peers, sent when the batch is done (in GSO runs where they can be).
-    let mut queue: Vec<gso::Queued> = Vec::with_capacity(LISTENER_BATCH);
-    // The kernel's drop count for this listener as last read (SO_RXQ_OVFL).
-    let mut rx_drops = sys::RxDrops::default();
-    loop {
-        tokio::select! {
-            r = sock.readable() => if r.is_err() { return },
-            _ = shutdown.changed() => return,
-        }
-        // Up to a few batches per wake-up, so one busy listener cannot starve the rest.
+impl Worker {
+    /// Takes up to `max` batches from listener `i` (returns how many it took), hands each
+    /// datagram to the core, answers at once and sends what goes to peers at the end of
+    /// each batch; then re-arms the listener or, if it still has datagrams, marks it again.
+    pub(super) fn drain_listener(&mut self, i: usize, max: usize) -> usize {
+        let Some(l) = self.listeners.list.get(i) else {
+            return 0;
+        };
+        let (sock, local) = (l.sock.clone(), l.addr);
+        let mut used = 0;
         let mut drained = false;
-        for _ in 0..BATCHES_PER_WAKE {
-            let got = match recv_batch(&sock, &mut batch) {
+        while used < max {
+            used += 1;
+            let got = match recv_batch(&sock, &mut self.listener_batch) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     drained = true;
@@ -55,86 +78,94 @@ pub(super) async fn udp_loop(
                     continue;
                 }
             };
-            let dropped = rx_drops.delta(batch.rx_drops());
+            let dropped = self.listeners.list[i]
+                .rx_drops
+                .delta(self.listener_batch.rx_drops());
             if dropped > 0 {
-                worker
-                    .server
-                    .borrow()
-                    .stats()
-                    .listener_rx_queue_drops
-                    .add(dropped);
+                self.server.stats().listener_rx_queue_drops.add(dropped);
             }
             let now = Instant::now();
-            let flush = |queue: &mut Vec<gso::Queued>, batch: &sys::RecvBatch| {
-                let flushed = gso::flush(queue, batch, &worker.gso, |via| {
-                    worker.relays.borrow().get(&via).map(|r| r.sock.clone())
-                });
-                let server = worker.server.borrow();
-                count_flushed(
-                    flushed,
-                    server.stats(),
-                    &server.stats().dropped,
-                    SockKind::Relay,
-                );
-            };
-            for i in 0..got {
-                let (n, from) = batch.meta(i);
+            for k in 0..got {
+                let (n, from) = self.listener_batch.meta(k);
                 let Some(from) = from else { continue };
                 // Data queued before a request leaves before the request can end its
                 // allocation, as it would have without the queue.
-                if !queue.is_empty() && may_change_state(&batch.slot(i)[..n]) {
-                    flush(&mut queue, &batch);
+                if !self.listener_queue.is_empty()
+                    && may_change_state(&self.listener_batch.slot(k)[..n])
+                {
+                    self.flush_to_peers();
                 }
-                let packet = &batch.slot_mut(i)[..n];
                 let tuple = FiveTuple {
                     client: from,
                     server: local,
                     transport: Transport::Udp,
                 };
-                let mut relays = NetRelays { worker: &worker };
-                let outcome = worker.server.borrow_mut().handle_client(
+                let packet = &self.listener_batch.slot_mut(k)[..n];
+                let outcome = self.server.handle_client(
                     packet,
                     tuple,
                     now,
-                    &mut out,
-                    &mut relays,
+                    &mut self.out[..],
+                    &mut self.relays,
                 );
-                if let Outcome::Forward {
-                    relay,
-                    peer,
-                    start,
-                    len,
-                } = outcome
-                {
-                    queue.push(gso::Queued {
-                        via: relay,
-                        to: peer,
-                        slot: i,
+                match outcome {
+                    Outcome::Forward {
+                        relay,
+                        peer,
                         start,
                         len,
-                    });
-                    continue;
-                }
-                act(&worker, outcome, packet, &out, |bytes| {
+                    } => self.listener_queue.push(gso::Queued {
+                        via: relay,
+                        to: peer,
+                        slot: k,
+                        start,
+                        len,
+                    }),
                     // Never wait on a full socket buffer: a dropped answer is a lost datagram.
-                    if let Err(e) = send_now(&sock, bytes, from) {
-                        let server = worker.server.borrow();
-                        let stats = server.stats();
-                        count_send_error(stats, &stats.dropped, SockKind::Listener, &e);
+                    Outcome::Reply { len } => {
+                        if let Err(e) = send_now(&sock, &self.out[..len], from) {
+                            let stats = self.server.stats();
+                            count_send_error(stats, &stats.dropped, SockKind::Listener, &e);
+                        }
                     }
-                });
+                    Outcome::ReplyVia { len, from, to } => self.reply_via(len, from, to),
+                    Outcome::Consumed | Outcome::Dropped(_) => {}
+                }
             }
-            flush(&mut queue, &batch);
-            if got < batch.slots() {
+            self.flush_to_peers();
+            if got < self.listener_batch.slots() {
                 drained = true; // and the readiness cleared
                 break;
             }
         }
-        // Only a socket that still has datagrams queued yields to the others; a drained
-        // one waits for readiness straight away (one task poll less per wake-up).
-        if !drained {
-            tokio::task::yield_now().await;
-        }
+        let l = &self.listeners.list[i];
+        self.ready
+            .rearm(Token::Listener(i), &l.sock, &l.waker, drained);
+        used
+    }
+
+    /// Sends the datagrams the last listener batch forwards to peers.
+    fn flush_to_peers(&mut self) {
+        let relays = &self.relays;
+        let flushed = gso::flush(
+            &mut self.listener_queue,
+            &self.listener_batch,
+            &self.gso,
+            |via| relays.sock(via),
+        );
+        let stats = self.server.stats();
+        count_flushed(flushed, stats, &stats.dropped, SockKind::Relay);
+    }
+}
+
+/// Whether a client's `packet` may be a STUN request (first two bits 0, class bits 00): the
+/// only client packets that can end an allocation (Refresh with LIFETIME 0) and so close the
+/// relay socket that datagrams queued before it are to leave from. A listener flushes its
+/// queue before handling one; ChannelData and indications, the hot path, never need it.
+pub(super) fn may_change_state(packet: &[u8]) -> bool {
+    match packet {
+        [a, b, ..] => a & 0xC0 == 0 && u16::from_be_bytes([*a, *b]) & 0x0110 == 0,
+        _ => false,
     }
 }
 
