@@ -9,20 +9,20 @@
 //!
 //! # One task per worker
 //!
-//! A worker is one task, [`Worker::run`] (in `worker.rs`), that owns its core, its UDP
+//! A worker is one task, `Worker::run` (in `worker.rs`), that owns its core, its UDP
 //! sockets and its connections' registry (`&mut self`, no `RefCell`). It visits only the
-//! sockets that became readable (each socket's waker marks it in a [`ready::ReadySet`]), in
-//! this order, each turn:
+//! sockets that became readable (each socket's waker marks it in the worker's `ReadySet`,
+//! `ready.rs`), in this order, each turn:
 //!
-//! 1. relay sockets (peer → client), at most [`worker::TURN_BATCHES`] `recvmmsg` batches in
+//! 1. relay sockets (peer → client), at most `TURN_BATCHES` (64) `recvmmsg` batches in
 //!    all and [`ternd_io::BATCHES_PER_WAKE`] per socket;
 //! 2. UDP listeners (requests and client → peer), the same budget;
-//! 3. events from the helper tasks ([`Event`]: TCP/TLS frames ready, room in a full queue,
+//! 3. events from the helper tasks (`Event`: TCP/TLS frames ready, room in a full queue,
 //!    connections closed; RFC 6062 peers accepted and connected), at most
-//!    [`worker::TURN_EVENTS`];
+//!    `TURN_EVENTS` (64);
 //! 4. operator commands (admin API);
 //! 5. timers: [`crate::turn::Server::handle_timeout`] when the core's `poll_timeout` is due,
-//!    and at least every [`worker::MAX_SLEEP`] (port reservations, which the core does not
+//!    and at least every `MAX_SLEEP` (1 s) (port reservations, which the core does not
 //!    schedule).
 //!
 //! A socket left with datagrams after its budget is marked again for the next turn; then the
@@ -35,10 +35,19 @@
 //! TCP/TLS byte streams need tasks of their own (TLS handshakes, writes that wait): per
 //! connection a reader (`stream.rs`) that reads into the connection's buffer and a writer
 //! that writes its queue out; the accept loops; and for RFC 6062 a task per relayed TCP
-//! listener and per outgoing connect. None of them calls the core: they send an [`Event`] to
-//! the worker. What they share with the worker is one [`queue::Conn`] per connection (its
-//! input buffer, its output queue and a few flags, in `Cell`/`RefCell`, one thread), and the
-//! cross-worker [`NetShared`] (connection counts, the TLS configuration).
+//! listener and per outgoing connect. None of them calls the core: they send an `Event` to
+//! the worker. What they share with the worker is one `Conn` (`queue.rs`) per connection
+//! (its input buffer, its output queue and a few flags, in `Cell`/`RefCell`, one thread),
+//! and the cross-worker `NetShared` (connection counts, the TLS configuration).
+//!
+//! # Files
+//!
+//! The `Worker` struct is declared here; each file adds the `impl Worker` methods of its
+//! concern, so no sibling module imports another for it: `worker.rs` (thread, loop, timers,
+//! the core's queued outputs), `udp.rs` (listener batches), `relay.rs` (relay sockets, the
+//! core's `Relays`, RFC 6062 peers), `stream.rs` (TCP/TLS tasks and their frames),
+//! `queue.rs` (one connection's buffers), `ready.rs` (socket readiness), `admin.rs` (the
+//! HTTP side's view and operator commands), `start.rs` (binding, threads, `Handle`).
 
 mod admin;
 mod queue;
