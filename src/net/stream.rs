@@ -210,7 +210,6 @@ async fn read_proxy_header(
 /// One TCP or TLS client connection: the reader. It reads into the connection's buffer on
 /// its turn and tells the worker; it ends the connection (or, RFC 6062, splices it to a
 /// peer) when the worker says so.
-#[allow(clippy::too_many_arguments)]
 async fn stream_connection<S>(
     stream: S,
     peer: SocketAddr,
