@@ -5,34 +5,25 @@
 use std::net::SocketAddr;
 
 use super::Worker;
-use super::relay::{close_relay, close_tcp};
 use crate::turn::{AccountingRecord, Command};
 
 impl Worker {
     /// Drains the core's commands and carries them out, in order. Called after every
-    /// input of the core ([`Worker::drain_outputs`] ends with it), after each batch of
-    /// client datagrams, after each wake-up of a relay socket's receive loop, and at
-    /// shutdown.
-    pub(super) fn drain_commands(&self) {
-        loop {
-            let next = self.server.borrow_mut().poll_command();
-            let Some(cmd) = next else { return };
-            apply(self, cmd);
+    /// input of the core: [`Worker::drain_outputs`] ends with it, and the worker loop calls
+    /// it after each turn's socket batches and at shutdown.
+    pub(super) fn drain_commands(&mut self) {
+        while let Some(cmd) = self.server.poll_command() {
+            match cmd {
+                Command::CloseRelay { relay } => self.relays.close(relay.into()),
+                Command::CloseTcp { connection_id } => self.relays.close_tcp(connection_id),
+                Command::AllocationEnded { record } => log_accounting(&record),
+                // Nothing here mirrors the channel table yet; a kernel fast path or a
+                // cluster registry would install and remove channels on these.
+                Command::ChannelBound { .. } | Command::ChannelUnbound { .. } => {}
+                // Commands added to the core later: nothing to do until this shell knows them.
+                _ => {}
+            }
         }
-    }
-}
-
-/// Carries out one command.
-pub(super) fn apply(worker: &Worker, cmd: Command) {
-    match cmd {
-        Command::CloseRelay { relay } => close_relay(worker, relay.into()),
-        Command::CloseTcp { connection_id } => close_tcp(worker, connection_id),
-        Command::AllocationEnded { record } => log_accounting(&record),
-        // Nothing here mirrors the channel table yet; a kernel fast path or a cluster
-        // registry would install and remove channels on these.
-        Command::ChannelBound { .. } | Command::ChannelUnbound { .. } => {}
-        // Commands added to the core later: nothing to do until this shell knows them.
-        _ => {}
     }
 }
 
