@@ -159,9 +159,7 @@ fn references(
                         full.extend(segs.iter().cloned());
                         full.extend(
                             item.split("::")
-                                .map(|s| {
-                                    s.split_whitespace().next().unwrap_or("").to_owned()
-                                })
+                                .map(|s| s.split_whitespace().next().unwrap_or("").to_owned())
                                 .filter(|s| !s.is_empty() && s.chars().all(is_ident_char)),
                         );
                         resolve(full, &mut out);
