@@ -1,6 +1,6 @@
 //! The relay fast path performs no heap allocation.
 //!
-//! A counting `#[global_allocator]` wraps `System` (the pattern of `alloc_free_parse.rs`).
+//! A counting `#[global_allocator]` wraps `System` (the pattern of `parse.rs`).
 //! Counting is switched on per thread (a thread-local flag), so allocations made by the test
 //! harness or by other tests running on other threads are not counted; only what the
 //! measured closure does on this thread is.
@@ -21,20 +21,13 @@
 //! separately, so a failure names the path. `counter_sees_allocations` proves the counter is
 //! live, so a zero is not vacuous.
 
-#![allow(unsafe_code)]
-
 use std::hint::black_box;
 
 use ternd::stun::{Attribute, Message, attr_type};
 use ternd::turn::testing::steady::{DATA_INDICATION, PAYLOAD, Steady, channel_frame, peer_buffer};
 use ternd::turn::{Outcome, PEER_HEADROOM, PeerOutcome};
 
-#[path = "common/counting.rs"]
-mod counting;
-use counting::count_allocs;
-
-#[global_allocator]
-static GLOBAL: counting::Counting = counting::Counting;
+use super::counting::count_allocs;
 
 /// Packets per path per test.
 const ITERATIONS: usize = 10_000;

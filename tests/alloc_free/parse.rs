@@ -9,8 +9,6 @@
 //! response with `MessageBuilder` into a stack buffer (then parsing and verifying that too).
 //! `counter_sees_allocations` proves the counter is live, so a zero is not vacuous.
 
-#![allow(unsafe_code)]
-
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -20,12 +18,7 @@ use ternd::stun::{
     attr_type,
 };
 
-#[path = "common/counting.rs"]
-mod counting;
-use counting::count_allocs;
-
-#[global_allocator]
-static GLOBAL: counting::Counting = counting::Counting;
+use super::counting::count_allocs;
 
 /// RFC 5769 §2.1 Sample Request (SOFTWARE, PRIORITY, ICE-CONTROLLED, USERNAME,
 /// MESSAGE-INTEGRITY, FINGERPRINT).
