@@ -448,14 +448,14 @@ section! {
     /// second of traffic, at least 3000 bytes, pass).
     limits: Limits {
         user_quota: u32 {
-            default: 100,
+            default: crate::turn::Limits::default().user_quota,
             key: "user_quota",
             kind: Int::new(values::any::<u32>),
             flag: "user-quota", "N", "TERND_USER_QUOTA",
             help: "Maximum concurrent allocations per user, 0 = unlimited [default: 100]",
         }
         total_quota: u32 {
-            default: 0,
+            default: crate::turn::Limits::default().total_quota,
             key: "total_quota",
             kind: Int::new(values::any::<u32>),
             flag: "total-quota", "N", "TERND_TOTAL_QUOTA",
@@ -463,7 +463,7 @@ section! {
                    Allocate gets 508 [default: 0]",
         }
         max_allocations_per_ip: u32 {
-            default: crate::turn::DEFAULT_MAX_ALLOCATIONS_PER_IP,
+            default: crate::turn::Limits::default().max_allocations_per_ip,
             key: "max_allocations_per_ip",
             kind: Int::new(values::any::<u32>),
             flag: "max-allocations-per-ip", "N", "TERND_MAX_ALLOCATIONS_PER_IP",
@@ -471,7 +471,7 @@ section! {
                    over it Allocate gets 486 [default: 1000]",
         }
         max_permissions: usize {
-            default: crate::turn::DEFAULT_MAX_PERMISSIONS,
+            default: crate::turn::Limits::default().max_permissions,
             key: "max_permissions_per_allocation",
             kind: Int::new(values::max_permissions),
             flag: "max-permissions-per-allocation", "N", "TERND_MAX_PERMISSIONS_PER_ALLOCATION",
@@ -479,7 +479,7 @@ section! {
                    beyond it get 508 [default: 64]",
         }
         max_channels: usize {
-            default: crate::turn::DEFAULT_MAX_CHANNELS,
+            default: crate::turn::Limits::default().max_channels,
             key: "max_channels_per_allocation",
             kind: Int::new(values::max_channels),
             flag: "max-channels-per-allocation", "N", "TERND_MAX_CHANNELS_PER_ALLOCATION",
@@ -487,7 +487,7 @@ section! {
                    [default: 64]",
         }
         max_bps: u64 {
-            default: 0,
+            default: crate::turn::Limits::default().max_bps,
             key: "max_bps",
             kind: Int::new(values::any::<u64>),
             flag: "max-bps", "BYTES", "TERND_MAX_BPS",

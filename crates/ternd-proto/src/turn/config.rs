@@ -94,7 +94,7 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// The core's own defaults (tests, fuzzing; the server's come from its configuration).
+    /// The defaults, the configuration's too (`[relay]` in `src/config/schema.rs` reads them).
     fn default() -> Self {
         Self {
             user_quota: 100,
