@@ -186,12 +186,7 @@ impl Server {
             self.shared.tcp.max_connections_per_allocation,
             self.limits().max_permissions,
         );
-        let Some(alloc) = self
-            .slots
-            .get(idx as usize)?
-            .as_ref()
-            .filter(|a| a.expires > now)
-        else {
+        let Some(alloc) = self.live_allocation(idx, now) else {
             return self.error(reply, codes::ALLOCATION_MISMATCH, out);
         };
         let relay = alloc.relay;
@@ -299,12 +294,7 @@ impl Server {
             self.stats.tcp_connections_refused.inc();
             return TcpVerdict::Close;
         };
-        let Some(a) = self
-            .slots
-            .get(idx as usize)
-            .and_then(|s| s.as_ref())
-            .filter(|a| a.expires > now)
-        else {
+        let Some(a) = self.live_allocation(idx, now) else {
             self.stats.tcp_connections_refused.inc();
             return TcpVerdict::Close;
         };
@@ -419,10 +409,7 @@ impl Server {
             return self.error(&reply, codes::BAD_REQUEST, out);
         };
         let pos = self
-            .slots
-            .get(idx as usize)?
-            .as_ref()
-            .filter(|a| a.expires > now)
+            .live_allocation(idx, now)
             .and_then(|a| a.tcp.as_ref())
             .and_then(|t| {
                 t.connections

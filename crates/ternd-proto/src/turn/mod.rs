@@ -257,6 +257,15 @@ impl Server {
         self.slots.get(i as usize)?.as_ref()
     }
 
+    /// The allocation in slot `idx` if it has not expired by `now` (one the timer has not
+    /// removed yet cannot be used or revived).
+    fn live_allocation(&self, idx: u32, now: Instant) -> Option<&Allocation> {
+        self.slots
+            .get(idx as usize)?
+            .as_ref()
+            .filter(|a| a.expires > now)
+    }
+
     /// Sizes of the per-client maps (allocations by 5-tuple, by relay address, timers):
     /// what unauthenticated traffic must never grow.
     pub fn table_sizes(&self) -> (usize, usize, usize) {

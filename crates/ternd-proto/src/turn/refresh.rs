@@ -60,12 +60,7 @@ impl Server {
         relays: &mut dyn Relays,
     ) -> Option<usize> {
         let msg = reply.msg;
-        let Some(alloc) = self
-            .slots
-            .get(idx as usize)?
-            .as_ref()
-            .filter(|a| a.expires > now)
-        else {
+        let Some(alloc) = self.live_allocation(idx, now) else {
             // Expired (the timer has not removed it yet): it cannot be revived.
             return self.error(reply, codes::ALLOCATION_MISMATCH, out);
         };
