@@ -32,11 +32,11 @@ pub struct Channel {
     pub expires: Instant,
 }
 
-/// What is due for a refresh (see [`Allocation::due`]).
+/// What is due for a refresh (see [`Grants::due`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
     /// The allocation: send a Refresh.
-    Allocation,
+    Grants,
     /// A permission: send CreatePermission for this address.
     Permission(IpAddr),
     /// A channel: send ChannelBind again with the same number and peer.
@@ -50,7 +50,7 @@ pub enum Due {
 
 /// The allocation's state as the server's success responses described it.
 #[derive(Debug, Clone, Default)]
-pub struct Allocation {
+pub struct Grants {
     relayed: Vec<SocketAddr>,
     mapped: Option<SocketAddr>,
     lifetime: Option<Duration>,
@@ -65,7 +65,7 @@ fn due_at(expires: Instant, lifetime: Duration) -> Instant {
         .unwrap_or(expires)
 }
 
-impl Allocation {
+impl Grants {
     /// The relayed address (the first, for a dual-stack allocation).
     pub fn relayed(&self) -> Option<SocketAddr> {
         self.relayed.first().copied()
@@ -153,7 +153,7 @@ impl Allocation {
             && self.is_allocated()
             && now >= due_at(e, l)
         {
-            return Some(Due::Allocation);
+            return Some(Due::Grants);
         }
         if let Some(c) = self
             .channels
@@ -189,7 +189,7 @@ impl Allocation {
     pub(crate) fn refreshed(&mut self, m: &Message<'_>, requested: Option<u32>, now: Instant) {
         let granted = lifetime_of(m).or(requested.map(|s| Duration::from_secs(s.into())));
         if granted == Some(Duration::ZERO) {
-            *self = Allocation::default();
+            *self = Grants::default();
         } else {
             self.set_lifetime(granted, now);
         }

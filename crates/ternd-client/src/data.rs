@@ -84,6 +84,18 @@ pub fn binding_request(tid: TransactionId, out: &mut [u8]) -> Result<usize, Erro
     Ok(b.finish())
 }
 
+/// Writes a Binding indication with FINGERPRINT (a keepalive: no answer) into `out`;
+/// returns its length (28).
+pub fn binding_indication(tid: TransactionId, out: &mut [u8]) -> Result<usize, Error> {
+    let mut b = MessageBuilder::new(
+        out,
+        MessageType::new(Method::BINDING, Class::Indication),
+        tid,
+    )?;
+    b.add_fingerprint()?;
+    Ok(b.finish())
+}
+
 /// The XOR-MAPPED-ADDRESS of a Binding (or Allocate) success.
 pub fn mapped_address(m: &Message<'_>) -> Result<SocketAddr, Error> {
     match m.get_decoded(attr_type::XOR_MAPPED_ADDRESS) {

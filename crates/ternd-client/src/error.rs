@@ -60,9 +60,72 @@ pub enum Error {
     UnknownTransaction,
     /// A stream carried something that is neither STUN nor ChannelData.
     Framing(ternd_proto::stun::stream::FramingError),
+    /// There is no allocation (not yet, or no longer), or the operation does not apply to
+    /// its relayed transport.
+    NotAllocated,
+    /// The allocation expired: its Refresh did not succeed in time.
+    Expired,
+    /// 300 Try Alternate named a loopback, private or link-local address, which is only
+    /// followed when allowed.
+    RefusedAlternate(std::net::SocketAddr),
+    /// The server's nonce announces PASSWORD-ALGORITHMS but the list is missing or
+    /// changed: an attacker on the path may be downgrading the password algorithm
+    /// (RFC 8489 §9.2.4).
+    Downgrade,
+    /// Every channel number (0x4000-0x4FFF) is in use.
+    ChannelsExhausted,
+    /// The server URL cannot be used (bad syntax, unknown host, unsupported scheme).
+    Url(String),
+    /// TLS setup failed (bad server name, no trusted roots, handshake).
+    Tls(String),
+    /// The allocation's driver stopped (the client was closed or its task ended).
+    Closed,
 }
 
 impl Error {
+    /// A copy of this error for a second listener (I/O errors keep their kind and text).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::Io(e) => Error::Io(std::io::Error::new(e.kind(), e.to_string())),
+            Error::Timeout { method } => Error::Timeout { method: *method },
+            Error::Malformed(e) => Error::Malformed(*e),
+            Error::Build(e) => Error::Build(*e),
+            Error::Failure {
+                method,
+                code,
+                reason,
+            } => Error::Failure {
+                method: *method,
+                code: *code,
+                reason: reason.clone(),
+            },
+            Error::Integrity { method } => Error::Integrity { method: *method },
+            Error::Unexpected { method, class } => Error::Unexpected {
+                method: *method,
+                class: *class,
+            },
+            Error::NoChallenge { code, missing } => Error::NoChallenge {
+                code: *code,
+                missing,
+            },
+            Error::Credentials(e) => Error::Credentials(e.clone()),
+            Error::Missing { method, attribute } => Error::Missing {
+                method: *method,
+                attribute,
+            },
+            Error::UnknownTransaction => Error::UnknownTransaction,
+            Error::Framing(e) => Error::Framing(*e),
+            Error::NotAllocated => Error::NotAllocated,
+            Error::Expired => Error::Expired,
+            Error::RefusedAlternate(a) => Error::RefusedAlternate(*a),
+            Error::Downgrade => Error::Downgrade,
+            Error::ChannelsExhausted => Error::ChannelsExhausted,
+            Error::Url(s) => Error::Url(s.clone()),
+            Error::Tls(s) => Error::Tls(s.clone()),
+            Error::Closed => Error::Closed,
+        }
+    }
+
     /// The STUN error code, when the server sent one.
     pub fn code(&self) -> Option<u16> {
         match self {
@@ -115,6 +178,20 @@ impl fmt::Display for Error {
             }
             Error::UnknownTransaction => write!(f, "an answer to no outstanding request"),
             Error::Framing(e) => write!(f, "{e}"),
+            Error::NotAllocated => write!(f, "no allocation for this operation"),
+            Error::Expired => write!(f, "the allocation expired (no Refresh succeeded)"),
+            Error::RefusedAlternate(a) => write!(
+                f,
+                "300 Try Alternate to {a}, a private address (allow_private_alternates is off)"
+            ),
+            Error::Downgrade => write!(
+                f,
+                "the server's PASSWORD-ALGORITHMS is missing or changed (possible downgrade)"
+            ),
+            Error::ChannelsExhausted => write!(f, "all 4096 channel numbers are in use"),
+            Error::Url(s) => write!(f, "server URL: {s}"),
+            Error::Tls(s) => write!(f, "TLS: {s}"),
+            Error::Closed => write!(f, "the TURN client is closed"),
         }
     }
 }

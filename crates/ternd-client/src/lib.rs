@@ -3,7 +3,7 @@
 //!
 //! - [`Session`] is the sans-IO part: it builds requests into the caller's buffer, checks
 //!   the answers, runs the 401 challenge and 438 Stale Nonce retries, holds the long-term
-//!   key, and books what the server granted ([`Allocation`]: relayed and mapped addresses,
+//!   key, and books what the server granted ([`Grants`]: relayed and mapped addresses,
 //!   lifetime, permissions, channels, what is due for a refresh). It reads no clock and opens
 //!   no socket: `now` and transaction id prefixes come from the caller.
 //! - [`data`] frames and decodes the data path: Send and Data indications, ChannelData.
@@ -29,8 +29,8 @@
 //! let relayed = blocking::allocate(&mut session, &mut udp)?;
 //! let peer = "198.51.100.2:5000".parse().unwrap();
 //! blocking::channel_bind(&mut session, &mut udp, 0x4000, peer)?;
-//! assert_eq!(session.allocation().relayed(), Some(relayed));
-//! assert_eq!(session.allocation().channel_for(peer), Some(0x4000));
+//! assert_eq!(session.grants().relayed(), Some(relayed));
+//! assert_eq!(session.grants().channel_for(peer), Some(0x4000));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -38,15 +38,22 @@
 #![deny(missing_docs)]
 
 mod allocation;
+mod auth;
 pub mod blocking;
 pub mod data;
 mod error;
+pub mod sansio;
 mod session;
 #[cfg(test)]
 mod tests;
 
-pub use allocation::{Allocation, CHANNEL_LIFETIME, Channel, Due, PERMISSION_LIFETIME, Permission};
+pub use allocation::{CHANNEL_LIFETIME, Channel, Due, Grants, PERMISSION_LIFETIME, Permission};
+pub use auth::PasswordAlgorithmKind;
 pub use error::{Error, method_name};
+pub use sansio::{
+    Allocation, Binding, Config, ConnectionBind, Encoded, Event, Family, Input, Protocol,
+    RelayProtocol, Stats, Timing, Transmit,
+};
 pub use session::{Request, Response, Session};
 pub use ternd_proto::stun;
 

@@ -8,7 +8,7 @@ use ternd_proto::stun::{
     attr_type,
 };
 
-use crate::allocation::Allocation;
+use crate::allocation::Grants;
 use crate::{Credentials, Error};
 
 /// How many times one request is rebuilt after 401/438 before the error is returned.
@@ -29,7 +29,7 @@ pub struct Request {
 #[derive(Debug)]
 pub enum Response<'a> {
     /// Success (MESSAGE-INTEGRITY verified if the request was authenticated); the session's
-    /// [`Allocation`] has been updated.
+    /// [`Grants`] has been updated.
     Success(Message<'a>),
     /// The server sent a challenge (401) or a new nonce (438): build the same request again
     /// and send it.
@@ -51,7 +51,7 @@ struct Pending {
 
 /// One client's conversation with one TURN server: its credentials, the realm and nonce
 /// the server gave, the key, transaction ids, the outstanding request, and the
-/// [`Allocation`] the answers describe.
+/// [`Grants`] the answers describe.
 ///
 /// One request is outstanding at a time: a new [`Session::request`] replaces the previous
 /// one (whose answer is then [`Error::UnknownTransaction`]).
@@ -68,7 +68,7 @@ pub struct Session {
     /// Retries already spent on the request being rebuilt after [`Response::Retry`], and
     /// its method.
     retries: Option<(Method, u8)>,
-    allocation: Allocation,
+    allocation: Grants,
 }
 
 fn text<'a>(m: &Message<'a>, t: u16) -> Option<&'a str> {
@@ -100,7 +100,7 @@ impl Session {
             fingerprint: true,
             pending: None,
             retries: None,
-            allocation: Allocation::default(),
+            allocation: Grants::default(),
         }
     }
 
@@ -140,7 +140,7 @@ impl Session {
     }
 
     /// What the server granted so far.
-    pub fn allocation(&self) -> &Allocation {
+    pub fn grants(&self) -> &Grants {
         &self.allocation
     }
 

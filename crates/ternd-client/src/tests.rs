@@ -112,7 +112,7 @@ fn allocated() -> (Session, Instant) {
         s.handle_response(&resp, now),
         Ok(Response::Success(_))
     ));
-    let a = s.allocation();
+    let a = s.grants();
     assert_eq!(a.relayed(), Some(relayed));
     assert_eq!(a.mapped(), Some(mapped));
     assert_eq!(a.expires(), Some(now + Duration::from_secs(600)));
@@ -150,7 +150,7 @@ fn a_stale_nonce_is_retried_with_the_new_nonce_every_time() {
             s.handle_response(&ok, now),
             Ok(Response::Success(_))
         ));
-        assert_eq!(s.allocation().lifetime(), Some(Duration::from_secs(300)));
+        assert_eq!(s.grants().lifetime(), Some(Duration::from_secs(300)));
     }
 }
 
@@ -205,7 +205,7 @@ fn a_bad_or_missing_message_integrity_is_rejected() {
             ),
             "key {key:?}"
         );
-        assert!(s.allocation().permissions().is_empty(), "nothing booked");
+        assert!(s.grants().permissions().is_empty(), "nothing booked");
     }
     // An error response with a wrong MESSAGE-INTEGRITY is rejected as well.
     let r = s
@@ -264,7 +264,7 @@ fn channel_bindings_and_permissions_are_booked_and_come_due() {
         s.handle_response(&ok, now),
         Ok(Response::Success(_))
     ));
-    let a = s.allocation();
+    let a = s.grants();
     assert_eq!(a.channel_for(peer()), Some(0x4001));
     assert_eq!(a.peer_of(0x4001), Some(peer()));
     assert!(a.has_permission(peer().ip(), now));
@@ -277,7 +277,7 @@ fn channel_bindings_and_permissions_are_booked_and_come_due() {
         a.due(now + Duration::from_secs(240)),
         Some(Due::Permission(peer().ip()))
     );
-    assert_eq!(a.due(now + Duration::from_secs(540)), Some(Due::Allocation));
+    assert_eq!(a.due(now + Duration::from_secs(540)), Some(Due::Grants));
     // A failed bind books nothing.
     let other: SocketAddr = "198.51.100.3:6000".parse().unwrap();
     let attrs = [
@@ -295,7 +295,7 @@ fn channel_bindings_and_permissions_are_booked_and_come_due() {
         s.handle_response(&err, now),
         Err(Error::Failure { code: 400, .. })
     ));
-    assert_eq!(s.allocation().channels().len(), 1);
+    assert_eq!(s.grants().channels().len(), 1);
     // Re-binding the same channel later refreshes it; Refresh(0) forgets everything.
     let later = now + Duration::from_secs(500);
     let attrs = [
@@ -306,18 +306,18 @@ fn channel_bindings_and_permissions_are_booked_and_come_due() {
     let ok = answer(&buf[..r.len], Class::Success, &[], Some(&key()));
     s.handle_response(&ok, later).unwrap();
     assert_eq!(
-        s.allocation().channels()[0].expires,
+        s.grants().channels()[0].expires,
         later + Duration::from_secs(600)
     );
-    assert_eq!(s.allocation().channels().len(), 1);
+    assert_eq!(s.grants().channels().len(), 1);
     let r = s
         .request(Method::REFRESH, &[Attribute::Lifetime(0)], &mut buf)
         .unwrap();
     let ok = answer(&buf[..r.len], Class::Success, &[], Some(&key()));
     s.handle_response(&ok, later).unwrap();
-    assert!(!s.allocation().is_allocated());
-    assert!(s.allocation().channels().is_empty());
-    assert_eq!(s.allocation().poll_timeout(), None);
+    assert!(!s.grants().is_allocated());
+    assert!(s.grants().channels().is_empty());
+    assert_eq!(s.grants().poll_timeout(), None);
 }
 
 /// A scripted server behind the blocking adapter: answers with a 401, then with 438 once,
