@@ -151,7 +151,8 @@ impl Peers {
         });
         let first = p.expires.is_none();
         p.expires = Some(later(now, PERMISSION_LIFETIME));
-        p.due = Some(later(now, refresh_after.min(PERMISSION_LIFETIME)));
+        // Never later than 90% of the lifetime, whatever the setting says.
+        p.due = Some(later(now, refresh_after.min(PERMISSION_LIFETIME / 10 * 9)));
         p.asking = false;
         first
     }
@@ -185,7 +186,7 @@ impl Peers {
         };
         let first = c.expires.is_none();
         c.expires = Some(later(now, CHANNEL_LIFETIME));
-        c.due = Some(later(now, refresh_after.min(CHANNEL_LIFETIME)));
+        c.due = Some(later(now, refresh_after.min(CHANNEL_LIFETIME / 10 * 9)));
         c.asking = false;
         first
     }
