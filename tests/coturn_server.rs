@@ -144,7 +144,7 @@ fn rest_secret_udp_channel_data_echo() {
     let relayed = allocate(&server, &mut s, &mut udp);
     blocking::create_permission(&mut s, &mut udp, peer_addr).expect("CreatePermission");
     blocking::channel_bind(&mut s, &mut udp, 0x4000, peer_addr).expect("ChannelBind");
-    assert_eq!(s.allocation().channel_for(peer_addr), Some(0x4000));
+    assert_eq!(s.grants().channel_for(peer_addr), Some(0x4000));
 
     let payload = b"through coturn and back";
     let mut frame = [0u8; 64];

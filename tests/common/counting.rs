@@ -56,3 +56,18 @@ pub fn count_allocs<R>(f: impl FnOnce() -> R) -> (R, usize) {
     ENABLED.with(|e| e.set(false));
     (r, COUNT.with(Cell::get))
 }
+
+/// Starts counting on this thread, for code that is not one closure (part of an async
+/// block on a current-thread runtime); [`stop_counting`] returns the count.
+#[allow(dead_code)]
+pub fn start_counting() {
+    COUNT.with(|c| c.set(0));
+    ENABLED.with(|e| e.set(true));
+}
+
+/// Stops counting on this thread; the allocations since [`start_counting`].
+#[allow(dead_code)]
+pub fn stop_counting() -> usize {
+    ENABLED.with(|e| e.set(false));
+    COUNT.with(Cell::get)
+}

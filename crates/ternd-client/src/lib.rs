@@ -9,13 +9,16 @@
 //! - [`data`] frames and decodes the data path: Send and Data indications, ChannelData.
 //! - [`blocking`] drives a session over `std::net` UDP or any `Read + Write` stream (TCP,
 //!   TLS).
+//! - `client` (cargo feature `tokio`, on by default) drives the sans-IO [`Allocation`] in a
+//!   tokio task: `Client::connect(url, credentials)`, then `allocate()` for a UDP relay used
+//!   like a socket, `allocate_tcp()` for RFC 6062, `binding()`.
 //!
 //! Driving a session by hand: [`Session::request`] writes a request and remembers its
 //! transaction; send it; feed the answer to [`Session::handle_response`], which returns
 //! [`Response::Success`], or [`Response::Retry`] when a new nonce (or the first challenge)
 //! came back and the same request should be built and sent again, or an [`Error`].
 //!
-//! Not yet here (see the README): a tokio adapter, an event-driven allocation loop, SHA-256
+//! Not yet here (see the README): an event-driven allocation loop, SHA-256
 //! passwords and USERHASH, 300 Try Alternate, RFC 6062.
 //!
 //! ```no_run
@@ -40,6 +43,8 @@
 mod allocation;
 mod auth;
 pub mod blocking;
+#[cfg(feature = "tokio")]
+pub mod client;
 pub mod data;
 mod error;
 pub mod sansio;
@@ -49,6 +54,8 @@ mod tests;
 
 pub use allocation::{CHANNEL_LIFETIME, Channel, Due, Grants, PERMISSION_LIFETIME, Permission};
 pub use auth::PasswordAlgorithmKind;
+#[cfg(feature = "tokio")]
+pub use client::{Client, ClientOptions, RelaySocket, SocketStats, TcpAllocation, TcpRelayStream};
 pub use error::{Error, method_name};
 pub use sansio::{
     Allocation, Binding, Config, ConnectionBind, Encoded, Event, Family, Input, Protocol,

@@ -1,0 +1,452 @@
+//! ternd-client's tokio adapter (`Client`, `RelaySocket`, `TcpAllocation`) against ternd
+//! run as a child process on loopback: UDP, TCP and TLS to the server, channels and
+//! indications, RFC 6062, Binding, close, and the errors a caller sees.
+
+mod common;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/tls.rs"]
+mod tls;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{SECRET, rest_credentials};
+use process::{Setup, Ternd};
+use ternd::stun::Method;
+use ternd_client::{Client, ClientOptions, Credentials, Error, RelaySocket, Timing};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every test is bounded by this, whatever goes wrong.
+const BOUND: Duration = Duration::from_secs(10);
+/// Waiting for one echo.
+const ECHO_WAIT: Duration = Duration::from_secs(2);
+
+/// Runs `f` on a current-thread runtime, bounded by [`BOUND`].
+fn run<F: std::future::Future<Output = ()>>(f: F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(BOUND, f)
+            .await
+            .expect("test took longer than its bound")
+    });
+}
+
+/// A thread echoing UDP datagrams on 127.0.0.1 until dropped.
+struct UdpEcho {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpEcho {
+    fn start() -> UdpEcho {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 65_536];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }
+        });
+        UdpEcho {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn url(scheme: &str, addr: SocketAddr, transport: &str) -> String {
+    format!("{scheme}:{addr}?transport={transport}")
+}
+
+fn creds(user: &str) -> Credentials {
+    rest_credentials(SECRET, user)
+}
+
+/// Datagram `i` of a run: its number and a pattern, 100 to 1100 bytes.
+fn datagram(i: u32) -> Vec<u8> {
+    let len = 100 + (i as usize * 37) % 1000;
+    let mut d: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
+    d[..4].copy_from_slice(&i.to_be_bytes());
+    d
+}
+
+/// `n` round trips through the relay to the echo peer; every payload comes back intact.
+async fn echo_lockstep(sock: &RelaySocket, peer: SocketAddr, n: u32) {
+    let mut buf = vec![0u8; 2048];
+    for i in 0..n {
+        let d = datagram(i);
+        assert_eq!(sock.send_to(&d, peer).await.unwrap(), d.len());
+        let (len, from) = tokio::time::timeout(ECHO_WAIT, sock.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("echo {i} lost; {:?}", sock.stats()))
+            .unwrap();
+        assert_eq!(from, peer);
+        assert_eq!(&buf[..len], &d[..], "echo {i}");
+    }
+}
+
+/// A burst of `n` datagrams sent before any is read: all come back (the ring holds them).
+async fn echo_burst(sock: &RelaySocket, peer: SocketAddr, n: u32) {
+    for i in 0..n {
+        sock.send_to(&datagram(1000 + i), peer).await.unwrap();
+    }
+    let mut seen = vec![false; n as usize];
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..n {
+        let (len, _) = tokio::time::timeout(ECHO_WAIT, sock.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("burst echo lost; {:?}", sock.stats()))
+            .unwrap();
+        let i = u32::from_be_bytes(buf[..4].try_into().unwrap()) - 1000;
+        assert_eq!(&buf[..len], &datagram(1000 + i)[..]);
+        seen[i as usize] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+    assert_eq!(sock.stats().dropped, 0);
+}
+
+/// 200 datagrams over a channel, all ChannelData both ways, then a burst.
+async fn channels_round_trip(client: &Client) {
+    let echo = UdpEcho::start();
+    let sock = client.allocate().await.unwrap();
+    assert_eq!(sock.relayed_addr().ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    echo_lockstep(&sock, echo.addr, 200).await;
+    let st = sock.stats();
+    assert!(sock.channel_for(echo.addr).is_some());
+    // The first datagram waited for the ChannelBind (which installs the permission),
+    // so every one went as ChannelData.
+    assert_eq!(st.turn.channel_data_sent, 200, "{st:?}");
+    assert_eq!(st.turn.indications_sent, 0, "{st:?}");
+    assert_eq!(st.turn.channel_data_received, 200, "{st:?}");
+    assert_eq!((st.received, st.dropped, st.too_large), (200, 0, 0));
+    echo_burst(&sock, echo.addr, 64).await;
+    sock.close().await.unwrap();
+}
+
+#[test]
+fn udp_channels_echo_200_datagrams_without_loss() {
+    let server = Ternd::start(Setup {
+        relay_ports: "12000-12049",
+        ..Setup::default()
+    });
+    run(async {
+        let client = Client::connect(&url("turn", server.addr, "udp"), creds("udp"))
+            .await
+            .unwrap();
+        channels_round_trip(&client).await;
+    });
+}
+
+#[test]
+fn udp_indications_only_when_channels_are_off() {
+    let server = Ternd::start(Setup {
+        relay_ports: "12050-12099",
+        ..Setup::default()
+    });
+    run(async {
+        let options = ClientOptions::default().channels(false);
+        let client = Client::connect_with(&url("turn", server.addr, "udp"), creds("ind"), options)
+            .await
+            .unwrap();
+        let echo = UdpEcho::start();
+        let sock = client.allocate().await.unwrap();
+        echo_lockstep(&sock, echo.addr, 200).await;
+        let st = sock.stats();
+        assert_eq!(sock.channel_for(echo.addr), None);
+        assert_eq!(st.turn.channel_data_sent, 0, "{st:?}");
+        assert_eq!(st.turn.indications_sent, 200, "{st:?}");
+        assert_eq!(st.turn.data_indications_received, 200, "{st:?}");
+        sock.close().await.unwrap();
+    });
+}
+
+#[test]
+fn tcp_to_the_server_relays_udp_with_padded_channel_data() {
+    let server = Ternd::start(Setup {
+        relay_ports: "12100-12149",
+        ..Setup::default()
+    });
+    run(async {
+        let client = Client::connect(&url("turn", server.addr, "tcp"), creds("tcp"))
+            .await
+            .unwrap();
+        assert_eq!(client.protocol(), ternd_client::Protocol::Tcp);
+        channels_round_trip(&client).await;
+    });
+}
+
+#[test]
+fn tls_to_the_server_verifies_its_name_and_relays() {
+    let dir = tls::TempDir::new("client-tls");
+    let (key, cert) = tls::self_signed(&dir.0, "server", "localhost");
+    let server = Ternd::start(Setup {
+        relay_ports: "12150-12199",
+        tls: Some((&cert, &key)),
+        ..Setup::default()
+    });
+    let tls_addr = server.tls.unwrap();
+    run(async {
+        // By name: "localhost" may resolve to ::1 first, where nothing listens; the next
+        // address is tried.
+        let url = format!("turns:localhost:{}", tls_addr.port());
+        let options = ClientOptions::default().tls_config(tls::tls_client(&cert));
+        let client = Client::connect_with(&url, creds("tls"), options)
+            .await
+            .unwrap();
+        assert_eq!(client.server_addr(), tls_addr);
+        channels_round_trip(&client).await;
+        // The webpki roots do not trust a self-signed certificate.
+        let err = Client::connect(&url, creds("tls")).await.unwrap_err();
+        assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    });
+}
+
+/// A thread accepting TCP connections on 127.0.0.1 and echoing each (bounded by a read
+/// timeout; the thread ends when the listener has been idle for 3 s).
+fn tcp_echo() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let mut idle = Instant::now();
+        while idle.elapsed() < Duration::from_secs(3) {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    idle = Instant::now();
+                    std::thread::spawn(move || {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                        let mut buf = [0u8; 4096];
+                        while let Ok(n) = s.read(&mut buf) {
+                            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn rfc_6062_connect_and_accept_over_tcp() {
+    let server = Ternd::start(Setup {
+        relay_ports: "12200-12249",
+        tcp_relay: true,
+        ..Setup::default()
+    });
+    run(async {
+        let client = Client::connect(&url("turn", server.addr, "tcp"), creds("tcprelay"))
+            .await
+            .unwrap();
+        let alloc = client.allocate_tcp().await.unwrap();
+        // Connect: the relay dials the echo peer.
+        let peer = tcp_echo();
+        let mut s = alloc.connect(peer).await.unwrap();
+        assert_eq!(s.peer_addr(), peer);
+        let sent: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        s.write_all(&sent).await.unwrap();
+        let mut got = vec![0u8; sent.len()];
+        tokio::time::timeout(ECHO_WAIT, s.read_exact(&mut got))
+            .await
+            .expect("echo in time")
+            .unwrap();
+        assert_eq!(got, sent);
+        // Accept: a peer connects to the relayed address (with a permission for it).
+        alloc.permit(IpAddr::V4(Ipv4Addr::LOCALHOST)).await.unwrap();
+        let relayed = alloc.relayed_addr();
+        let dialer = std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect(relayed).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            c.write_all(b"from the peer").unwrap();
+            let mut b = [0u8; 5];
+            c.read_exact(&mut b).unwrap();
+            b
+        });
+        let (mut a, from) = alloc.accept().await.unwrap();
+        assert_eq!(from.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let mut b = [0u8; 13];
+        a.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"from the peer");
+        a.write_all(b"reply").await.unwrap();
+        let back = tokio::task::spawn_blocking(move || dialer.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(&back, b"reply");
+        alloc.close().await.unwrap();
+    });
+}
+
+#[test]
+fn binding_over_udp_gives_the_address_the_allocation_sees() {
+    let server = Ternd::start(Setup {
+        relay_ports: "12250-12299",
+        ..Setup::default()
+    });
+    run(async {
+        let options = ClientOptions::default().local_addr("127.0.0.1:0".parse().unwrap());
+        let client = Client::connect_with(&url("turn", server.addr, "udp"), creds("b"), options)
+            .await
+            .unwrap();
+        let mapped = client.binding().await.unwrap();
+        assert_eq!(mapped.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_ne!(mapped.port(), 0);
+        // The allocation uses the same socket.
+        let sock = client.allocate().await.unwrap();
+        assert_eq!(sock.mapped_addr(), Some(mapped));
+        assert!(matches!(client.allocate_tcp().await, Err(Error::Url(_))));
+        sock.close().await.unwrap();
+    });
+}
+
+#[test]
+fn close_and_drop_free_the_allocation_on_the_server() {
+    let server = Ternd::start(Setup {
+        relay_ports: "12300-12349",
+        ..Setup::default()
+    });
+    run(async {
+        let client = Client::connect(&url("turn", server.addr, "udp"), creds("closer"))
+            .await
+            .unwrap();
+        let a = client.allocate().await.unwrap();
+        let b = client.allocate().await.unwrap();
+        assert_ne!(a.relayed_addr(), b.relayed_addr());
+        assert_eq!(server.metric("ternd_allocations_active"), 2.0);
+        a.close().await.unwrap();
+        assert_eq!(server.wait_allocations(1.0, Duration::from_secs(2)), 1.0);
+        // Dropped without close: the driver deletes it on its own.
+        drop(b);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while server.metric("ternd_allocations_active") != 0.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(server.metric("ternd_allocations_active"), 0.0);
+    });
+}
+
+#[test]
+fn a_wrong_password_is_a_401_failure() {
+    let server = Ternd::start(Setup {
+        relay_ports: "12350-12399",
+        ..Setup::default()
+    });
+    run(async {
+        let bad = Credentials::new(creds("who").username, "not the password");
+        let client = Client::connect(&url("turn", server.addr, "udp"), bad)
+            .await
+            .unwrap();
+        let err = client.allocate().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Failure {
+                    method: Method::ALLOCATE,
+                    code: 401,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), Some(401));
+    });
+}
+
+#[test]
+fn an_unreachable_server_times_out_as_the_timing_says() {
+    // A bound socket that never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let timing = Timing {
+        rto: Duration::from_millis(50),
+        max_sends: 3,
+        last_wait: 4,
+        ..Timing::default()
+    };
+    assert_eq!(
+        timing.transaction_timeout(false),
+        Duration::from_millis(350)
+    );
+    run(async {
+        let options = ClientOptions::default().timing(timing);
+        let client = Client::connect_with(&url("turn", addr, "udp"), creds("nobody"), options)
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        let err = client.allocate().await.unwrap_err();
+        let took = t0.elapsed();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    method: Method::ALLOCATE
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        let err = client.binding().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    method: Method::BINDING
+                }
+            ),
+            "{err:?}"
+        );
+    });
+    drop(silent);
+}
+
+#[test]
+fn bad_urls_are_url_errors() {
+    run(async {
+        for u in [
+            "http://127.0.0.1:3478",
+            "turn:",
+            "turn:127.0.0.1:0",
+            "turn:127.0.0.1?transport=sctp",
+            "turns:127.0.0.1?transport=udp",
+            "turn:host.invalid:3478",
+        ] {
+            // No DNS here may mean a slow failure: bounded.
+            let options = ClientOptions::default().connect_timeout(Duration::from_secs(1));
+            let err = Client::connect_with(u, creds("u"), options)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Url(_)), "{u}: {err:?}");
+        }
+    });
+}
