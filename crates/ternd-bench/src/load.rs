@@ -11,10 +11,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ternd_proto::stun::channel::{ChannelData, ChannelRange};
-use ternd_proto::stun::{
-    Attribute, Class, Message, MessageBuilder, MessageType, Method, TransactionId, attr_type,
-};
+use ternd_client::data::{self, Incoming};
+use ternd_proto::stun::TransactionId;
 
 use crate::args::{BenchArgs, Mode, Rate};
 use crate::control::{Alloc, Via, deallocate, setup};
@@ -50,25 +48,15 @@ fn build_frame(mode: Mode, peer: SocketAddr, size: usize, index: u32) -> (Vec<u8
     match mode {
         Mode::Channel => {
             let mut f = vec![0u8; 4 + size];
-            let n = ChannelData::encode(CHANNEL, &payload, false, &mut f).unwrap_or(0);
+            let n = data::channel_data(CHANNEL, &payload, false, &mut f).unwrap_or(0);
             f.truncate(n);
             (f, 4)
         }
         Mode::Raw => (payload, 0),
         Mode::Send => {
             let mut f = vec![0u8; size + 128];
-            let n = match MessageBuilder::new(
-                &mut f,
-                MessageType::new(Method::SEND, Class::Indication),
-                TransactionId(*b"tbn0sendindi"),
-            ) {
-                Ok(mut b) => {
-                    let ok = b.add(&Attribute::XorPeerAddress(peer)).is_ok()
-                        && b.add(&Attribute::Data(&payload)).is_ok();
-                    if ok { b.finish() } else { 0 }
-                }
-                Err(_) => 0,
-            };
+            let n = data::send_indication(TransactionId(*b"tbn0sendindi"), peer, &payload, &mut f)
+                .unwrap_or(0);
             f.truncate(n);
             // DATA is the last attribute: its value starts at the end minus the padded size.
             let at = n.saturating_sub((size + 3) & !3);
@@ -83,21 +71,9 @@ fn payload_of(mode: Mode, buf: &[u8]) -> Option<&[u8]> {
     if mode == Mode::Raw {
         return Some(buf);
     }
-    match buf.first()? {
-        0x40..=0x7F => ChannelData::parse(buf, ChannelRange::RFC5766)
-            .ok()
-            .map(|c| c.data),
-        0..=3 => {
-            let m = Message::parse(buf).ok()?;
-            if m.message_type() != MessageType::new(Method::DATA, Class::Indication) {
-                return None;
-            }
-            match m.get_decoded(attr_type::DATA)? {
-                Ok(Attribute::Data(d)) => Some(d),
-                _ => None,
-            }
-        }
-        _ => None,
+    match data::decode(buf)? {
+        Incoming::ChannelData { data, .. } | Incoming::Data { data, .. } => Some(data),
+        Incoming::Stun(_) => None,
     }
 }
 
