@@ -1,25 +1,21 @@
-//! One TURN client (RFC 8656 over RFC 8489 long-term credentials), built on `ternd-proto`'s
-//! STUN codec.
+//! A TURN client (RFC 8656 over RFC 8489, RFC 6062): a sans-IO core ([`Allocation`]), a
+//! tokio adapter (`Client`, cargo feature `tokio`), and the request-at-a-time [`Session`]
+//! with [`blocking`] adapters. The crate README (the page below when built with the `tokio`
+//! feature) says what each does.
 //!
-//! - [`Session`] is the sans-IO part: it builds requests into the caller's buffer, checks
-//!   the answers, runs the 401 challenge and 438 Stale Nonce retries, holds the long-term
-//!   key, and books what the server granted ([`Grants`]: relayed and mapped addresses,
-//!   lifetime, permissions, channels, what is due for a refresh). It reads no clock and opens
-//!   no socket: `now` and transaction id prefixes come from the caller.
-//! - [`data`] frames and decodes the data path: Send and Data indications, ChannelData.
-//! - [`blocking`] drives a session over `std::net` UDP or any `Read + Write` stream (TCP,
-//!   TLS).
-//! - `client` (cargo feature `tokio`, on by default) drives the sans-IO [`Allocation`] in a
-//!   tokio task: `Client::connect(url, credentials)`, then `allocate()` for a UDP relay used
-//!   like a socket, `allocate_tcp()` for RFC 6062, `binding()`.
+#![cfg_attr(feature = "tokio", doc = include_str!("../README.md"))]
 //!
-//! Driving a session by hand: [`Session::request`] writes a request and remembers its
-//! transaction; send it; feed the answer to [`Session::handle_response`], which returns
-//! [`Response::Success`], or [`Response::Retry`] when a new nonce (or the first challenge)
-//! came back and the same request should be built and sent again, or an [`Error`].
+//! ## The request-at-a-time API
 //!
-//! Not yet here (see the README): an event-driven allocation loop, SHA-256
-//! passwords and USERHASH, 300 Try Alternate, RFC 6062.
+//! [`Session`] builds requests into the caller's buffer, checks the answers, runs the 401
+//! challenge and 438 Stale Nonce retries, holds the long-term key, and books what the
+//! server granted ([`Grants`]: relayed and mapped addresses, lifetime, permissions,
+//! channels, what is due for a refresh). [`Session::request`] writes a request and
+//! remembers its transaction; send it; feed the answer to [`Session::handle_response`],
+//! which returns [`Response::Success`], or [`Response::Retry`] when a new nonce (or the
+//! first challenge) came back and the same request should be built and sent again, or an
+//! [`Error`]. [`data`] frames and decodes the data path (Send and Data indications,
+//! ChannelData).
 //!
 //! ```no_run
 //! use std::net::UdpSocket;
