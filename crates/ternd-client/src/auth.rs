@@ -74,6 +74,9 @@ pub(crate) struct Auth {
     userhash: Option<[u8; 32]>,
     /// Whether USERHASH may replace USERNAME when offered.
     pub(crate) allow_userhash: bool,
+    /// Whether the SHA-256 password algorithm is taken when offered (else MD5, still
+    /// echoing the server's PASSWORD-ALGORITHMS).
+    pub(crate) allow_sha256: bool,
 }
 
 impl Auth {
@@ -86,6 +89,7 @@ impl Auth {
             algorithms: None,
             userhash: None,
             allow_userhash: true,
+            allow_sha256: true,
         }
     }
 
@@ -111,6 +115,14 @@ impl Auth {
         match self.key? {
             Key::Md5(_) => Some(PasswordAlgorithmKind::Md5),
             Key::Sha256(_) => Some(PasswordAlgorithmKind::Sha256),
+        }
+    }
+
+    /// The MD5 long-term key, when that is the algorithm in use.
+    pub(crate) fn md5_key(&self) -> Option<[u8; 16]> {
+        match self.key? {
+            Key::Md5(k) => Some(k),
+            Key::Sha256(_) => None,
         }
     }
 
@@ -165,9 +177,10 @@ impl Auth {
         {
             return Err(Error::Downgrade);
         }
-        let sha256 = offered.is_some_and(|l: PasswordAlgorithms<'_>| {
-            l.iter().any(|a| a.algorithm == PasswordAlgorithm::SHA256)
-        });
+        let sha256 = self.allow_sha256
+            && offered.is_some_and(|l: PasswordAlgorithms<'_>| {
+                l.iter().any(|a| a.algorithm == PasswordAlgorithm::SHA256)
+            });
         let username = &self.credentials.username;
         let password = &self.credentials.password;
         let key = if sha256 {

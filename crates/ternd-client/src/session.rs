@@ -9,6 +9,7 @@ use ternd_proto::stun::{
 };
 
 use crate::allocation::Grants;
+use crate::auth::Auth;
 use crate::{Credentials, Error};
 
 /// How many times one request is rebuilt after 401/438 before the error is returned.
@@ -57,10 +58,8 @@ struct Pending {
 /// one (whose answer is then [`Error::UnknownTransaction`]).
 #[derive(Debug, Clone)]
 pub struct Session {
-    credentials: Credentials,
-    realm: Option<String>,
-    nonce: Option<String>,
-    key: Option<[u8; 16]>,
+    /// The challenge learned and the key (MD5 only, USERNAME, never USERHASH).
+    auth: Auth,
     tid_prefix: [u8; 8],
     counter: u32,
     fingerprint: bool,
@@ -69,13 +68,6 @@ pub struct Session {
     /// its method.
     retries: Option<(Method, u8)>,
     allocation: Grants,
-}
-
-fn text<'a>(m: &Message<'a>, t: u16) -> Option<&'a str> {
-    match m.get_decoded(t)? {
-        Ok(Attribute::Realm(s)) | Ok(Attribute::Nonce(s)) => Some(s),
-        _ => None,
-    }
 }
 
 /// The ERROR-CODE of a message: code and reason.
@@ -90,11 +82,11 @@ impl Session {
     /// A session with `credentials`. Transaction ids are `tid_prefix` followed by a 32-bit
     /// counter: give each session a distinct (ideally random) prefix.
     pub fn new(credentials: Credentials, tid_prefix: [u8; 8]) -> Session {
+        let mut auth = Auth::new(credentials);
+        auth.allow_sha256 = false;
+        auth.allow_userhash = false;
         Session {
-            realm: credentials.realm.clone(),
-            credentials,
-            nonce: None,
-            key: None,
+            auth,
             tid_prefix,
             counter: 0,
             fingerprint: true,
@@ -106,32 +98,32 @@ impl Session {
 
     /// The credentials.
     pub fn credentials(&self) -> &Credentials {
-        &self.credentials
+        self.auth.credentials()
     }
 
     /// The username requests carry.
     pub fn username(&self) -> &str {
-        &self.credentials.username
+        &self.auth.credentials().username
     }
 
     /// The realm in use (configured, or learned from a 401).
     pub fn realm(&self) -> Option<&str> {
-        self.realm.as_deref()
+        self.auth.realm()
     }
 
     /// The server's current nonce.
     pub fn nonce(&self) -> Option<&str> {
-        self.nonce.as_deref()
+        self.auth.nonce()
     }
 
     /// The long-term key (MD5), once the realm is known.
     pub fn key(&self) -> Option<[u8; 16]> {
-        self.key
+        self.auth.md5_key()
     }
 
     /// True once a challenge was learned: requests then carry credentials.
     pub fn has_challenge(&self) -> bool {
-        self.key.is_some() && self.nonce.is_some()
+        self.auth.ready()
     }
 
     /// Whether requests end with FINGERPRINT (on by default).
@@ -157,37 +149,12 @@ impl Session {
     /// derives the key: the next requests are authenticated with them.
     pub fn learn_challenge(&mut self, m: &Message<'_>) -> Result<(), Error> {
         let code = error_code(m).map_or(0, |(c, _)| c);
-        let nonce = text(m, attr_type::NONCE).ok_or(Error::NoChallenge {
-            code,
-            missing: "NONCE",
-        })?;
-        let realm = match (&self.credentials.realm, text(m, attr_type::REALM)) {
-            (Some(r), _) => r.clone(),
-            (None, Some(r)) => r.to_string(),
-            (None, None) => {
-                return Err(Error::NoChallenge {
-                    code,
-                    missing: "REALM",
-                });
-            }
-        };
-        if self.realm.as_deref() != Some(realm.as_str()) || self.key.is_none() {
-            self.key = Some(
-                ternd_proto::auth::long_term_key_md5(
-                    &self.credentials.username,
-                    &realm,
-                    &self.credentials.password,
-                )
-                .map_err(Error::Credentials)?,
-            );
-            self.realm = Some(realm);
-        }
-        self.nonce = Some(nonce.to_string());
-        Ok(())
+        self.auth.learn(m, code)
     }
 
     /// Writes a `method` request into `out`: the attributes `build` adds, then, if `auth`
-    /// and a challenge is known, USERNAME, REALM, NONCE and MESSAGE-INTEGRITY, then
+    /// and a challenge is known, USERNAME, REALM, NONCE (with PASSWORD-ALGORITHMS and
+    /// PASSWORD-ALGORITHM MD5 when the server offered a list) and MESSAGE-INTEGRITY, then
     /// FINGERPRINT (if on). It becomes the outstanding request.
     pub fn build_request(
         &mut self,
@@ -199,16 +166,7 @@ impl Session {
         let tid = self.next_transaction_id();
         let mut b = MessageBuilder::new(out, MessageType::new(method, Class::Request), tid)?;
         build(&mut b)?;
-        let authenticated = match (auth, &self.realm, &self.nonce, &self.key) {
-            (true, Some(realm), Some(nonce), Some(key)) => {
-                b.add(&Attribute::Username(&self.credentials.username))?;
-                b.add(&Attribute::Realm(realm))?;
-                b.add(&Attribute::Nonce(nonce))?;
-                b.add_message_integrity(key)?;
-                true
-            }
-            _ => false,
-        };
+        let authenticated = auth && self.auth.sign(&mut b)?;
         if self.fingerprint {
             b.add_fingerprint()?;
         }
@@ -287,10 +245,7 @@ impl Session {
             return Err(Error::UnknownTransaction);
         };
         let method = p.method;
-        let verified = |m: &Message<'_>| match &self.key {
-            Some(k) => m.verify_integrity(k).is_ok(),
-            None => false,
-        };
+        let verified = |m: &Message<'_>| self.auth.verifies(m);
         match m.message_type().class {
             Class::Success => {
                 if p.authenticated && !verified(&m) {
@@ -305,7 +260,8 @@ impl Session {
                 }
                 let (code, reason) = error_code(&m).unwrap_or((0, ""));
                 let retry = (code == 401 && (!p.authenticated || p.retries == 0)) || code == 438;
-                if retry && p.retries < MAX_RETRIES && !self.credentials.username.is_empty() {
+                if retry && p.retries < MAX_RETRIES && !self.auth.credentials().username.is_empty()
+                {
                     self.learn_challenge(&m)?;
                     self.retries = Some((method, p.retries + 1));
                     return Ok(Response::Retry);
