@@ -57,7 +57,16 @@
 //!   REQUESTED-TRANSPORT 6 over a TCP or TLS control connection gets a TCP relay; Connect
 //!   answers with CONNECTION-ID, and a ConnectionBind on a new connection to the same
 //!   listener splices it to the peer. REQUESTED-TRANSPORT 6 over UDP is 400 "Wrong
-//!   Transport Data".
+//!   Transport Data". A peer connecting to the relayed address (with a permission) gets a
+//!   ConnectionAttempt sent to the client. But a ConnectionBind that meets a stale nonce
+//!   loses that connection: it is answered 438 "Stale nonce" and the data connection is
+//!   closed, the pending peer connection already dropped
+//!   (`turnserver_accept_tcp_client_data_connection` cleans it up whatever the auth check
+//!   said), so a retry with the new nonce has nothing to bind to.
+//! - **LIFETIME has a floor of 600 s**: `stun_adjust_allocate_lifetime` raises any non-zero
+//!   LIFETIME under `STUN_MIN_ALLOCATE_LIFETIME`, which ns_turn_msg_defs.h defines as
+//!   `STUN_DEFAULT_ALLOCATE_LIFETIME` (600); `--max-allocate-lifetime` only caps from above.
+//!   A client cannot make coturn's allocations short (nor its Refreshes frequent).
 //! - **`--alternate-server=IP[:PORT]`** (port 3478 if omitted; repeatable, then handed out
 //!   round-robin): every Allocate, before authentication (so the very first, unauthenticated
 //!   one), is answered 300 "Try Alternate" with ALTERNATE-SERVER and SOFTWARE only (no

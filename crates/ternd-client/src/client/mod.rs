@@ -82,12 +82,18 @@ pub struct ClientOptions {
     pub recv_queue: usize,
     /// The largest datagram a [`RelaySocket`] queues (larger ones are dropped and counted).
     pub recv_datagram_size: usize,
+    /// How long after a permission is installed it is refreshed (240 s; never later than
+    /// 90% of its 300 s life). See [`ClientOptions::refresh_intervals`].
+    pub permission_refresh: Duration,
+    /// How long after a channel is bound it is bound again (540 s; never later than 90%
+    /// of its 600 s life).
+    pub channel_refresh: Duration,
 }
 
 impl Default for ClientOptions {
     /// Webpki roots, IPv4, the server's lifetime, channels on, public alternates only,
     /// RFC 8489 timing, 15 s keepalives, 10 s to connect, 128 queued datagrams of up to
-    /// 2048 bytes.
+    /// 2048 bytes, permissions refreshed after 240 s and channels after 540 s.
     fn default() -> ClientOptions {
         ClientOptions {
             tls_config: None,
@@ -102,6 +108,8 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             recv_queue: 128,
             recv_datagram_size: 2048,
+            permission_refresh: Duration::from_secs(240),
+            channel_refresh: Duration::from_secs(540),
         }
     }
 }
@@ -166,6 +174,18 @@ impl ClientOptions {
     pub fn recv_queue(mut self, slots: usize, size: usize) -> ClientOptions {
         self.recv_queue = slots;
         self.recv_datagram_size = size;
+        self
+    }
+
+    /// The same options with other refresh intervals: a permission is refreshed
+    /// (CreatePermission) `permission` after it was installed, a channel bound again
+    /// (ChannelBind) `channel` after it was bound. Shorter than the defaults (240 s and
+    /// 540 s) only costs requests; longer ones are capped at 90% of the lifetimes RFC 8656
+    /// gives them (300 s and 600 s). Tests use short ones to make requests (and meet
+    /// nonce expiry) often.
+    pub fn refresh_intervals(mut self, permission: Duration, channel: Duration) -> ClientOptions {
+        self.permission_refresh = permission;
+        self.channel_refresh = channel;
         self
     }
 }
@@ -304,6 +324,8 @@ impl Client {
             .keepalive(o.keepalive);
         c.lifetime = o.lifetime;
         c.software = o.software.clone();
+        c.permission_refresh = o.permission_refresh;
+        c.channel_refresh = o.channel_refresh;
         c
     }
 
