@@ -6,6 +6,8 @@
 //!   key, and books what the server granted ([`Grants`]: relayed and mapped addresses,
 //!   lifetime, permissions, channels, what is due for a refresh). It reads no clock and opens
 //!   no socket: `now` and transaction id prefixes come from the caller.
+//! - [`rest_credentials`] mints TURN REST API credentials (coturn's `use-auth-secret`)
+//!   from the secret shared with the server.
 //! - [`data`] frames and decodes the data path: Send and Data indications, ChannelData.
 //! - [`blocking`] drives a session over `std::net` UDP or any `Read + Write` stream (TCP,
 //!   TLS).
@@ -47,6 +49,7 @@ pub mod blocking;
 pub mod client;
 pub mod data;
 mod error;
+mod rest;
 pub mod sansio;
 mod session;
 #[cfg(test)]
@@ -57,6 +60,7 @@ pub use auth::PasswordAlgorithmKind;
 #[cfg(feature = "tokio")]
 pub use client::{Client, ClientOptions, RelaySocket, SocketStats, TcpAllocation, TcpRelayStream};
 pub use error::{Error, method_name};
+pub use rest::{REST_SEPARATOR, rest_credentials};
 pub use sansio::{
     Allocation, Binding, Config, ConnectionBind, Encoded, Event, Family, Input, Protocol,
     RelayProtocol, Stats, Timing, Transmit,
@@ -88,7 +92,8 @@ impl Credentials {
 
     /// TURN REST credentials (coturn's `use-auth-secret`) for `user`, valid until
     /// `expiry_unix`: username `EXPIRY<separator>USER`, password base64(HMAC-SHA1(secret,
-    /// username)).
+    /// username)). [`rest_credentials`] computes the expiry from a lifetime and uses the
+    /// usual `:` separator.
     pub fn rest(secret: &str, user: &str, expiry_unix: u64, separator: char) -> Credentials {
         let (username, password) =
             ternd_proto::auth::rest::credentials(secret, user, expiry_unix, separator);
