@@ -54,6 +54,7 @@ pub mod sansio;
 mod session;
 #[cfg(test)]
 mod tests;
+mod url;
 
 pub use allocation::{CHANNEL_LIFETIME, Channel, Due, Grants, PERMISSION_LIFETIME, Permission};
 pub use auth::PasswordAlgorithmKind;
@@ -67,6 +68,7 @@ pub use sansio::{
 };
 pub use session::{Request, Response, Session};
 pub use ternd_proto::stun;
+pub use url::{IceUrl, Scheme};
 
 /// Long-term credentials: a username and password, and optionally the realm to use
 /// (otherwise the one the server's 401 names).
