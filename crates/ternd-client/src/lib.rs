@@ -14,6 +14,9 @@
 //! - `client` (cargo feature `tokio`, on by default) drives the sans-IO [`Allocation`] in a
 //!   tokio task: `Client::connect(url, credentials)`, then `allocate()` for a UDP relay used
 //!   like a socket, `allocate_tcp()` for RFC 6062, `binding()`.
+//! - `ice` (feature `tokio`) fetches WebRTC `iceServers` from an HTTP(S) credentials
+//!   endpoint (ternd's `/v1/ice-servers`) with an access token, for `Client::connect`.
+//! - [`IceUrl`] parses `stun:`, `stuns:`, `turn:` and `turns:` URLs (RFC 7064, 7065).
 //!
 //! Driving a session by hand: [`Session::request`] writes a request and remembers its
 //! transaction; send it; feed the answer to [`Session::handle_response`], which returns
@@ -49,6 +52,8 @@ pub mod blocking;
 pub mod client;
 pub mod data;
 mod error;
+#[cfg(feature = "tokio")]
+pub mod ice;
 mod rest;
 pub mod sansio;
 mod session;

@@ -44,6 +44,8 @@ use ternd_proto::stun::Method;
 pub use socket::{RelaySocket, SocketStats};
 pub use tcp::{TcpAllocation, TcpRelayStream};
 
+pub(crate) use conn::default_tls;
+
 use crate::sansio::Binding;
 use crate::{
     Allocation, Config, Credentials, Error, Family, IceUrl, Protocol, RelayProtocol, Timing,
