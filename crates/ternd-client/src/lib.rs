@@ -23,9 +23,6 @@
 //! [`Response::Success`], or [`Response::Retry`] when a new nonce (or the first challenge)
 //! came back and the same request should be built and sent again, or an [`Error`].
 //!
-//! Not yet here (see the README): an event-driven allocation loop, SHA-256
-//! passwords and USERHASH, 300 Try Alternate, RFC 6062.
-//!
 //! ```no_run
 //! use std::net::UdpSocket;
 //! use ternd_client::{Credentials, Session, blocking};
