@@ -80,6 +80,33 @@ pub enum Error {
     Tls(String),
     /// The allocation's driver stopped (the client was closed or its task ended).
     Closed,
+    /// An HTTP exchange failed: the answer is not HTTP/1.1, the connection closed before
+    /// the answer was complete, or the request cannot be made (an access token that is not
+    /// a header value).
+    Http(String),
+    /// The HTTP server answered with a status other than 2xx (redirects are not followed).
+    HttpStatus {
+        /// The status code: 401 for a bad or expired access token, 403 for one without the
+        /// required scope, 404 when the endpoint has no token keys, 429 when rate-limited.
+        status: u16,
+        /// The `error` of an OAuth-style JSON error body (`invalid_token`), if there was one.
+        error: Option<String>,
+        /// Its `error_description`.
+        description: Option<String>,
+    },
+    /// The HTTP exchange took longer than its timeout (name resolution, connect, TLS,
+    /// request and the whole body together).
+    HttpTimeout {
+        /// The timeout.
+        after: std::time::Duration,
+    },
+    /// The HTTP answer's body (declared or received) is larger than allowed.
+    HttpTooLarge {
+        /// The largest body accepted, in bytes.
+        limit: usize,
+    },
+    /// The HTTP answer's body is not the `{"iceServers": [...]}` JSON expected.
+    IceServers(String),
 }
 
 impl Error {
@@ -123,6 +150,19 @@ impl Error {
             Error::Url(s) => Error::Url(s.clone()),
             Error::Tls(s) => Error::Tls(s.clone()),
             Error::Closed => Error::Closed,
+            Error::Http(s) => Error::Http(s.clone()),
+            Error::HttpStatus {
+                status,
+                error,
+                description,
+            } => Error::HttpStatus {
+                status: *status,
+                error: error.clone(),
+                description: description.clone(),
+            },
+            Error::HttpTimeout { after } => Error::HttpTimeout { after: *after },
+            Error::HttpTooLarge { limit } => Error::HttpTooLarge { limit: *limit },
+            Error::IceServers(s) => Error::IceServers(s.clone()),
         }
     }
 
@@ -130,6 +170,14 @@ impl Error {
     pub fn code(&self) -> Option<u16> {
         match self {
             Error::Failure { code, .. } | Error::NoChallenge { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status code, for [`Error::HttpStatus`].
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::HttpStatus { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -192,6 +240,26 @@ impl fmt::Display for Error {
             Error::Url(s) => write!(f, "server URL: {s}"),
             Error::Tls(s) => write!(f, "TLS: {s}"),
             Error::Closed => write!(f, "the TURN client is closed"),
+            Error::Http(s) => write!(f, "HTTP: {s}"),
+            Error::HttpStatus {
+                status,
+                error,
+                description,
+            } => {
+                write!(f, "HTTP status {status}")?;
+                if let Some(e) = error {
+                    write!(f, ": {e}")?;
+                }
+                if let Some(d) = description {
+                    write!(f, " ({d})")?;
+                }
+                Ok(())
+            }
+            Error::HttpTimeout { after } => write!(f, "HTTP: no complete answer within {after:?}"),
+            Error::HttpTooLarge { limit } => {
+                write!(f, "HTTP: the answer's body is larger than {limit} bytes")
+            }
+            Error::IceServers(s) => write!(f, "not an iceServers answer: {s}"),
         }
     }
 }

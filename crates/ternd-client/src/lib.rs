@@ -1,7 +1,9 @@
 //! A TURN client (RFC 8656 over RFC 8489, RFC 6062): a sans-IO core ([`Allocation`]), a
 //! tokio adapter (`Client`, cargo feature `tokio`), and the request-at-a-time [`Session`]
-//! with [`blocking`] adapters. The crate README (the page below when built with the `tokio`
-//! feature) says what each does.
+//! with [`blocking`] adapters; credentials helpers ([`rest_credentials`], `ice` for
+//! `iceServers` from an HTTP credentials endpoint, cargo feature `tokio`) and [`IceUrl`]
+//! (`stun:`, `stuns:`, `turn:`, `turns:`, RFC 7064/7065). The crate README (the page below
+//! when built with the `tokio` feature) says what each does.
 //!
 #![cfg_attr(feature = "tokio", doc = include_str!("../README.md"))]
 //!
@@ -43,22 +45,28 @@ pub mod blocking;
 pub mod client;
 pub mod data;
 mod error;
+#[cfg(feature = "tokio")]
+pub mod ice;
+mod rest;
 pub mod sansio;
 mod session;
 #[cfg(test)]
 mod tests;
+mod url;
 
 pub use allocation::{CHANNEL_LIFETIME, Channel, Due, Grants, PERMISSION_LIFETIME, Permission};
 pub use auth::PasswordAlgorithmKind;
 #[cfg(feature = "tokio")]
 pub use client::{Client, ClientOptions, RelaySocket, SocketStats, TcpAllocation, TcpRelayStream};
 pub use error::{Error, method_name};
+pub use rest::{REST_SEPARATOR, rest_credentials};
 pub use sansio::{
     Allocation, Binding, Config, ConnectionBind, Encoded, Event, Family, Input, Protocol,
     RelayProtocol, Stats, Timing, Transmit,
 };
 pub use session::{Request, Response, Session};
 pub use ternd_proto::stun;
+pub use url::{IceUrl, Scheme};
 
 /// Long-term credentials: a username and password, and optionally the realm to use
 /// (otherwise the one the server's 401 names).
@@ -84,7 +92,8 @@ impl Credentials {
 
     /// TURN REST credentials (coturn's `use-auth-secret`) for `user`, valid until
     /// `expiry_unix`: username `EXPIRY<separator>USER`, password base64(HMAC-SHA1(secret,
-    /// username)).
+    /// username)). [`rest_credentials`] computes the expiry from a lifetime and uses the
+    /// usual `:` separator.
     pub fn rest(secret: &str, user: &str, expiry_unix: u64, separator: char) -> Credentials {
         let (username, password) =
             ternd_proto::auth::rest::credentials(secret, user, expiry_unix, separator);

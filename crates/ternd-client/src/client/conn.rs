@@ -103,7 +103,7 @@ impl std::fmt::Debug for TlsSetup {
 }
 
 /// A client configuration trusting the Mozilla roots of `webpki-roots`.
-fn default_tls() -> Result<Arc<rustls::ClientConfig>, Error> {
+pub(crate) fn default_tls() -> Result<Arc<rustls::ClientConfig>, Error> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };

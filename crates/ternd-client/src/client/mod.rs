@@ -33,7 +33,6 @@ mod ring;
 mod shared;
 mod socket;
 mod tcp;
-mod url;
 
 use std::io;
 use std::net::SocketAddr;
@@ -45,8 +44,12 @@ use ternd_proto::stun::Method;
 pub use socket::{RelaySocket, SocketStats};
 pub use tcp::{TcpAllocation, TcpRelayStream};
 
+pub(crate) use conn::default_tls;
+
 use crate::sansio::Binding;
-use crate::{Allocation, Config, Credentials, Error, Family, Protocol, RelayProtocol, Timing};
+use crate::{
+    Allocation, Config, Credentials, Error, Family, IceUrl, Protocol, RelayProtocol, Timing,
+};
 use conn::{Conn, Dialer, TlsSetup};
 use ring::Ring;
 use shared::{Owner, Shared, State};
@@ -244,27 +247,32 @@ impl Client {
     /// (`transport=tcp`) or connects and runs the TLS handshake (`turns:`). Over TCP and
     /// TLS the host's addresses are tried in turn.
     ///
-    /// Errors: [`Error::Url`] for a URL that cannot be used or a host that does not
-    /// resolve, [`Error::Tls`] for TLS failures, [`Error::Io`] otherwise.
+    /// Errors: [`Error::Url`] for a URL that does not parse ([`IceUrl`]), a `stun:` or
+    /// `stuns:` URL, or a host that does not resolve, [`Error::Tls`] for TLS failures, [`Error::Io`] otherwise.
     pub async fn connect_with(
         server_url: &str,
         credentials: Credentials,
         options: ClientOptions,
     ) -> Result<Client, Error> {
-        let url = url::parse(server_url)?;
-        let tls = match url.protocol {
-            Protocol::Tls => Some(TlsSetup::new(options.tls_config.clone(), &url.host)?),
+        let url = IceUrl::parse(server_url)?;
+        if !url.is_turn() {
+            return Err(Error::Url(format!(
+                "{server_url:?}: a STUN server's URL; a TURN client needs turn: or turns:"
+            )));
+        }
+        let tls = match url.protocol() {
+            Protocol::Tls => Some(TlsSetup::new(options.tls_config.clone(), url.host())?),
             Protocol::Udp | Protocol::Tcp => None,
         };
         let dialer = Dialer {
-            protocol: url.protocol,
+            protocol: url.protocol(),
             tls,
             local: options.local_addr,
             timeout: options.connect_timeout,
         };
         let addrs = resolve(
-            &url.host,
-            url.port,
+            url.host(),
+            url.port(),
             options.local_addr,
             options.connect_timeout,
         )

@@ -6,7 +6,7 @@ use super::timer::Timing;
 use crate::Credentials;
 
 /// How the client reaches the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// UDP: requests are retransmitted (RFC 8489 §6.2.1), keepalives keep NAT bindings.
     Udp,
