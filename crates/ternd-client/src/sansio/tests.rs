@@ -16,6 +16,7 @@ use ternd_proto::turn::{
     Stats as ServerStats, Transport,
 };
 
+use super::answer::is_private;
 use super::*;
 use crate::Credentials;
 
