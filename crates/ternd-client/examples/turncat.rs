@@ -47,12 +47,16 @@
 use std::io::{self, BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Parser;
-use ternd_client::{Client, ClientOptions, Credentials, RelaySocket};
+use ternd_client::{Client, Credentials, RelaySocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use turn_args::TurnArgs;
+
+#[path = "common/turn_args.rs"]
+mod turn_args;
 
 /// Command line.
 #[derive(Parser, Debug)]
@@ -84,54 +88,6 @@ struct Args {
 }
 
 /// The server and the credentials (the same in game_sync.rs and turncat.rs).
-#[derive(clap::Args, Debug)]
-struct TurnArgs {
-    /// TURN server URL: turn:HOST:PORT?transport=udp|tcp or turns:HOST:PORT.
-    #[arg(long, value_name = "URL")]
-    server: String,
-    /// Username (with --password), or the name in REST credentials (with --secret).
-    #[arg(long, value_name = "U")]
-    user: Option<String>,
-    /// Password of --user.
-    #[arg(long, value_name = "P", env = "TURN_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-    /// Shared secret for TURN REST credentials (ternd --secret, coturn
-    /// --static-auth-secret), valid for an hour from now.
-    #[arg(long, value_name = "S", env = "TURN_SECRET", hide_env_values = true)]
-    secret: Option<String>,
-    /// Send data in Send indications only (no ChannelBind).
-    #[arg(long)]
-    no_channels: bool,
-}
-
-impl TurnArgs {
-    /// The credentials asked for; REST ones name `default_name` unless --user is given.
-    fn credentials(&self, default_name: &str) -> Result<Credentials, String> {
-        match (&self.password, &self.secret) {
-            (Some(_), Some(_)) => Err("give --password or --secret, not both".into()),
-            (Some(password), None) => match &self.user {
-                Some(user) => Ok(Credentials::new(user, password)),
-                None => Err("--password needs --user".into()),
-            },
-            (None, Some(secret)) => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_err(|_| "the system clock is before 1970".to_string())?
-                    .as_secs();
-                let name = self.user.as_deref().unwrap_or(default_name);
-                Ok(Credentials::rest(secret, name, now + 3600, ':'))
-            }
-            (None, None) => {
-                Err("give --user U --password P, or --secret S (TURN REST credentials)".into())
-            }
-        }
-    }
-
-    fn options(&self) -> ClientOptions {
-        ClientOptions::default().channels(!self.no_channels)
-    }
-}
-
 /// The longest line sent as one datagram.
 const MAX_LINE: usize = 8192;
 /// The largest datagram received (longer ones are cut, as UDP does).
