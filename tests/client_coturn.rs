@@ -1147,3 +1147,67 @@ fn rfc6062_across_nonce_expiry() {
     });
     eprintln!("rfc6062 across nonce expiry: {:?}", t0.elapsed());
 }
+
+/// `bind_channel` before anything is sent: the peer may send first, and every datagram
+/// both ways is ChannelData (no Send indication while a ChannelBind is in flight); closing
+/// through a shared reference leaves the socket closed; a channel to a refused peer is the
+/// server's error.
+#[test]
+fn bind_channel_first_makes_every_datagram_channel_data() {
+    if !turnserver_available("bind_channel_first_makes_every_datagram_channel_data") {
+        return;
+    }
+    let server = TurnServer::start(TurnServerOptions::secret(SECRET));
+    run(async {
+        let u = url("turn", server.udp_addr(), "udp");
+        let client = Client::connect_with(&u, server.credentials("bind-first"), local_options())
+            .await
+            .unwrap();
+        let sock = allocate_on(&client, &server).await;
+        drop(client);
+        let peer = UdpSocket::bind(loopback(0)).unwrap();
+        peer.set_read_timeout(Some(ECHO_WAIT)).unwrap();
+        let peer_addr = peer.local_addr().unwrap();
+        let number = sock.bind_channel(peer_addr).await.unwrap();
+        assert!((0x4000..=0x7FFF).contains(&number), "channel {number:#x}");
+        assert_eq!(sock.channel_for(peer_addr), Some(number));
+        // Bound again: nothing new is asked for.
+        let requests = sock.stats().turn.requests;
+        assert_eq!(sock.bind_channel(peer_addr).await.unwrap(), number);
+        assert_eq!(sock.stats().turn.requests, requests);
+        // The peer first, then 20 exchanges.
+        let mut buf = [0u8; 2048];
+        for i in 0..20u32 {
+            peer.send_to(&datagram(i), sock.relayed_addr()).unwrap();
+            let (n, from) = tokio::time::timeout(ECHO_WAIT, sock.recv_from(&mut buf))
+                .await
+                .expect("the peer's datagram in time")
+                .unwrap();
+            assert_eq!((from, &buf[..n]), (peer_addr, &datagram(i)[..]));
+            sock.send_to(&buf[..n], peer_addr).await.unwrap();
+            let (n, _) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &datagram(i)[..]);
+        }
+        let st = sock.stats().turn;
+        assert_eq!(
+            (st.channel_data_sent, st.indications_sent),
+            (20, 0),
+            "{st:?}"
+        );
+        assert_eq!(
+            (st.channel_data_received, st.data_indications_received),
+            (20, 0)
+        );
+        // coturn refuses peers on 0.0.0.0/8 and the like: the server's 403.
+        let refused = sock.bind_channel(SocketAddr::from(([0, 0, 0, 1], 9))).await;
+        assert!(
+            matches!(refused, Err(Error::Failure { code: 403, .. })),
+            "{refused:?}"
+        );
+        sock.close().await.unwrap();
+        assert!(matches!(
+            sock.send_to(b"x", peer_addr).await,
+            Err(Error::Closed)
+        ));
+    });
+}

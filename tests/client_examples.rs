@@ -164,7 +164,11 @@ fn game_sync_loses_nothing_on_loopback() {
         "{out}"
     );
     assert_eq!(out.matches("acks 100 of 100").count(), 2, "{out}");
-    assert_eq!(out.matches("framing: ChannelData").count(), 2, "{out}");
+    assert_eq!(out.matches("framing: ChannelData (").count(), 2, "{out}");
+    assert!(
+        out.contains("+ 0 Send indications"),
+        "every state is ChannelData: {out}"
+    );
     // Both allocations were deleted (close, not left to expire).
     assert_eq!(
         server.wait_allocations(0.0, Duration::from_secs(2)),

@@ -2,7 +2,8 @@
 //! multiplayer game's state would take when both players are behind NATs and relay.
 //!
 //! Two players run in this one process, each with its own [`Client`] and UDP relay
-//! allocation on the server. Each permits the other's relayed address, then both send a
+//! allocation on the server. Each binds a channel to the other's relayed address (or, with
+//! `--no-channels`, installs a permission for it), then both send a
 //! small game state (sequence number, send timestamp, position and velocity) to the
 //! other's relayed address at a fixed rate for a fixed time. The receiver answers every
 //! state with an acknowledgement carrying the sender's timestamp, so each player measures
@@ -477,22 +478,29 @@ async fn run(args: Args, credentials: Credentials) -> Result<ExitCode, String> {
     Ok(code)
 }
 
-/// Permissions, the game and the report.
+/// A channel to `to` (or, without channels, a permission for its address), waited for.
+async fn prepare(
+    socket: &RelaySocket,
+    to: SocketAddr,
+    channels: bool,
+    who: &str,
+) -> Result<(), String> {
+    let done = if channels {
+        socket.bind_channel(to).await.map(drop)
+    } else {
+        socket.permit(to.ip()).await
+    };
+    done.map_err(|e| format!("player {who}: channel or permission for {to}: {e}"))
+}
+
+/// Channels (or, with `--no-channels`, permissions), the game and the report. Binding the
+/// channels first makes every state ChannelData from the first tick.
 async fn sync(args: &Args, a: &Player, b: &Player) -> Result<ExitCode, String> {
     let (to_a, to_b) = (a.socket.relayed_addr(), b.socket.relayed_addr());
+    let channels = !args.turn.no_channels;
     tokio::try_join!(
-        async {
-            a.socket
-                .permit(to_b.ip())
-                .await
-                .map_err(|e| format!("player A: permission for {}: {e}", to_b.ip()))
-        },
-        async {
-            b.socket
-                .permit(to_a.ip())
-                .await
-                .map_err(|e| format!("player B: permission for {}: {e}", to_a.ip()))
-        },
+        prepare(&a.socket, to_b, channels, "A"),
+        prepare(&b.socket, to_a, channels, "B")
     )?;
 
     let states = (args.rate * args.seconds).round().max(1.0) as u32;

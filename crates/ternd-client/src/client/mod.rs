@@ -197,6 +197,8 @@ impl ClientOptions {
 ///
 /// [`Client::connect`] opens the first connection; the first allocation (or Binding) uses
 /// it, later ones open connections of their own (a connection carries one allocation).
+/// An allocation does not need its `Client` afterwards: dropping the `Client` closes
+/// nothing, the [`RelaySocket`] or [`TcpAllocation`] keeps its connection and driver.
 #[derive(Debug)]
 pub struct Client {
     server: SocketAddr,

@@ -39,6 +39,8 @@ pub(super) struct Inner {
     pub(super) seq: u64,
     /// PermissionFailed events: when, for which address, why.
     pub(super) permission_failures: VecDeque<(u64, IpAddr, Error)>,
+    /// ChannelFailed events: when, for which peer, why.
+    pub(super) channel_failures: VecDeque<(u64, SocketAddr, Error)>,
     /// Connect answers not yet taken.
     pub(super) connects: VecDeque<(SocketAddr, Result<u32, Error>)>,
     /// ConnectionAttempt indications not yet accepted.
@@ -59,6 +61,7 @@ impl Inner {
             state: State::Allocating,
             seq: 0,
             permission_failures: VecDeque::new(),
+            channel_failures: VecDeque::new(),
             connects: VecDeque::new(),
             attempts: VecDeque::new(),
             owner_gone: false,
@@ -83,6 +86,9 @@ impl Inner {
                 Event::Closed => self.state = State::Closed,
                 Event::PermissionFailed { ip, error } => {
                     keep(&mut self.permission_failures, (self.seq, ip, error));
+                }
+                Event::ChannelFailed { peer, error } => {
+                    keep(&mut self.channel_failures, (self.seq, peer, error));
                 }
                 Event::Connected {
                     peer,
@@ -124,6 +130,17 @@ impl Inner {
             .iter()
             .rev()
             .find(|(seq, i, _)| *seq > since && *i == ip)
+            .map(|(_, _, e)| e.duplicate())
+    }
+}
+
+impl Inner {
+    /// The error of a ChannelFailed for `peer` after event `since`.
+    pub(super) fn channel_failure(&self, peer: SocketAddr, since: u64) -> Option<Error> {
+        self.channel_failures
+            .iter()
+            .rev()
+            .find(|(seq, p, _)| *seq > since && *p == peer)
             .map(|(_, _, e)| e.duplicate())
     }
 }
@@ -253,6 +270,36 @@ impl Shared {
         .await
         .unwrap_or(Err(Error::Timeout {
             method: ternd_proto::stun::Method::CREATE_PERMISSION,
+        }))
+    }
+}
+
+impl Shared {
+    /// Binds a channel to `peer` (ChannelBind, which installs the permission too) and
+    /// waits for it, at most one transaction timeout; returns its number.
+    pub(super) async fn bind_channel(&self, peer: SocketAddr) -> Result<u16, Error> {
+        let seen = {
+            let mut inner = self.lock();
+            inner.usable()?;
+            inner.alloc.bind_channel(peer, Instant::now())?;
+            inner.seq
+        };
+        self.wake.notify_one();
+        let deadline = Instant::now() + self.transaction_timeout();
+        self.wait_for(Some(deadline), |inner| {
+            if let Some(n) = inner.alloc.channel_for(peer, Instant::now()) {
+                return Some(Ok(n));
+            }
+            if let Some(e) = inner.channel_failure(peer, seen) {
+                return Some(Err(e));
+            }
+            inner
+                .terminal()
+                .then(|| Err(inner.usable().err().unwrap_or(Error::Closed)))
+        })
+        .await
+        .unwrap_or(Err(Error::Timeout {
+            method: ternd_proto::stun::Method::CHANNEL_BIND,
         }))
     }
 }

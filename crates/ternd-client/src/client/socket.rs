@@ -53,10 +53,11 @@ pub struct RelaySocket {
 impl RelaySocket {
     /// Sends `data` to `peer` through the relay; returns `data.len()`.
     ///
-    /// ChannelData once a channel to `peer` is bound, a Send indication before. Without a
-    /// permission for `peer`'s address yet, it is asked for and the call waits for it (at
-    /// most one transaction timeout): [`Error::Timeout`] if no answer, the server's error
-    /// if refused.
+    /// ChannelData once a channel to `peer` is bound; until then a Send indication (the
+    /// first datagram to a new peer asks for the channel, with channels on). Without a
+    /// permission for `peer`'s address yet, the call asks for one and waits for it (at most
+    /// one transaction timeout): [`Error::Timeout`] if no answer, the server's error if
+    /// refused. [`RelaySocket::bind_channel`] beforehand makes every datagram ChannelData.
     pub async fn send_to(&self, data: &[u8], peer: SocketAddr) -> Result<usize, Error> {
         let shared = &self.owner.0;
         let mut buf = self.buf.lock().await;
@@ -139,6 +140,14 @@ impl RelaySocket {
         self.owner.0.permit(ip).await
     }
 
+    /// Binds a channel to `peer` and waits for it (at most one transaction timeout), so
+    /// that every datagram to it goes as ChannelData and `peer` may send first; returns
+    /// the channel number. Kept alive (re-bound before it expires) while the socket lives;
+    /// a no-op if already bound. The server's error if refused.
+    pub async fn bind_channel(&self, peer: SocketAddr) -> Result<u16, Error> {
+        self.owner.0.bind_channel(peer).await
+    }
+
     /// The relayed address peers send to (the first one of a dual-stack allocation).
     pub fn relayed_addr(&self) -> SocketAddr {
         self.relayed
@@ -177,9 +186,10 @@ impl RelaySocket {
     }
 
     /// Deletes the allocation (Refresh with LIFETIME 0) and waits for the server's answer,
-    /// at most 3 s; then the driver ends. `Ok` when the server answered (or the allocation
-    /// was already gone), [`Error::Timeout`] if it did not answer in time.
-    pub async fn close(self) -> Result<(), Error> {
+    /// at most 3 s; then the driver ends, and the socket's calls return [`Error::Closed`].
+    /// `Ok` when the server answered (or the allocation was already gone),
+    /// [`Error::Timeout`] if it did not answer in time.
+    pub async fn close(&self) -> Result<(), Error> {
         close(&self.owner).await
     }
 }

@@ -122,7 +122,7 @@ impl TcpAllocation {
 
     /// Deletes the allocation (Refresh with LIFETIME 0) and waits for the answer, at most
     /// 3 s; as [`RelaySocket::close`](super::RelaySocket::close).
-    pub async fn close(self) -> Result<(), Error> {
+    pub async fn close(&self) -> Result<(), Error> {
         super::socket::close(&self.owner).await
     }
 }
