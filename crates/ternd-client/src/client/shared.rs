@@ -245,62 +245,61 @@ impl Shared {
 }
 
 impl Shared {
+    /// Starts a request with `ask` (under the lock), wakes the driver, then waits at most
+    /// one transaction timeout until `done` gives the result or `failed` an error from an
+    /// event after the start; [`Error::Timeout`] for `method` otherwise.
+    async fn ask_and_wait<T>(
+        &self,
+        method: ternd_proto::stun::Method,
+        ask: impl FnOnce(&mut Inner) -> Result<(), Error>,
+        done: impl Fn(&Inner) -> Option<T>,
+        failed: impl Fn(&Inner, u64) -> Option<Error>,
+    ) -> Result<T, Error> {
+        let seen = {
+            let mut inner = self.lock();
+            inner.usable()?;
+            ask(&mut inner)?;
+            inner.seq
+        };
+        self.wake.notify_one();
+        let deadline = Instant::now() + self.transaction_timeout();
+        self.wait_for(Some(deadline), |inner| {
+            if let Some(t) = done(inner) {
+                return Some(Ok(t));
+            }
+            if let Some(e) = failed(inner, seen) {
+                return Some(Err(e));
+            }
+            inner
+                .terminal()
+                .then(|| Err(inner.usable().err().unwrap_or(Error::Closed)))
+        })
+        .await
+        .unwrap_or(Err(Error::Timeout { method }))
+    }
+
     /// Installs a permission for `ip` (CreatePermission) and waits for it, at most one
     /// transaction timeout.
     pub(super) async fn permit(&self, ip: IpAddr) -> Result<(), Error> {
-        let seen = {
-            let mut inner = self.lock();
-            inner.usable()?;
-            inner.alloc.permit(ip, Instant::now())?;
-            inner.seq
-        };
-        self.wake.notify_one();
-        let deadline = Instant::now() + self.transaction_timeout();
-        self.wait_for(Some(deadline), |inner| {
-            if inner.alloc.has_permission(ip, Instant::now()) {
-                return Some(Ok(()));
-            }
-            if let Some(e) = inner.permission_failure(ip, seen) {
-                return Some(Err(e));
-            }
-            inner
-                .terminal()
-                .then(|| Err(inner.usable().err().unwrap_or(Error::Closed)))
-        })
+        self.ask_and_wait(
+            ternd_proto::stun::Method::CREATE_PERMISSION,
+            |inner| inner.alloc.permit(ip, Instant::now()),
+            |inner| inner.alloc.has_permission(ip, Instant::now()).then_some(()),
+            |inner, since| inner.permission_failure(ip, since),
+        )
         .await
-        .unwrap_or(Err(Error::Timeout {
-            method: ternd_proto::stun::Method::CREATE_PERMISSION,
-        }))
     }
-}
 
-impl Shared {
     /// Binds a channel to `peer` (ChannelBind, which installs the permission too) and
     /// waits for it, at most one transaction timeout; returns its number.
     pub(super) async fn bind_channel(&self, peer: SocketAddr) -> Result<u16, Error> {
-        let seen = {
-            let mut inner = self.lock();
-            inner.usable()?;
-            inner.alloc.bind_channel(peer, Instant::now())?;
-            inner.seq
-        };
-        self.wake.notify_one();
-        let deadline = Instant::now() + self.transaction_timeout();
-        self.wait_for(Some(deadline), |inner| {
-            if let Some(n) = inner.alloc.channel_for(peer, Instant::now()) {
-                return Some(Ok(n));
-            }
-            if let Some(e) = inner.channel_failure(peer, seen) {
-                return Some(Err(e));
-            }
-            inner
-                .terminal()
-                .then(|| Err(inner.usable().err().unwrap_or(Error::Closed)))
-        })
+        self.ask_and_wait(
+            ternd_proto::stun::Method::CHANNEL_BIND,
+            |inner| inner.alloc.bind_channel(peer, Instant::now()).map(drop),
+            |inner| inner.alloc.channel_for(peer, Instant::now()),
+            |inner, since| inner.channel_failure(peer, since),
+        )
         .await
-        .unwrap_or(Err(Error::Timeout {
-            method: ternd_proto::stun::Method::CHANNEL_BIND,
-        }))
     }
 }
 
