@@ -578,21 +578,5 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("game_sync: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args, credentials)) {
-        Ok(code) => code,
-        Err(msg) => {
-            eprintln!("game_sync: {msg}");
-            ExitCode::FAILURE
-        }
-    }
+    turn_args::block_on("game_sync", run(args, credentials))
 }

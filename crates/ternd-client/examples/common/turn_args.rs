@@ -1,5 +1,6 @@
-//! The TURN server arguments both examples take (`--server`, `--user`, `--password`,
-//! `--secret`, `--no-channels`) and the credentials they mean. Included by each example
+//! What both examples share: the TURN server arguments (`--server`, `--user`, `--password`,
+//! `--secret`, `--no-channels`), the credentials they mean, and the runtime `main` uses.
+//! Included by each example
 //! with `#[path]`.
 
 use std::time::{Duration, SystemTime};
@@ -51,5 +52,30 @@ impl TurnArgs {
 
     pub fn options(&self) -> ClientOptions {
         ClientOptions::default().channels(!self.no_channels)
+    }
+}
+
+/// Runs `run` on a current-thread runtime: its exit code, or 1 after printing its error
+/// (or the runtime's) as `tool: message`.
+pub fn block_on(
+    tool: &str,
+    run: impl std::future::Future<Output = Result<std::process::ExitCode, String>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{tool}: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("{tool}: {msg}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
