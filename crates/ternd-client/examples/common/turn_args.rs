@@ -1,7 +1,6 @@
 //! What both examples share: the TURN server arguments (`--server`, `--user`, `--password`,
 //! `--secret`, `--no-channels`), the credentials they mean, and the runtime `main` uses.
-//! Included by each example
-//! with `#[path]`.
+//! Included by each example with `#[path]`.
 
 use std::time::{Duration, SystemTime};
 
