@@ -132,6 +132,11 @@ impl Ternd {
         panic!("ternd did not start within 10 s:\n{log}");
     }
 
+    /// /metrics, the whole text.
+    pub fn metrics(&self) -> String {
+        http(self.http, "GET", "/metrics", &[]).body
+    }
+
     /// The sum of a metric's samples on /metrics.
     pub fn metric(&self, name: &str) -> f64 {
         metric(&http(self.http, "GET", "/metrics", &[]).body, name, &[])
