@@ -1,7 +1,8 @@
 //! ternd-client's tokio adapter (`Client`, `RelaySocket`, `TcpAllocation`) against ternd
 //! run as a child process on loopback: UDP, TCP and TLS to the server, channels and
 //! indications, RFC 6062, Binding, close, and the errors a caller sees; nonce expiry while
-//! relaying, counted by the server's metrics.
+//! relaying and 300 Try Alternate from a draining ternd, both counted by the servers'
+//! metrics.
 
 mod common;
 #[path = "common/process.rs"]
@@ -665,4 +666,111 @@ fn nonce_expiry_while_relaying_loses_nothing_and_counts_agree() {
         assert_eq!(server.wait_allocations(0.0, Duration::from_secs(2)), 0.0);
     });
     eprintln!("nonce expiry: {:?}", t0.elapsed());
+}
+
+/// 300 Try Alternate: ternd A (`--alternate-server` B, `--drain-timeout 60s`) drains after
+/// SIGTERM, kept draining by one allocation of its own, and answers every new Allocate with
+/// 300 naming B. With `allow_private_alternates(true)` the client lands on B (relayed
+/// address in B's relay range, data flows, B holds the allocation, A no new one); by
+/// default it gets `Error::RefusedAlternate(B)`. Over UDP and TCP.
+#[test]
+fn try_alternate_from_a_draining_ternd_lands_on_the_second_or_is_refused() {
+    let t0 = Instant::now();
+    let b = Ternd::start(Setup {
+        relay_ports: "12500-12549",
+        ..Setup::default()
+    });
+    let b_addr = b.addr.to_string();
+    let a = Ternd::start(Setup {
+        relay_ports: "12450-12499",
+        drain_timeout: Some("60s"),
+        extra: &["--alternate-server", &b_addr],
+        ..Setup::default()
+    });
+    let b_ports = 12500..=12549;
+    run(async {
+        // ternd drains only while it has allocations (with none, SIGTERM stops it): one
+        // holds A in draining for the test.
+        let holder = Client::connect(&url("turn", a.addr, "udp"), creds("holder"))
+            .await
+            .unwrap();
+        let held = holder.allocate().await.unwrap();
+        a.terminate();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while a.metric("ternd_draining") != 1.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(a.metric("ternd_draining"), 1.0, "A drains");
+
+        let echo = UdpEcho::start();
+        let (mut redirects, mut followed) = (0, 0);
+        for transport in ["udp", "tcp"] {
+            let u = url("turn", a.addr, transport);
+            // Followed: the allocation is B's.
+            let options = ClientOptions::default().allow_private_alternates(true);
+            let client = Client::connect_with(&u, creds(transport), options)
+                .await
+                .unwrap();
+            let sock = client
+                .allocate()
+                .await
+                .unwrap_or_else(|e| panic!("{transport}: {e:?}"));
+            redirects += 1;
+            followed += 1;
+            let relayed = sock.relayed_addr();
+            assert_eq!(relayed.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+            assert!(
+                b_ports.contains(&relayed.port()),
+                "{transport}: relayed {relayed}"
+            );
+            echo_lockstep(&sock, echo.addr, 20).await;
+            assert_eq!(sock.stats().turn.channel_data_sent, 20, "{transport}");
+            assert_eq!(
+                b.metric("ternd_allocations_active"),
+                1.0,
+                "{transport}: on B"
+            );
+            assert_eq!(
+                count(
+                    &b.metrics(),
+                    "ternd_client_data_total",
+                    &[("framing", "channel_data")]
+                ),
+                20 * followed
+            );
+            // A holds only the holder's allocation.
+            assert_eq!(a.metric("ternd_allocations_active"), 1.0, "{transport}: A");
+            assert_eq!(a.metric("ternd_allocations_created_total"), 1.0);
+            sock.close().await.unwrap();
+            assert_eq!(b.wait_allocations(0.0, Duration::from_secs(2)), 0.0);
+
+            // Refused by default: 127.0.0.1 is not a public address.
+            let client = Client::connect(&u, creds(transport)).await.unwrap();
+            match client.allocate().await {
+                Err(Error::RefusedAlternate(named)) => assert_eq!(named, b.addr, "{transport}"),
+                Err(e) => panic!("{transport}: {e:?}"),
+                Ok(s) => panic!(
+                    "{transport}: allocated {} despite the 300",
+                    s.relayed_addr()
+                ),
+            }
+            redirects += 1;
+            assert_eq!(a.metric("ternd_allocations_created_total"), 1.0);
+            assert_eq!(b.metric("ternd_allocations_created_total"), followed as f64);
+        }
+        let text = a.metrics();
+        assert_eq!(
+            count(
+                &text,
+                "ternd_responses_total",
+                &[("method", "allocate"), ("code", "300")]
+            ),
+            redirects,
+            "{text}"
+        );
+        // The holder's allocation kept relaying on A throughout.
+        echo_lockstep(&held, echo.addr, 5).await;
+        held.close().await.unwrap();
+    });
+    eprintln!("try alternate: {:?}", t0.elapsed());
 }
