@@ -201,6 +201,21 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
         bytes,
     );
     b.counter(
+        "ternd_client_data_total",
+        "Client data relayed to peers, by how the client framed it (ChannelData or Send \
+         indication).",
+        vec![
+            (
+                labels(&[("framing", "channel_data")]),
+                s.relayed_out_channel_data,
+            ),
+            (
+                labels(&[("framing", "send_indication")]),
+                s.relayed_out_send_indications,
+            ),
+        ],
+    );
+    b.counter(
         "ternd_udp_gso_sends_total",
         "UDP GSO sends: one send call for a run of relayed datagrams with one destination.",
         vec![(vec![], s.udp_gso_sends)],
@@ -315,11 +330,14 @@ mod tests {
             allocations_created: 5,
             allocations_ended: 2,
             relayed_out_packets: 7,
+            relayed_out_channel_data: 5,
+            relayed_out_send_indications: 2,
             ..Default::default()
         };
         a.responses[1][0] = 3;
         let b = StatsSnapshot {
             relayed_out_packets: 4,
+            relayed_out_channel_data: 4,
             malformed: 9,
             listener_rx_queue_drops: 6,
             relay_rx_queue_drops: 8,
@@ -344,6 +362,8 @@ mod tests {
         );
         assert!(text.contains("ternd_responses_total{method=\"allocate\",code=\"success\"} 3\n"));
         assert!(text.contains("ternd_dropped_total{reason=\"malformed\"} 9\n"));
+        assert!(text.contains("ternd_client_data_total{framing=\"channel_data\"} 9\n"));
+        assert!(text.contains("ternd_client_data_total{framing=\"send_indication\"} 2\n"));
         assert!(text.contains("ternd_connections{transport=\"tcp\"} 2\n"));
         assert!(text.contains("ternd_udp_receive_queue_drops_total{socket=\"listener\"} 6\n"));
         assert!(text.contains("ternd_udp_receive_queue_drops_total{socket=\"relay\"} 8\n"));

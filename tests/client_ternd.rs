@@ -1,6 +1,8 @@
 //! ternd-client's tokio adapter (`Client`, `RelaySocket`, `TcpAllocation`) against ternd
 //! run as a child process on loopback: UDP, TCP and TLS to the server, channels and
-//! indications, RFC 6062, Binding, close, and the errors a caller sees.
+//! indications, RFC 6062, Binding, close, and the errors a caller sees; nonce expiry while
+//! relaying and 300 Try Alternate from a draining ternd, both counted by the servers'
+//! metrics.
 
 mod common;
 #[path = "common/process.rs"]
@@ -11,11 +13,11 @@ mod tls;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{SECRET, rest_credentials};
+use common::{SECRET, metric, rest_credentials};
 use process::{Setup, Ternd};
 use ternd::stun::Method;
 use ternd_client::{Client, ClientOptions, Credentials, Error, RelaySocket, Timing};
@@ -42,6 +44,8 @@ fn run<F: std::future::Future<Output = ()>>(f: F) {
 /// A thread echoing UDP datagrams on 127.0.0.1 until dropped.
 struct UdpEcho {
     addr: SocketAddr,
+    /// Datagrams echoed so far.
+    echoed: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -53,17 +57,21 @@ impl UdpEcho {
             .unwrap();
         let addr = sock.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let echoed = Arc::new(AtomicU64::new(0));
+        let (flag, count) = (stop.clone(), echoed.clone());
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 65_536];
             while !flag.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    let _ = sock.send_to(&buf[..n], from);
+                if let Ok((n, from)) = sock.recv_from(&mut buf)
+                    && sock.send_to(&buf[..n], from).is_ok()
+                {
+                    count.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
         UdpEcho {
             addr,
+            echoed,
             stop,
             thread: Some(thread),
         }
@@ -449,4 +457,320 @@ fn bad_urls_are_url_errors() {
             assert!(matches!(err, Error::Url(_)), "{u}: {err:?}");
         }
     });
+}
+
+/// Refresh intervals short enough to meet every nonce change (as client_coturn.rs does).
+const PERMISSION_EVERY: Duration = Duration::from_millis(400);
+const CHANNEL_EVERY: Duration = Duration::from_millis(700);
+/// `--nonce-lifetime 1s` (the least the flag takes): ternd counts nonce age in whole
+/// seconds of its own clock, so a nonce is valid only until that clock next ticks, at most
+/// a second. The retry after a 438 comes within a millisecond, so its new nonce is valid
+/// (were it not, the client rebuilds a request twice before giving up).
+const NONCE_LIFETIME: &str = "1s";
+/// Nonce changes to see.
+const NONCE_CHANGES: u64 = 3;
+/// The relaying loop's bounds.
+const RELAY_MAX: u32 = 5_000;
+const RELAY_FOR_AT_MOST: Duration = Duration::from_secs(7);
+
+/// A metric of `text` (one scrape), summed over the samples with `labels`, as an integer.
+fn count(text: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    metric(text, name, labels) as u64
+}
+
+/// ternd with `--nonce-lifetime 1s` while the client relays without pause (a lockstep round
+/// trip every 2 ms, permissions refreshed every 400 ms, the channel every 700 ms): its
+/// requests meet at least three nonce changes, each answered 438 and taken; all client data
+/// reaches ternd as ChannelData (its Send indication count stays 0), no echo is lost, and
+/// the client's counters equal the server's.
+#[test]
+fn nonce_expiry_while_relaying_loses_nothing_and_counts_agree() {
+    let t0 = Instant::now();
+    let server = Ternd::start(Setup {
+        relay_ports: "12400-12449",
+        extra: &["--nonce-lifetime", NONCE_LIFETIME],
+        ..Setup::default()
+    });
+    let echo = UdpEcho::start();
+    run(async {
+        // A long RTO: a retransmission (only a stalled runtime would make one on loopback)
+        // would be counted twice by the server, and perhaps answered 438 where the client
+        // took the first answer.
+        let timing = Timing {
+            rto: Duration::from_secs(2),
+            ..Timing::default()
+        };
+        let options = ClientOptions::default()
+            .refresh_intervals(PERMISSION_EVERY, CHANNEL_EVERY)
+            .timing(timing);
+        let client =
+            Client::connect_with(&url("turn", server.addr, "udp"), creds("nonce"), options)
+                .await
+                .unwrap();
+        let sock = client.allocate().await.unwrap();
+        let started = Instant::now();
+        let mut buf = vec![0u8; 2048];
+        let mut trips = 0u32;
+        while trips < RELAY_MAX && started.elapsed() < RELAY_FOR_AT_MOST {
+            let d = datagram(trips);
+            assert_eq!(sock.send_to(&d, echo.addr).await.unwrap(), d.len());
+            let (len, from) = tokio::time::timeout(ECHO_WAIT, sock.recv_from(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("echo {trips} lost; {:?}", sock.stats()))
+                .unwrap();
+            assert_eq!((from, &buf[..len]), (echo.addr, &d[..]), "echo {trips}");
+            trips += 1;
+            if sock.stats().turn.stale_nonces >= NONCE_CHANGES {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let relayed_for = started.elapsed();
+        let trips = u64::from(trips);
+
+        // The client's counters against the server's, read when no request is under way:
+        // the client's unchanged across the scrape (which blocks this runtime, the driver's
+        // too) and every request it built received; else again, a few times.
+        let mut agreed = None;
+        for _ in 0..20 {
+            let before = sock.stats().turn;
+            let text = server.metrics();
+            let requests = count(&text, "ternd_requests_total", &[])
+                - count(&text, "ternd_responses_total", &[("method", "binding")]);
+            if before == sock.stats().turn && requests == before.requests + before.retransmissions {
+                agreed = Some((before, text));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        let (st, text) = agreed.unwrap_or_else(|| {
+            panic!(
+                "client and server never agreed: {:?}\n{}",
+                sock.stats(),
+                server.metrics()
+            )
+        });
+        let stale = count(&text, "ternd_auth_total", &[("result", "stale_nonce")]);
+        let by_method: Vec<(&str, u64)> =
+            ["allocate", "refresh", "create_permission", "channel_bind"]
+                .into_iter()
+                .map(|m| {
+                    (
+                        m,
+                        count(
+                            &text,
+                            "ternd_responses_total",
+                            &[("method", m), ("code", "438")],
+                        ),
+                    )
+                })
+                .collect();
+        eprintln!(
+            "nonce expiry: {trips} round trips in {relayed_for:?}; server: 438 x{stale} {by_method:?}, \
+             ChannelData {} / Send indications {} from the client, {} to it; client {st:?}",
+            count(
+                &text,
+                "ternd_client_data_total",
+                &[("framing", "channel_data")]
+            ),
+            count(
+                &text,
+                "ternd_client_data_total",
+                &[("framing", "send_indication")]
+            ),
+            count(
+                &text,
+                "ternd_relayed_packets_total",
+                &[("direction", "to_client")]
+            ),
+        );
+
+        // At least three nonce changes met by requests, each a 438 the client took.
+        assert!(stale >= NONCE_CHANGES, "{text}");
+        assert_eq!(st.stale_nonces, stale, "the client took every 438");
+        assert_eq!(
+            count(&text, "ternd_responses_total", &[("code", "438")]),
+            stale
+        );
+        // Apart from the first Allocate's 401, every other request succeeded.
+        assert_eq!(
+            count(&text, "ternd_auth_total", &[("result", "unauthorized")]),
+            1
+        );
+        assert_eq!(
+            count(&text, "ternd_auth_total", &[("result", "ok")]),
+            st.requests - 1 - stale
+        );
+        let errors = count(&text, "ternd_responses_total", &[])
+            - count(&text, "ternd_responses_total", &[("code", "success")]);
+        assert_eq!(errors, 1 + stale, "{text}");
+        for method in ["create_permission", "channel_bind"] {
+            assert!(
+                count(
+                    &text,
+                    "ternd_responses_total",
+                    &[("method", method), ("code", "success")]
+                ) >= 2,
+                "{method}: {text}"
+            );
+        }
+        assert_eq!(st.retransmissions, 0, "loopback: {st:?}");
+        // Keepalives are the only indications (no Send indication at all).
+        assert_eq!(count(&text, "ternd_indications_total", &[]), st.keepalives);
+
+        // Data: every datagram as ChannelData both ways (the first waited for the
+        // ChannelBind), none as a Send indication, none lost.
+        assert_eq!(
+            count(
+                &text,
+                "ternd_client_data_total",
+                &[("framing", "channel_data")]
+            ),
+            trips
+        );
+        assert_eq!(
+            count(
+                &text,
+                "ternd_client_data_total",
+                &[("framing", "send_indication")]
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &text,
+                "ternd_relayed_packets_total",
+                &[("direction", "to_peer")]
+            ),
+            trips
+        );
+        assert_eq!(
+            count(
+                &text,
+                "ternd_relayed_packets_total",
+                &[("direction", "to_client")]
+            ),
+            trips
+        );
+        assert_eq!((st.channel_data_sent, st.indications_sent), (trips, 0));
+        assert_eq!(
+            (st.channel_data_received, st.data_indications_received),
+            (trips, 0)
+        );
+        let ss = sock.stats();
+        assert_eq!((ss.received, ss.dropped, ss.too_large), (trips, 0, 0));
+        assert_eq!(echo.echoed.load(Ordering::Relaxed), trips);
+        assert_eq!(count(&text, "ternd_dropped_total", &[]), 0, "{text}");
+        // Refresh(0), after a 438 of its own perhaps, deletes the allocation.
+        sock.close().await.unwrap();
+        assert_eq!(server.wait_allocations(0.0, Duration::from_secs(2)), 0.0);
+    });
+    eprintln!("nonce expiry: {:?}", t0.elapsed());
+}
+
+/// 300 Try Alternate: ternd A (`--alternate-server` B, `--drain-timeout 60s`) drains after
+/// SIGTERM, kept draining by one allocation of its own, and answers every new Allocate with
+/// 300 naming B. With `allow_private_alternates(true)` the client lands on B (relayed
+/// address in B's relay range, data flows, B holds the allocation, A no new one); by
+/// default it gets `Error::RefusedAlternate(B)`. Over UDP and TCP.
+#[test]
+fn try_alternate_from_a_draining_ternd_lands_on_the_second_or_is_refused() {
+    let t0 = Instant::now();
+    let b = Ternd::start(Setup {
+        relay_ports: "12500-12549",
+        ..Setup::default()
+    });
+    let b_addr = b.addr.to_string();
+    let a = Ternd::start(Setup {
+        relay_ports: "12450-12499",
+        drain_timeout: Some("60s"),
+        extra: &["--alternate-server", &b_addr],
+        ..Setup::default()
+    });
+    let b_ports = 12500..=12549;
+    run(async {
+        // ternd drains only while it has allocations (with none, SIGTERM stops it): one
+        // holds A in draining for the test.
+        let holder = Client::connect(&url("turn", a.addr, "udp"), creds("holder"))
+            .await
+            .unwrap();
+        let held = holder.allocate().await.unwrap();
+        a.terminate();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while a.metric("ternd_draining") != 1.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(a.metric("ternd_draining"), 1.0, "A drains");
+
+        let echo = UdpEcho::start();
+        let (mut redirects, mut followed) = (0, 0);
+        for transport in ["udp", "tcp"] {
+            let u = url("turn", a.addr, transport);
+            // Followed: the allocation is B's.
+            let options = ClientOptions::default().allow_private_alternates(true);
+            let client = Client::connect_with(&u, creds(transport), options)
+                .await
+                .unwrap();
+            let sock = client
+                .allocate()
+                .await
+                .unwrap_or_else(|e| panic!("{transport}: {e:?}"));
+            redirects += 1;
+            followed += 1;
+            let relayed = sock.relayed_addr();
+            assert_eq!(relayed.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+            assert!(
+                b_ports.contains(&relayed.port()),
+                "{transport}: relayed {relayed}"
+            );
+            echo_lockstep(&sock, echo.addr, 20).await;
+            assert_eq!(sock.stats().turn.channel_data_sent, 20, "{transport}");
+            assert_eq!(
+                b.metric("ternd_allocations_active"),
+                1.0,
+                "{transport}: on B"
+            );
+            assert_eq!(
+                count(
+                    &b.metrics(),
+                    "ternd_client_data_total",
+                    &[("framing", "channel_data")]
+                ),
+                20 * followed
+            );
+            // A holds only the holder's allocation.
+            assert_eq!(a.metric("ternd_allocations_active"), 1.0, "{transport}: A");
+            assert_eq!(a.metric("ternd_allocations_created_total"), 1.0);
+            sock.close().await.unwrap();
+            assert_eq!(b.wait_allocations(0.0, Duration::from_secs(2)), 0.0);
+
+            // Refused by default: 127.0.0.1 is not a public address.
+            let client = Client::connect(&u, creds(transport)).await.unwrap();
+            match client.allocate().await {
+                Err(Error::RefusedAlternate(named)) => assert_eq!(named, b.addr, "{transport}"),
+                Err(e) => panic!("{transport}: {e:?}"),
+                Ok(s) => panic!(
+                    "{transport}: allocated {} despite the 300",
+                    s.relayed_addr()
+                ),
+            }
+            redirects += 1;
+            assert_eq!(a.metric("ternd_allocations_created_total"), 1.0);
+            assert_eq!(b.metric("ternd_allocations_created_total"), followed as f64);
+        }
+        let text = a.metrics();
+        assert_eq!(
+            count(
+                &text,
+                "ternd_responses_total",
+                &[("method", "allocate"), ("code", "300")]
+            ),
+            redirects,
+            "{text}"
+        );
+        // The holder's allocation kept relaying on A throughout.
+        echo_lockstep(&held, echo.addr, 5).await;
+        held.close().await.unwrap();
+    });
+    eprintln!("try alternate: {:?}", t0.elapsed());
 }

@@ -212,6 +212,12 @@ fn metrics_count_a_known_workload() {
         });
         assert_eq!((n, from), (100, relay));
     }
+    // And 5 as Send indications, counted apart from the ChannelData.
+    for i in 0..5u8 {
+        c.send(peer.local_addr().unwrap(), &[i; 100]);
+        let mut b = [0u8; 200];
+        assert_eq!(peer.recv_from(&mut b).unwrap(), (100, relay));
+    }
     for i in 0..50u8 {
         peer.send_to(&[i; 60], relay).unwrap();
         let (ch, data) = c
@@ -226,8 +232,24 @@ fn metrics_count_a_known_workload() {
             "ternd_relayed_packets_total",
             &[("direction", "to_peer")]
         ),
-        100.0,
+        105.0,
         "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "ternd_client_data_total",
+            &[("framing", "channel_data")]
+        ),
+        100.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "ternd_client_data_total",
+            &[("framing", "send_indication")]
+        ),
+        5.0
     );
     assert_eq!(
         metric(
@@ -243,7 +265,7 @@ fn metrics_count_a_known_workload() {
             "ternd_relayed_bytes_total",
             &[("direction", "to_peer")]
         ),
-        10_000.0
+        10_500.0
     );
     assert_eq!(
         metric(

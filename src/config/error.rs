@@ -230,6 +230,9 @@ pub enum ValueError {
     /// A duration shorter than one second.
     #[error("{0} at least one second")]
     SubSecond(&'static str),
+    /// A duration with a fraction of a second where whole seconds are counted.
+    #[error("must be a whole number of seconds")]
+    FractionalSeconds,
     /// An address of a kind the setting refuses (unspecified, multicast, port 0).
     #[error("`{addr}` {problem}")]
     Address {

@@ -238,6 +238,12 @@ impl Dur {
         secs: values::duration_secs_or_zero,
         expected: "a duration (e.g. \"30s\", \"0s\" or a number of seconds)",
     };
+    /// Whole seconds, at least one (the nonce lifetime, whose age is counted in seconds).
+    pub(crate) const WHOLE_SECONDS: Dur = Dur {
+        text: values::whole_seconds,
+        secs: values::whole_seconds_secs,
+        expected: "a whole number of seconds, at least 1 (e.g. \"10m\" or 600)",
+    };
     /// The access-token leeway: zero allowed, at most an hour.
     pub(crate) const LEEWAY: Dur = Dur {
         text: values::leeway,

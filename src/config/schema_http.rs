@@ -50,13 +50,17 @@ section! {
             key: "rest_separator",
             kind: Text(values::rest_separator),
         }
-        /// How long a NONCE stays valid. Default 10 minutes.
+        /// How long a NONCE stays valid: whole seconds, at least 1 s. A nonce's age is
+        /// counted in whole seconds of the server's clock, so one issued during second
+        /// N is stale from second N + lifetime: it lives between lifetime − 1 s and
+        /// lifetime. Default 10 minutes.
         nonce_lifetime: Duration {
             default: Duration::from_secs(600),
             key: "nonce_lifetime",
-            kind: Dur::NONZERO,
+            kind: Dur::WHOLE_SECONDS,
             flag: "nonce-lifetime", "DUR", "TERND_NONCE_LIFETIME",
-            help: "How long a NONCE stays valid [default: 10m]",
+            help: "How long a NONCE stays valid, whole seconds, at least 1s (age is counted in \
+                   whole seconds: a nonce lives between this minus 1s and this) [default: 10m]",
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Setup<'a> {
     pub tls: Option<(&'a Path, &'a Path)>,
     /// RFC 6062 TCP relaying.
     pub tcp_relay: bool,
+    /// `--drain-timeout` (a flag given once only); `None` = "0s", stop at once on SIGTERM.
+    pub drain_timeout: Option<&'a str>,
     /// More flags.
     pub extra: &'a [&'a str],
 }
@@ -72,7 +74,8 @@ impl Ternd {
                 "--relay-ports",
                 setup.relay_ports,
             ])
-            .args(["--allow-peer", "127.0.0.0/8", "--drain-timeout", "0s"])
+            .args(["--allow-peer", "127.0.0.0/8"])
+            .args(["--drain-timeout", setup.drain_timeout.unwrap_or("0s")])
             .args(["--log-level", "warn"]);
         let tls = setup.tls.map(|(cert, key)| {
             let tls: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -130,6 +133,21 @@ impl Ternd {
         }
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         panic!("ternd did not start within 10 s:\n{log}");
+    }
+
+    /// Sends SIGTERM: with a nonzero drain timeout and a live allocation, ternd drains
+    /// (new Allocates get 300 or 508) instead of stopping.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
+    /// /metrics, the whole text.
+    pub fn metrics(&self) -> String {
+        http(self.http, "GET", "/metrics", &[]).body
     }
 
     /// The sum of a metric's samples on /metrics.

@@ -160,6 +160,18 @@ fn zero_and_bad_durations_are_errors() {
         "--nonce-lifetime",
         "command line",
     );
+    // Nonce age is counted in whole seconds: less than one would make every nonce stale
+    // at once, a fraction would be dropped.
+    for bad in ["500ms", "1s 500ms"] {
+        let msg = cli_err(&["--nonce-lifetime", bad]);
+        names(&msg, "--nonce-lifetime", "command line");
+    }
+    assert!(err("[auth]\nnonce_lifetime = \"999ms\"").contains("at least one second"));
+    assert!(err("[auth]\nnonce_lifetime = \"1500ms\"").contains("whole number of seconds"));
+    let c = Config::default()
+        .apply_cli(&cli(&["--nonce-lifetime", "1s"]))
+        .expect("1s");
+    assert_eq!(c.auth.nonce_lifetime, Duration::from_secs(1));
     names(
         &cli_err(&["--tcp-idle-timeout", "soon"]),
         "--tcp-idle-timeout",

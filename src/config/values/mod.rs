@@ -267,6 +267,27 @@ fn nonzero_duration(d: Duration) -> Result<Duration> {
     }
 }
 
+/// A duration counted in whole seconds (the nonce lifetime): at least 1 s, no fraction
+/// (which would be dropped: `500ms` would make every nonce stale at once).
+pub(crate) fn whole_seconds(s: &str) -> Result<Duration> {
+    duration(s).and_then(whole)
+}
+
+/// [`duration_secs`] checked like [`whole_seconds`].
+pub(crate) fn whole_seconds_secs(secs: i64) -> Result<Duration> {
+    duration_secs(secs).and_then(whole)
+}
+
+fn whole(d: Duration) -> Result<Duration> {
+    if d < Duration::from_secs(1) {
+        Err(ValueError::SubSecond("must be"))
+    } else if d.subsec_nanos() != 0 {
+        Err(ValueError::FractionalSeconds)
+    } else {
+        Ok(d)
+    }
+}
+
 pub(crate) fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }

@@ -91,6 +91,7 @@ impl Server {
         if !alloc.count_out(&self.stats, cd.data.len(), (max_bps, burst), now) {
             return Outcome::Dropped(DropReason::RateLimited);
         }
+        self.stats.relayed_out_channel_data.inc();
         Outcome::Forward {
             relay,
             peer: self.shared.config.local_form(peer),

@@ -189,6 +189,7 @@ impl Server {
         if !alloc.count_out(&self.stats, len, (max_bps, burst), now) {
             return Outcome::Dropped(DropReason::RateLimited);
         }
+        self.stats.relayed_out_send_indications.inc();
         debug_assert!(packet.len() >= start + len);
         Outcome::Forward {
             relay,

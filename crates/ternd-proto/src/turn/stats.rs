@@ -183,6 +183,12 @@ stats! {
     relayed_in_packets,
     /// Payload bytes relayed peer to client.
     relayed_in_bytes,
+    /// Client → peer packets relayed that came as ChannelData (a subset of
+    /// `relayed_out_packets`).
+    relayed_out_channel_data,
+    /// Client → peer packets relayed that came as Send indications (the rest of
+    /// `relayed_out_packets`).
+    relayed_out_send_indications,
     /// UDP GSO sends of relayed datagrams (one send call for a run of several).
     udp_gso_sends,
     /// Relayed UDP datagrams those GSO sends carried.
