@@ -18,18 +18,21 @@
 //! bounded in time; every loop is bounded in count and time. Each test prints `SKIPPED …`
 //! and passes when coturn is missing, unless `TERND_REQUIRE_INTEROP=1`, where it fails.
 
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "common/turnserver.rs"]
 mod turnserver;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use peers::{UdpEcho, tcp_echo};
 use ternd_client::stun::Method;
 use ternd_client::{Client, ClientOptions, Credentials, Error, Protocol, RelaySocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,15 +53,7 @@ const HELPER_LIFE: Duration = Duration::from_secs(30);
 
 /// Runs `f` on a current-thread runtime, bounded by [`BOUND`].
 fn run<F: std::future::Future<Output = ()>>(f: F) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        tokio::time::timeout(BOUND, f)
-            .await
-            .expect("test took longer than its bound")
-    });
+    peers::run_bounded(BOUND, f);
 }
 
 fn url(scheme: &str, addr: SocketAddr, transport: &str) -> String {
@@ -105,87 +100,6 @@ fn other_loopback_name() -> Option<String> {
 
 fn options_tls(server: &TurnServer) -> ClientOptions {
     local_options().tls_config(server.tls_client())
-}
-
-/// A thread echoing UDP datagrams on 127.0.0.1 until dropped (or [`HELPER_LIFE`]).
-struct UdpEcho {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<u64>>,
-}
-
-impl UdpEcho {
-    fn start() -> UdpEcho {
-        let sock = UdpSocket::bind(loopback(0)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut echoed = 0;
-            let mut buf = [0u8; 65_536];
-            while !flag.load(Ordering::Relaxed) && started.elapsed() < HELPER_LIFE {
-                if let Ok((n, from)) = sock.recv_from(&mut buf)
-                    && sock.send_to(&buf[..n], from).is_ok()
-                {
-                    echoed += 1;
-                }
-            }
-            echoed
-        });
-        UdpEcho {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the thread; how many datagrams it echoed.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().map_or(0, |t| t.join().unwrap())
-    }
-}
-
-impl Drop for UdpEcho {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A thread accepting TCP connections on 127.0.0.1 and echoing each; it ends once the
-/// listener has been idle for 3 s (each connection by a 3 s read timeout).
-fn tcp_echo() -> SocketAddr {
-    let l = TcpListener::bind(loopback(0)).unwrap();
-    let addr = l.local_addr().unwrap();
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let mut idle = Instant::now();
-        while idle.elapsed() < Duration::from_secs(3) {
-            match l.accept() {
-                Ok((mut s, _)) => {
-                    idle = Instant::now();
-                    std::thread::spawn(move || {
-                        s.set_nonblocking(false).unwrap();
-                        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-                        let mut buf = [0u8; 4096];
-                        while let Ok(n) = s.read(&mut buf) {
-                            if n == 0 || s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    addr
 }
 
 /// Datagram `i` of a run: its number and a pattern, 100 to 1099 bytes (most not a

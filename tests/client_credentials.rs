@@ -5,6 +5,8 @@
 //! endpoint nobody answers on are typed errors within a bound, never a panic.
 
 mod common;
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/tls.rs"]
@@ -26,15 +28,7 @@ const TOKEN_KEY: &str = "client-credentials-token-key-0123456789";
 
 /// Runs `f` on a current-thread runtime, bounded by [`BOUND`].
 fn run<F: std::future::Future<Output = ()>>(f: F) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        tokio::time::timeout(BOUND, f)
-            .await
-            .expect("test took longer than its bound")
-    });
+    peers::run_bounded(BOUND, f);
 }
 
 /// ternd with the credentials endpoint on: HS256 access tokens under [`TOKEN_KEY`].

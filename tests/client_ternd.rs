@@ -5,19 +5,19 @@
 //! metrics.
 
 mod common;
+#[path = "common/peers.rs"]
+mod peers;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/tls.rs"]
 mod tls;
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{SECRET, metric, rest_credentials};
+use peers::{UdpEcho, tcp_echo};
 use process::{Setup, Ternd};
 use ternd::stun::Method;
 use ternd_client::{Client, ClientOptions, Credentials, Error, RelaySocket, Timing};
@@ -30,61 +30,7 @@ const ECHO_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs `f` on a current-thread runtime, bounded by [`BOUND`].
 fn run<F: std::future::Future<Output = ()>>(f: F) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        tokio::time::timeout(BOUND, f)
-            .await
-            .expect("test took longer than its bound")
-    });
-}
-
-/// A thread echoing UDP datagrams on 127.0.0.1 until dropped.
-struct UdpEcho {
-    addr: SocketAddr,
-    /// Datagrams echoed so far.
-    echoed: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl UdpEcho {
-    fn start() -> UdpEcho {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let echoed = Arc::new(AtomicU64::new(0));
-        let (flag, count) = (stop.clone(), echoed.clone());
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 65_536];
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = sock.recv_from(&mut buf)
-                    && sock.send_to(&buf[..n], from).is_ok()
-                {
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        UdpEcho {
-            addr,
-            echoed,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for UdpEcho {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    peers::run_bounded(BOUND, f);
 }
 
 fn url(scheme: &str, addr: SocketAddr, transport: &str) -> String {
@@ -232,36 +178,6 @@ fn tls_to_the_server_verifies_its_name_and_relays() {
         let err = Client::connect(&url, creds("tls")).await.unwrap_err();
         assert!(matches!(err, Error::Tls(_)), "{err:?}");
     });
-}
-
-/// A thread accepting TCP connections on 127.0.0.1 and echoing each (bounded by a read
-/// timeout; the thread ends when the listener has been idle for 3 s).
-fn tcp_echo() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    l.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let mut idle = Instant::now();
-        while idle.elapsed() < Duration::from_secs(3) {
-            match l.accept() {
-                Ok((mut s, _)) => {
-                    idle = Instant::now();
-                    std::thread::spawn(move || {
-                        s.set_nonblocking(false).unwrap();
-                        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-                        let mut buf = [0u8; 4096];
-                        while let Ok(n) = s.read(&mut buf) {
-                            if n == 0 || s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    addr
 }
 
 #[test]
@@ -659,7 +575,7 @@ fn nonce_expiry_while_relaying_loses_nothing_and_counts_agree() {
         );
         let ss = sock.stats();
         assert_eq!((ss.received, ss.dropped, ss.too_large), (trips, 0, 0));
-        assert_eq!(echo.echoed.load(Ordering::Relaxed), trips);
+        assert_eq!(echo.echoed(), trips);
         assert_eq!(count(&text, "ternd_dropped_total", &[]), 0, "{text}");
         // Refresh(0), after a 438 of its own perhaps, deletes the allocation.
         sock.close().await.unwrap();
