@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use peers::{UdpEcho, tcp_echo};
+use peers::{UdpEcho, datagram, tcp_echo, url};
 use ternd_client::stun::Method;
 use ternd_client::{Client, ClientOptions, Credentials, Error, Protocol, RelaySocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,10 +54,6 @@ const HELPER_LIFE: Duration = Duration::from_secs(30);
 /// Runs `f` on a current-thread runtime, bounded by [`BOUND`].
 fn run<F: std::future::Future<Output = ()>>(f: F) {
     peers::run_bounded(BOUND, f);
-}
-
-fn url(scheme: &str, addr: SocketAddr, transport: &str) -> String {
-    format!("{scheme}:{addr}?transport={transport}")
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -100,15 +96,6 @@ fn other_loopback_name() -> Option<String> {
 
 fn options_tls(server: &TurnServer) -> ClientOptions {
     local_options().tls_config(server.tls_client())
-}
-
-/// Datagram `i` of a run: its number and a pattern, 100 to 1099 bytes (most not a
-/// multiple of four: ChannelData padding over TCP is exercised both ways).
-fn datagram(i: u32) -> Vec<u8> {
-    let len = 100 + (i as usize * 37) % 1000;
-    let mut d: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
-    d[..4].copy_from_slice(&i.to_be_bytes());
-    d
 }
 
 /// Round trip `i` through the relay to the echo peer: the payload comes back intact.

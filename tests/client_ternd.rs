@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{SECRET, metric, rest_credentials};
-use peers::{UdpEcho, tcp_echo};
+use peers::{UdpEcho, datagram, tcp_echo, url};
 use process::{Setup, Ternd};
 use ternd::stun::Method;
 use ternd_client::{Client, ClientOptions, Credentials, Error, RelaySocket, Timing};
@@ -33,20 +33,8 @@ fn run<F: std::future::Future<Output = ()>>(f: F) {
     peers::run_bounded(BOUND, f);
 }
 
-fn url(scheme: &str, addr: SocketAddr, transport: &str) -> String {
-    format!("{scheme}:{addr}?transport={transport}")
-}
-
 fn creds(user: &str) -> Credentials {
     rest_credentials(SECRET, user)
-}
-
-/// Datagram `i` of a run: its number and a pattern, 100 to 1100 bytes.
-fn datagram(i: u32) -> Vec<u8> {
-    let len = 100 + (i as usize * 37) % 1000;
-    let mut d: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
-    d[..4].copy_from_slice(&i.to_be_bytes());
-    d
 }
 
 /// `n` round trips through the relay to the echo peer; every payload comes back intact.

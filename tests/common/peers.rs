@@ -118,3 +118,17 @@ pub fn tcp_echo() -> SocketAddr {
     });
     addr
 }
+
+/// An ICE-style server URL: `scheme:addr?transport=…`.
+pub fn url(scheme: &str, addr: SocketAddr, transport: &str) -> String {
+    format!("{scheme}:{addr}?transport={transport}")
+}
+
+/// Datagram `i` of a run: its number and a pattern, 100 to 1099 bytes (most not a
+/// multiple of four: ChannelData padding over TCP is exercised both ways).
+pub fn datagram(i: u32) -> Vec<u8> {
+    let len = 100 + (i as usize * 37) % 1000;
+    let mut d: Vec<u8> = (0..len).map(|k| (k as u32 ^ i) as u8).collect();
+    d[..4].copy_from_slice(&i.to_be_bytes());
+    d
+}
