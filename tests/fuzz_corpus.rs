@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 type EntryPoint = fn(&[u8]);
 
 /// The cargo-fuzz targets and the entry point each one calls.
-const TARGETS: [(&str, EntryPoint); 8] = [
+const TARGETS: [(&str, EntryPoint); 11] = [
     ("stun_message", ternd::fuzzing::message),
     ("channel_data", ternd::fuzzing::channel_data),
     ("stream_framing", ternd::fuzzing::stream),
@@ -17,6 +17,9 @@ const TARGETS: [(&str, EntryPoint); 8] = [
     ("access_token", ternd::fuzzing::access_token),
     ("config_toml", ternd::fuzzing::config_toml),
     ("turn_core", ternd::fuzzing::turn_core),
+    ("ice_url", ternd_client::fuzzing::ice_url),
+    ("ice_servers", ternd_client::fuzzing::ice_servers),
+    ("client_input", ternd_client::fuzzing::client_input),
 ];
 
 /// The regular files of `dir` other than dotfiles (`.gitkeep`) and READMEs, sorted; none

@@ -45,6 +45,8 @@ pub mod blocking;
 pub mod client;
 pub mod data;
 mod error;
+#[cfg(feature = "testing")]
+pub mod fuzzing;
 #[cfg(feature = "tokio")]
 pub mod ice;
 mod rest;
