@@ -207,18 +207,7 @@ async fn assert_401(url: &str, credentials: Credentials, what: &str) {
     let client = Client::connect_with(url, credentials, local_options())
         .await
         .unwrap();
-    let err = client.allocate().await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Failure {
-                method: Method::ALLOCATE,
-                code: 401,
-                ..
-            }
-        ),
-        "{what}: {err:?}"
-    );
+    peers::assert_allocate_401(&client, what).await;
 }
 
 /// (1, 2) REST credentials over UDP: channels and indications; an expired REST username

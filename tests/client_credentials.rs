@@ -13,7 +13,7 @@ mod process;
 mod tls;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use process::{Setup, Ternd};
 use ternd_client::ice::{self, FetchOptions};
@@ -52,17 +52,7 @@ fn ternd(relay_ports: &str, tls: Option<(&std::path::Path, &std::path::Path)>) -
 
 /// An access token for `sub`, valid for 10 minutes, signed with `key`.
 fn token_with(sub: &str, key: &str) -> String {
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"sub": sub, "exp": exp, "aud": "ternd"}),
-        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    common::hs256_token(sub, key)
 }
 
 fn token(sub: &str) -> String {

@@ -276,18 +276,7 @@ fn a_wrong_password_is_a_401_failure() {
         let client = Client::connect(&url("turn", server.addr, "udp"), bad)
             .await
             .unwrap();
-        let err = client.allocate().await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Failure {
-                    method: Method::ALLOCATE,
-                    code: 401,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        let err = peers::assert_allocate_401(&client, "a wrong password").await;
         assert_eq!(err.code(), Some(401));
     });
 }

@@ -82,27 +82,7 @@ impl Server {
 }
 
 fn token(sub: &str) -> String {
-    #[derive(serde::Serialize)]
-    struct Claims<'a> {
-        sub: &'a str,
-        exp: u64,
-        aud: &'a str,
-    }
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &Claims {
-            sub,
-            exp,
-            aud: "ternd",
-        },
-        &jsonwebtoken::EncodingKey::from_secret(TOKEN_KEY.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    common::hs256_token(sub, TOKEN_KEY)
 }
 
 fn ice_credentials(s: &Server, sub: &str) -> (String, String, serde_json::Value) {

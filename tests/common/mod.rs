@@ -332,3 +332,19 @@ pub fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// An HS256 access token for `sub` (audience `ternd`), valid for 10 minutes, signed with
+/// `key`: what an app's identity service hands the credentials endpoint.
+pub fn hs256_token(sub: &str, key: &str) -> String {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": sub, "exp": exp, "aud": "ternd"}),
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}

@@ -132,3 +132,21 @@ pub fn datagram(i: u32) -> Vec<u8> {
     d[..4].copy_from_slice(&i.to_be_bytes());
     d
 }
+
+/// Allocates through `client` and checks the server refused it with 401 (bad or expired
+/// credentials); `what` names the case in the failure message. Returns the error.
+pub async fn assert_allocate_401(client: &ternd_client::Client, what: &str) -> ternd_client::Error {
+    let err = client.allocate().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ternd_client::Error::Failure {
+                method: ternd_client::stun::Method::ALLOCATE,
+                code: 401,
+                ..
+            }
+        ),
+        "{what}: {err:?}"
+    );
+    err
+}
