@@ -286,6 +286,11 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
             ),
             (labels(&[("reason", "ip_quota")]), s.ip_quota_rejections),
             (labels(&[("reason", "no_capacity")]), s.capacity_rejections),
+            (labels(&[("reason", "revoked")]), s.revoked_rejections),
+            (
+                labels(&[("reason", "cluster_user_quota")]),
+                s.cluster_quota_rejections,
+            ),
             (labels(&[("reason", "rate_limit")]), s.rate_limited),
             (
                 labels(&[("reason", "unauth_rate_limit")]),
@@ -294,6 +299,16 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
             (labels(&[("reason", "other_client")]), s.dropped),
             (labels(&[("reason", "other_peer")]), s.peer_dropped),
         ],
+    );
+    b.counter(
+        "ternd_redirects_total",
+        "Allocates answered 300 Try Alternate (draining, or over the cluster capacity).",
+        vec![(vec![], s.redirects)],
+    );
+    b.counter(
+        "ternd_cluster_admissions_total",
+        "Allocates that asked the cluster for a verdict on their user's quota.",
+        vec![(vec![], s.admissions_asked)],
     );
     b.gauge(
         "ternd_relay_ports_in_use",

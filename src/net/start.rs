@@ -339,6 +339,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         clock_anchor: (Instant::now(), unix),
         alternate_server: config.alternate_server,
         rfc5780,
+        cluster_admission: false,
     };
     let store = config.auth.credential_store(&config.realm)?;
     let mut key = [0u8; 32];

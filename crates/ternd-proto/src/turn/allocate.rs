@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::Server;
+use super::admission::Step;
 use super::allocation::{Allocation, TokenBucket};
 use super::authn::Authenticated;
 use super::codes::{self, Code};
@@ -169,11 +170,15 @@ impl Server {
         if existing.is_some() {
             return self.error(reply, codes::ALLOCATION_MISMATCH, out);
         }
-        if self.shared.is_draining() {
-            // Shutting down: no new allocations (existing ones keep relaying).
+        if self.shared.is_draining() || self.shared.over_capacity() {
+            // Shutting down, or full: no new allocations here (existing ones keep
+            // relaying); the client is sent to another node if there is one.
             self.stats.capacity_rejections.inc();
-            return match self.shared.config.alternate_server {
-                Some(alt) => self.try_alternate(reply, alt, out),
+            return match self.shared.alternate_for(&tuple) {
+                Some(alt) => {
+                    self.stats.redirects.inc();
+                    self.try_alternate(reply, alt, out)
+                }
                 None => self.error(reply, codes::INSUFFICIENT_CAPACITY, out),
             };
         }
@@ -181,6 +186,63 @@ impl Server {
             Ok(r) => r,
             Err(code) => return self.error(reply, code, out),
         };
+        let now_ms = self.shared.config.unix_ms_at(now);
+        if self
+            .shared
+            .with_cluster(|c| c.is_revoked(&auth.user, auth.expiry_unix, now_ms))
+        {
+            self.stats.revoked_rejections.inc();
+            return self.error(reply, codes::FORBIDDEN, out);
+        }
+        let lifetime = self
+            .shared
+            .config
+            .granted_lifetime(req.lifetime, auth.expiry_unix, now);
+        if lifetime.is_zero() {
+            return self.challenge(msg, codes::UNAUTHORIZED, tuple.client, now, out);
+        }
+        let admitted = match self.admission_step(msg, tuple, &auth.user, now) {
+            Step::Local => None,
+            Step::Wait => return Some(0),
+            Step::Granted(id) => Some(id),
+            Step::Refused => {
+                self.stats.cluster_quota_rejections.inc();
+                return self.error(reply, codes::ALLOCATION_QUOTA_REACHED, out);
+            }
+            Step::Busy => {
+                self.stats.capacity_rejections.inc();
+                return self.error(reply, codes::INSUFFICIENT_CAPACITY, out);
+            }
+        };
+        let user = admitted.map(|_| auth.user.clone());
+        let answer = self.grant(
+            reply, auth, req, lifetime, admitted, tuple, now, out, relays,
+        );
+        if let (Some(id), Some(user)) = (admitted, user)
+            && !self.by_tuple.contains_key(&tuple)
+        {
+            // Admitted by the cluster, refused here after all: give the slot back.
+            self.commands.push_back(Command::Withdrawn { id, user });
+        }
+        answer
+    }
+
+    /// Grants a checked (and, on a cluster, admitted: `id`) Allocate if the reservation,
+    /// families, local quotas and ports allow.
+    #[allow(clippy::too_many_arguments)]
+    fn grant(
+        &mut self,
+        reply: &Reply<'_, '_>,
+        auth: Authenticated,
+        req: AllocateRequest,
+        lifetime: Duration,
+        id: Option<u64>,
+        tuple: FiveTuple,
+        now: Instant,
+        out: &mut [u8],
+        relays: &mut dyn Relays,
+    ) -> Option<usize> {
+        let msg = reply.msg;
         let tcp = req.tcp();
         let dual = req.dual.is_some();
         // A RESERVATION-TOKEN names the relayed address, family included (§7.2 step 5
@@ -226,14 +288,6 @@ impl Server {
         if !wanted.iter().any(|&f| servable(f)) {
             release_reserved(relays);
             return self.error(reply, codes::ADDRESS_FAMILY_NOT_SUPPORTED, out);
-        }
-        let lifetime = self
-            .shared
-            .config
-            .granted_lifetime(req.lifetime, auth.expiry_unix, now);
-        if lifetime.is_zero() {
-            release_reserved(relays);
-            return self.challenge(msg, codes::UNAUTHORIZED, tuple.client, now, out);
         }
         // EVEN-PORT R=1 holds a second port: it counts as a second allocation.
         let slots = 1 + u32::from(req.even_port == Some(true));
@@ -351,10 +405,10 @@ impl Server {
             scheduled: now + lifetime,
             tcp: tcp.then(TcpAllocation::default),
             reservation: new_token,
-            id: {
+            id: id.unwrap_or_else(|| {
                 self.next_id += 1;
                 self.id_prefix | self.next_id
-            },
+            }),
         };
         self.install(alloc, &opened, req.transport, now);
         Some(len)

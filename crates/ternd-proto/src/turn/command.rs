@@ -79,6 +79,19 @@ pub struct AccountingRecord {
     pub reason: EndReason,
 }
 
+/// An Allocate waiting for the cluster's verdict ([`Command::Admit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// The allocation id it will have (the admin API's session id).
+    pub id: u64,
+    /// The quota key.
+    pub user: String,
+    /// The client's 5-tuple.
+    pub tuple: FiveTuple,
+    /// The Allocate's transaction id.
+    pub transaction: [u8; 12],
+}
+
 /// A control effect of the core, for the shell to carry out or to publish. Drain them with
 /// [`Server::poll_command`](super::Server::poll_command) after every input.
 ///
@@ -127,6 +140,23 @@ pub enum Command {
     CloseTcp {
         /// Its CONNECTION-ID.
         connection_id: u32,
+    },
+    /// With [`CoreConfig::cluster_admission`](super::CoreConfig::cluster_admission): an
+    /// Allocate passed every local check and waits for the cluster to count it against
+    /// its user's quota on all nodes. Answer with [`Server::admit`](super::Server::admit);
+    /// an answer that never comes costs the client a retransmission (the wait is forgotten
+    /// after [`ADMISSION_TIMEOUT`](super::ADMISSION_TIMEOUT)).
+    Admit {
+        /// What waits.
+        admission: Admission,
+    },
+    /// An Allocate the cluster admitted (id `id`) was refused or abandoned here after all:
+    /// give its slot of `user`'s cluster-wide quota back.
+    Withdrawn {
+        /// The allocation id it was admitted under.
+        id: u64,
+        /// The quota key.
+        user: String,
     },
     /// An allocation ended; `record` is its accounting. Its channels were unbound, its
     /// relay sockets and RFC 6062 connections closed, by the commands before this one.

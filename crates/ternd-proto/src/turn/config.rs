@@ -142,6 +142,11 @@ pub struct CoreConfig {
     pub alternate_server: Option<SocketAddr>,
     /// RFC 5780 NAT behaviour discovery over UDP; `None`: off.
     pub rfc5780: Option<Rfc5780>,
+    /// A cluster counts each user's allocations across nodes: while `user_quota` is set,
+    /// an Allocate that passes every local check waits for the cluster's verdict
+    /// ([`Command::Admit`](super::Command::Admit), answered with
+    /// [`Server::admit`](super::Server::admit)) before it is granted.
+    pub cluster_admission: bool,
 }
 
 impl CoreConfig {
@@ -166,6 +171,7 @@ impl CoreConfig {
             clock_anchor: anchor,
             alternate_server: None,
             rfc5780: None,
+            cluster_admission: false,
         }
     }
 
@@ -223,6 +229,21 @@ impl CoreConfig {
             u + now.duration_since(i).as_secs()
         } else {
             u.saturating_sub(i.duration_since(now).as_secs())
+        }
+    }
+
+    /// UNIX time in milliseconds at `now` (to the anchor's whole second).
+    pub fn unix_ms_at(&self, now: Instant) -> u64 {
+        let (i, u) = self.clock_anchor;
+        let base = u.saturating_mul(1000);
+        if now >= i {
+            base.saturating_add(
+                u64::try_from(now.duration_since(i).as_millis()).unwrap_or(u64::MAX),
+            )
+        } else {
+            base.saturating_sub(
+                u64::try_from(i.duration_since(now).as_millis()).unwrap_or(u64::MAX),
+            )
         }
     }
 

@@ -68,6 +68,7 @@ impl Server {
     /// its TCP connections; or, for a client data connection (RFC 6062), closes its peer
     /// connection.
     pub fn close_tuple(&mut self, tuple: &FiveTuple, now: Instant, relays: &mut dyn Relays) {
+        self.forget_waiting(tuple);
         if let Some(&idx) = self.by_tuple.get(tuple) {
             self.remove(idx, now, EndReason::ConnectionClosed, relays);
         } else {

@@ -68,6 +68,9 @@
 //!   and the decisions about client connections: [`Output::Splice`] (a ConnectionBind
 //!   succeeded: from now on that connection carries raw data to and from the peer) and
 //!   [`Output::Handoff`] (the ConnectionBind belongs to another worker's connection).
+//! - With [`CoreConfig::cluster_admission`] and a user quota, an Allocate answers nothing
+//!   at once either: a [`Command::Admit`] asks the cluster, and [`Server::admit`] gives its
+//!   verdict and returns the answer to send.
 //! - A Connect request answers nothing at once ([`Outcome::Consumed`]): its response comes
 //!   out of `poll_output` when the connection is up, has failed, or after 30 s.
 //! - When a spliced client data connection closes, call [`Server::close_tuple`] for it (or
@@ -87,17 +90,20 @@
 //! connections; its types in `tcp`). Around them: `dispatch` routes client packets,
 //! `respond` builds answers and authenticates, [`codes`] names the error codes, `shared`
 //! holds what workers share (quotas, reservations, [`Limits`], [`Shared`]), `timers` the
-//! timer heap, `expiry` expiry and teardown, `sessions` the admin API's view; `types`,
-//! `config`, `relays`, `allocation`, `authn`, `limit`, `rng` and `stats` are leaves. Their
+//! timer heap, `expiry` expiry and teardown, `sessions` the admin API's view, `admission`
+//! the Allocates waiting for a cluster's verdict; `cluster` (what a cluster tells the core:
+//! revocations, redirect targets, capacity), `types`, `config`, `relays`, `allocation`, `authn`, `limit`, `rng` and `stats` are leaves. Their
 //! imports form no cycle: handlers use the leaves, `dispatch` uses the handlers, and no
 //! handler uses another except through the leaves (`permission`'s peer check, `timers`,
 //! `expiry`).
 
+mod admission;
 mod allocate;
 mod allocation;
 mod authn;
 mod binding;
 mod channel;
+mod cluster;
 pub mod codes;
 mod command;
 mod config;
@@ -127,11 +133,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use admission::{ADMISSION_TIMEOUT, MAX_WAITING};
 pub use allocation::{
     Allocation, CHANNEL_COOLDOWN, CHANNEL_LIFETIME, DEFAULT_MAX_CHANNELS, DEFAULT_MAX_PERMISSIONS,
     PERMISSION_LIFETIME, TokenBucket,
 };
-pub use command::{AccountingRecord, ClientAddr, Command, PeerAddr, RelayAddr};
+pub use cluster::{ClusterView, MAX_REVOCATIONS};
+pub use command::{AccountingRecord, Admission, ClientAddr, Command, PeerAddr, RelayAddr};
 pub use config::{
     CoreConfig, DEFAULT_MAX_ALLOCATIONS_PER_IP, DEFAULT_UNAUTH_RATE_BURST,
     DEFAULT_UNAUTH_RATE_LIMIT, Limits, MAX_RESPONSE_PADDING, RelayAddress, Rfc5780,
@@ -187,6 +195,8 @@ pub struct Server {
     redirect: Option<(SocketAddr, SocketAddr)>,
     /// This worker's copy of the shared limits, and its generation.
     limits: (u64, Limits),
+    /// Allocates waiting for the cluster's verdict.
+    waiting: admission::WaitingRoom,
 }
 
 impl Server {
@@ -227,6 +237,7 @@ impl Server {
             suppressed: false,
             redirect: None,
             limits: (generation, limits),
+            waiting: admission::WaitingRoom::default(),
         }
     }
 

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use super::cluster::ClusterView;
 use super::config::{CoreConfig, Limits};
 use super::limit;
 use super::tcp::TcpRelayConfig;
-use super::types::{Lease, RelayTransport};
+use super::types::{FiveTuple, Lease, RelayTransport};
 use crate::auth::nonce::NonceKey;
 use crate::auth::store::CredentialStore;
 use crate::policy::{Denied, PeerPolicy};
@@ -109,6 +110,8 @@ pub struct Shared {
     tcp_ids: Mutex<HashMap<u32, u16>>,
     /// Quotas and limits now (initially those of `config`; replaced on SIGHUP).
     limits: LiveLimits,
+    /// What the cluster says (revocations, redirect targets, capacity); empty alone.
+    cluster: RwLock<ClusterView>,
 }
 
 impl Shared {
@@ -132,6 +135,7 @@ impl Shared {
             tcp: TcpRelayConfig::default(),
             tcp_ids: Mutex::new(HashMap::new()),
             limits: LiveLimits::new(config.limits),
+            cluster: RwLock::new(ClusterView::default()),
             config,
         }
     }
@@ -227,6 +231,32 @@ impl Shared {
     /// True while draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Relaxed)
+    }
+
+    /// Changes the cluster's view (revocations, redirect targets, capacity).
+    pub fn update_cluster<T>(&self, f: impl FnOnce(&mut ClusterView) -> T) -> T {
+        let mut v = self.cluster.write().unwrap_or_else(PoisonError::into_inner);
+        f(&mut v)
+    }
+
+    /// Reads the cluster's view.
+    pub fn with_cluster<T>(&self, f: impl FnOnce(&ClusterView) -> T) -> T {
+        let v = self.cluster.read().unwrap_or_else(PoisonError::into_inner);
+        f(&v)
+    }
+
+    /// Where a new allocation this node does not take (draining, over capacity) is sent:
+    /// the cluster's pick for the client's transport and the listener's family, else the
+    /// configured `alternate_server`.
+    pub fn alternate_for(&self, tuple: &FiveTuple) -> Option<SocketAddr> {
+        self.with_cluster(|v| v.alternate(tuple.transport, tuple.server.is_ipv6()))
+            .or(self.config.alternate_server)
+    }
+
+    /// True when the cluster's capacity is set and this node holds that many allocations.
+    pub fn over_capacity(&self) -> bool {
+        let cap = self.with_cluster(ClusterView::capacity);
+        cap != 0 && self.total_allocations() >= cap
     }
 
     /// The lease of `addr` if it is the relayed transport address of a live allocation here

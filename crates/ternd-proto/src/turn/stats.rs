@@ -142,6 +142,14 @@ stats! {
     quota_rejections,
     /// Allocations refused for lack of ports or sockets (508).
     capacity_rejections,
+    /// Allocates redirected (300 Try Alternate) while draining or over capacity.
+    redirects,
+    /// Allocates refused because their user was revoked on the cluster (403).
+    revoked_rejections,
+    /// Allocates that asked the cluster for a verdict on their user's quota.
+    admissions_asked,
+    /// Allocations refused by the cluster-wide user quota (486).
+    cluster_quota_rejections,
     /// Allocations created.
     allocations_created,
     /// Allocations ended (all reasons).

@@ -243,6 +243,7 @@ fn peer_data(t: &mut T, relay_port: u16, from: SocketAddr, payload: &[u8]) -> Op
 mod allocate;
 mod auth;
 mod binding;
+mod cluster;
 mod commands;
 mod family;
 mod limits;
