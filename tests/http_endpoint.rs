@@ -89,6 +89,7 @@ fn ice(tls_port: Option<u16>) -> IceSettings {
         secret: SECRET.to_owned(),
         separator: ':',
         ttl: Duration::from_secs(600),
+        cluster: None,
     }
 }
 
@@ -1028,10 +1029,13 @@ fn probe_from(from: &str, to: SocketAddr, limit: Duration) -> (Option<u16>, Dura
 }
 
 /// 1,100 silent connections from 127.0.0.1 (more than the server's 1,024 slots), then
-/// `GET /healthz` from 127.0.0.2, which must be answered within 1 s. Returns the flood.
+/// `GET /healthz` from 127.0.0.2, which must be answered within 3 s: well before the
+/// 5 s header timeout would free a slot, so only shedding an idle connection answers it
+/// in time (3 s, not less, for a machine running the whole suite on 2 cores). Returns
+/// the flood.
 fn flood_then_probe(to: SocketAddr, case: &str) -> Vec<TcpStream> {
     let held = silent_connections(to, 1100);
-    let (status, took) = probe_from("127.0.0.2", to, Duration::from_secs(1));
+    let (status, took) = probe_from("127.0.0.2", to, Duration::from_secs(3));
     eprintln!(
         "{case}: {} silent connections from 127.0.0.1; probe from 127.0.0.2: {status:?} in {took:?}",
         held.len()
@@ -1051,7 +1055,7 @@ fn flood_then_probe(to: SocketAddr, case: &str) -> Vec<TcpStream> {
 
 /// One source (127.0.0.1) opens 1,100 silent connections: more than its per-IP cap and
 /// more than the 1,024 slots of the whole server. A client from another address
-/// (127.0.0.2) still gets `/healthz` answered within 1 s, and the server keeps at most
+/// (127.0.0.2) still gets `/healthz` answered within 3 s, and the server keeps at most
 /// the cap of that source's connections open.
 #[test]
 fn one_source_cannot_stall_the_endpoint() {
@@ -1081,7 +1085,7 @@ fn one_source_cannot_stall_the_endpoint() {
 }
 
 /// With no per-IP cap, 1,100 silent connections fill every slot; a new connection takes
-/// the slot of the one idle longest, so a client from 127.0.0.2 is answered within 1 s.
+/// the slot of the one idle longest, so a client from 127.0.0.2 is answered within 3 s.
 /// A connection with a request in flight (a POST whose body is half sent), the oldest of
 /// all, is not shed: it gets its answer once the body is complete.
 #[test]

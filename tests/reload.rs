@@ -84,8 +84,11 @@ fn sighup_reloads_secrets_and_policy_without_breaking_allocations() {
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     // Wait for the server, then allocate with the secret about to be retired.
+    // Bounded by time, not tries: a loaded machine (the whole suite at once) can take
+    // seconds to start a debug binary.
     let mut started = None;
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
         probe
