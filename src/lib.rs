@@ -12,6 +12,7 @@
 pub use ternd_bench as bench;
 pub use ternd_proto::{auth, policy, proxy, stun, turn};
 
+pub mod cluster;
 pub mod config;
 pub mod credentials_cmd;
 #[cfg(feature = "testing")]

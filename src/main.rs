@@ -149,8 +149,28 @@ fn main() -> ExitCode {
             ),
         }
     }
+    let cluster = match config.cluster.redis_url {
+        Some(_) => match ternd::cluster::start(&config, &handle) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("ternd: cannot start the cluster task: {e}");
+                handle.shutdown();
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let drain_requested = cluster.as_ref().map(|c| c.cluster().drain_requested());
     let (http_stop, http_stop_rx) = tokio::sync::watch::channel(false);
-    let http = match start_http(&config, &handle, http_listener, http_stop_rx) {
+    let http = match start_http(
+        &config,
+        &handle,
+        http_listener,
+        http_stop_rx,
+        cluster
+            .as_ref()
+            .map(|c| std::sync::Arc::new(c.cluster()) as std::sync::Arc<dyn ternd::http::Fleet>),
+    ) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("ternd: {e}");
@@ -167,7 +187,7 @@ fn main() -> ExitCode {
         );
     }
 
-    signals.wait(|| {
+    signals.wait(drain_requested, || {
         // SIGHUP: re-read the configuration; apply credentials, peer policy and the TLS
         // certificate without dropping anything. A bad file keeps the old settings.
         let mut new = match Config::load(&cli).and_then(Config::load_files) {
@@ -213,6 +233,9 @@ fn main() -> ExitCode {
     }
     let stats = handle.stats();
     handle.shutdown();
+    if let Some(c) = cluster {
+        c.shutdown();
+    }
     tracing::info!(?stats, "stopped");
     ExitCode::SUCCESS
 }
@@ -265,6 +288,7 @@ fn start_http(
     handle: &ternd::net::Handle,
     listener: Option<(std::net::TcpListener, std::net::SocketAddr)>,
     stop: tokio::sync::watch::Receiver<bool>,
+    cluster: Option<std::sync::Arc<dyn ternd::http::Fleet>>,
 ) -> Result<Option<ternd::http::HttpHandle>, String> {
     let Some((listener, _)) = listener else {
         return Ok(None);
@@ -281,6 +305,7 @@ fn start_http(
         secret: config.auth.secrets.first().cloned().unwrap_or_default(),
         separator: config.auth.rest_separator,
         ttl: config.http.credential_ttl,
+        cluster,
     };
     let backend: std::sync::Arc<dyn ternd::http::Backend> = handle.view();
     let h = ternd::http::start(listener, &config.http, ice, backend, stop)
@@ -369,8 +394,19 @@ impl Signals {
         })
     }
 
-    /// Blocks until SIGINT or SIGTERM, calling `on_hangup` for every SIGHUP meanwhile.
-    fn wait(&mut self, mut on_hangup: impl FnMut()) {
+    /// Blocks until SIGINT or SIGTERM (or `drain` is notified: the cluster or the admin
+    /// API asked this node to drain), calling `on_hangup` for every SIGHUP meanwhile.
+    fn wait(
+        &mut self,
+        drain: Option<std::sync::Arc<tokio::sync::Notify>>,
+        mut on_hangup: impl FnMut(),
+    ) {
+        let drained = async move {
+            match drain {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         #[cfg(unix)]
         {
             let Signals { rt, streams } = self;
@@ -378,10 +414,15 @@ impl Signals {
                 let [int, term, hup] = &mut streams[..] else {
                     return;
                 };
+                tokio::pin!(drained);
                 loop {
                     tokio::select! {
                         _ = int.recv() => return,
                         _ = term.recv() => return,
+                        () = &mut drained => {
+                            tracing::info!("drain requested through the cluster");
+                            return;
+                        }
                         _ = hup.recv() => on_hangup(),
                     }
                 }
@@ -390,7 +431,12 @@ impl Signals {
         #[cfg(not(unix))]
         {
             let _ = &mut on_hangup;
-            let _ = self.rt.block_on(tokio::signal::ctrl_c());
+            let _ = self.rt.block_on(async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    () = drained => {}
+                }
+            });
         }
     }
 

@@ -87,6 +87,7 @@ fn bench_reports_the_servers_drop_counters_from_its_metrics() {
         secret: SECRET.into(),
         separator: ':',
         ttl: Duration::from_secs(3600),
+        cluster: None,
     };
     let (stop, rx) = tokio::sync::watch::channel(false);
     let http = ternd::http::start(listener, &c.http, ice, h.view(), rx).expect("http");

@@ -60,6 +60,7 @@ impl Server {
             secret: SECRET.into(),
             separator: ':',
             ttl: Duration::from_secs(3600),
+            cluster: None,
         };
         let (stop, rx) = tokio::sync::watch::channel(false);
         let h = ternd::http::start(listener, &c.http, ice, relay.view(), rx).expect("http");

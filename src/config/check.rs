@@ -96,7 +96,27 @@ pub(crate) fn check(c: &mut Config) -> Result<(), ConfigError> {
     tls(c)?;
     proxy_protocol(c)?;
     rfc5780(c)?;
+    revocation(c)?;
     http_tls(c)
+}
+
+/// A revocation stands at least as long as the credentials the endpoint mints live, or
+/// credentials minted before it could outlive it (only with a cluster).
+fn revocation(c: &Config) -> Result<(), ConfigError> {
+    let (ttl, minted) = (c.cluster.revocation_ttl, c.http.credential_ttl);
+    if c.cluster.redis_url.is_none() || ttl >= minted {
+        return Ok(());
+    }
+    Err(c.origins.conflict(
+        "cluster.revocation_ttl",
+        Conflict::RevocationShorterThanCredentials {
+            ttl: values::fmt_duration(ttl),
+            minted: values::fmt_duration(minted),
+            from: c
+                .origins
+                .describe("http.credential_ttl", "built-in default"),
+        },
+    ))
 }
 
 const DEFAULT_LIFETIME: &str = "relay.default_allocation_lifetime";

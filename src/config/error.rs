@@ -374,6 +374,18 @@ pub enum FileError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Conflict {
+    /// `cluster.revocation_ttl` shorter than `http.credential_ttl`.
+    #[error(
+        "a revocation would stand {ttl}, less than the {minted} credentials minted by the endpoint live ({from}): credentials minted before it could outlive it"
+    )]
+    RevocationShorterThanCredentials {
+        /// The revocation lifetime.
+        ttl: String,
+        /// The endpoint's credential lifetime.
+        minted: String,
+        /// Where that came from.
+        from: String,
+    },
     /// `relay.default_allocation_lifetime` above the maximum.
     #[error(
         "default allocation lifetime ({default}) is longer than the maximum allocation lifetime ({max}, {from})"

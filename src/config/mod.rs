@@ -36,6 +36,7 @@ mod declare;
 mod error;
 mod kind;
 mod schema;
+mod schema_cluster;
 mod schema_http;
 mod toml_file;
 mod values;
@@ -54,6 +55,7 @@ pub use check::Origins;
 pub use cli::{Cli, Command, CredentialsArgs, TokenArgs, TokenCommand, TokenIssueArgs};
 pub use error::{ConfigError, Conflict, FileError, Origin, ValueError};
 pub use schema::{Config, RelayConfig};
+pub use schema_cluster::ClusterConfig;
 pub use schema_http::{AuthConfig, HttpConfig, LogConfig};
 
 /// A public address advertised for a relay address family.
@@ -65,6 +67,16 @@ pub struct ExternalIp {
     pub public: IpAddr,
     /// The local address it maps to, if given.
     pub private: Option<IpAddr>,
+}
+
+/// What the cluster-wide user quota does while Redis is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnUnavailable {
+    /// Count on this node alone (a metric and a warning say so).
+    #[default]
+    Open,
+    /// Refuse (486) the Allocates that cannot be counted.
+    Closed,
 }
 
 /// Log output format.

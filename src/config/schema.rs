@@ -39,7 +39,9 @@ use ipnet::IpNet;
 
 use super::declare::section;
 use super::kind::{Bool, Dur, Int, List, PATH, Text};
-use super::{AuthConfig, ExternalIp, HttpConfig, LogConfig, Origins, PortRange, values};
+use super::{
+    AuthConfig, ClusterConfig, ExternalIp, HttpConfig, LogConfig, Origins, PortRange, values,
+};
 use crate::turn::Limits;
 
 section! {
@@ -327,6 +329,8 @@ section! {
         http: HttpConfig = HttpConfig::default();
         /// Logging settings.
         log: LogConfig = LogConfig::default();
+        /// Cluster settings.
+        cluster: ClusterConfig = ClusterConfig::default();
         /// Keys that were explicitly set (file, env or CLI) for features this
         /// build does not implement yet (dotted TOML names, e.g. `http.listen`).
         not_yet_supported: Vec<&'static str> = Vec::new();

@@ -269,6 +269,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static super::declare::Setting> {
         AuthConfig::SETTINGS,
         HttpConfig::SETTINGS,
         LogConfig::SETTINGS,
+        super::ClusterConfig::SETTINGS,
     ]
     .into_iter()
     .flatten()

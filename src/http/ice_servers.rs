@@ -1,6 +1,7 @@
 //! `POST|GET /v1/ice-servers`: an access token in, WebRTC `iceServers` with short-lived TURN
 //! credentials out.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::body::{Bytes, Incoming};
@@ -25,7 +26,7 @@ struct IceResponse {
     ttl: u64,
 }
 
-pub(super) async fn ice_servers(state: &State, req: Request<Incoming>) -> Resp {
+pub(super) async fn ice_servers(state: &State, caller: IpAddr, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     if method == Method::OPTIONS {
         // CORS preflight; the allow headers are added only for listed origins.
@@ -63,6 +64,18 @@ pub(super) async fn ice_servers(state: &State, req: Request<Incoming>) -> Resp {
             "the credentials endpoint is not configured (no token keys)",
         );
     }
+    // With a cluster: the nodes to name, picked before the body is read.
+    let nodes = state.ice.cluster.as_ref().map(|c| {
+        let named = query_param(req.uri().query().unwrap_or(""), "region");
+        let header = |h: &str| {
+            req.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let region = c.region_of(named.as_deref(), &header, caller);
+        c.ice_urls(region.as_deref())
+    });
     let token = match bearer_token(req.headers()) {
         Ok(t) => t.to_owned(),
         Err(e) => return bearer_error(&e, None),
@@ -98,8 +111,30 @@ pub(super) async fn ice_servers(state: &State, req: Request<Incoming>) -> Resp {
         expiry,
         state.ice.separator,
     );
+    let ice_servers = match nodes {
+        None => ice_server_list(&state.ice, username, credential),
+        Some((_, turn)) if turn.is_empty() => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "no relay of the cluster takes new allocations now",
+            );
+        }
+        Some((stun, turn)) => vec![
+            IceServer {
+                urls: stun,
+                username: None,
+                credential: None,
+            },
+            IceServer {
+                urls: turn,
+                username: Some(username),
+                credential: Some(credential),
+            },
+        ],
+    };
     let body = IceResponse {
-        ice_servers: ice_server_list(&state.ice, username, credential),
+        ice_servers,
         expires_on: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(expiry))
             .to_string(),
         ttl,
@@ -111,6 +146,15 @@ pub(super) async fn ice_servers(state: &State, req: Request<Incoming>) -> Resp {
     r.headers_mut()
         .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// The value of query parameter `name` (percent-decoded), if given.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| super::admin::percent_decode(v))
 }
 
 /// `stun:` URLs, then `turn:` (UDP, TCP) and `turns:` URLs with credentials.
@@ -163,6 +207,7 @@ mod tests {
             secret: "s".into(),
             separator: ':',
             ttl: Duration::from_secs(60),
+            cluster: None,
         };
         let list = ice_server_list(&ice, "u".into(), "p".into());
         assert_eq!(

@@ -78,6 +78,42 @@ pub trait Admin: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send + '_>>;
 }
 
+/// A future the traits here return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What the endpoint needs of a cluster (`crate::cluster::Cluster` implements it): the
+/// nodes to name in `/v1/ice-servers`, and the fleet-wide admin operations. Errors are
+/// the cluster being unavailable, said in words.
+pub trait Fleet: Send + Sync {
+    /// This node's id.
+    fn node_id(&self) -> &str;
+    /// The caller's region: `named` (the `region` query parameter), else the configured
+    /// header (`header` reads one), else the prefix table's entry for `caller`.
+    fn region_of(
+        &self,
+        named: Option<&str>,
+        header: &dyn Fn(&str) -> Option<String>,
+        caller: IpAddr,
+    ) -> Option<String>;
+    /// The `stun:` and the `turn:`/`turns:` URLs of the nodes to name for a caller in
+    /// `region`, best first; both empty when no node takes allocations.
+    fn ice_urls(&self, region: Option<&str>) -> (Vec<String>, Vec<String>);
+    /// The registry (JSON array of node entries).
+    fn nodes(&self) -> serde_json::Value;
+    /// The cluster's sessions, optionally of one user or one node (JSON array).
+    fn sessions<'a>(
+        &'a self,
+        user: Option<&'a str>,
+        node: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<serde_json::Value, String>>;
+    /// Ends session `id` on `node` (true: ended here, or asked of that node).
+    fn end_session<'a>(&'a self, node: &'a str, id: u64) -> BoxFuture<'a, Result<bool, String>>;
+    /// Revokes `user` on every node; the revocation's time, UNIX ms.
+    fn revoke<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, String>>;
+    /// Asks `node` to drain.
+    fn drain<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}
+
 /// Everything the endpoint needs to mint credentials, built from Config + the bound listeners.
 #[derive(Clone)]
 pub struct IceSettings {
@@ -94,6 +130,9 @@ pub struct IceSettings {
     pub separator: char,
     /// Configured credential lifetime (`http.credential_ttl`).
     pub ttl: std::time::Duration,
+    /// With a cluster: the registry the endpoint names nodes from (the least-loaded
+    /// healthy ones instead of this node), and the fleet-wide admin API.
+    pub cluster: Option<Arc<dyn Fleet>>,
 }
 
 impl std::fmt::Debug for IceSettings {
@@ -105,6 +144,10 @@ impl std::fmt::Debug for IceSettings {
             .field("secret", &"<redacted>")
             .field("separator", &self.separator)
             .field("ttl", &self.ttl)
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(|c| c.node_id().to_owned()),
+            )
             .finish()
     }
 }
@@ -390,7 +433,7 @@ async fn handle(state: &State, ip: IpAddr, req: Request<Incoming>) -> Resp {
                 .and_then(|o| o.to_str().ok())
                 .filter(|o| state.cors.iter().any(|c| c == o))
                 .map(str::to_owned);
-            let mut r = ice_servers(state, req).await;
+            let mut r = ice_servers(state, ip, req).await;
             cors_headers(r.headers_mut(), origin.as_deref());
             r
         }

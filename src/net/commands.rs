@@ -12,17 +12,28 @@ impl Worker {
     /// input of the core: [`Worker::drain_outputs`] ends with it, and the worker loop calls
     /// it after each turn's socket batches and at shutdown.
     pub(super) fn drain_commands(&mut self) {
+        let mut decided = Vec::new();
         while let Some(cmd) = self.server.poll_command() {
             match cmd {
                 Command::CloseRelay { relay } => self.relays.close(relay.into()),
                 Command::CloseTcp { connection_id } => self.relays.close_tcp(connection_id),
-                Command::AllocationEnded { record } => log_accounting(&record),
+                Command::AllocationEnded { record } => {
+                    log_accounting(&record);
+                    self.release_in_cluster(record.id, record.user);
+                }
+                Command::Admit { admission } => decided.extend(self.ask_cluster(admission)),
+                Command::Withdrawn { id, user } => self.release_in_cluster(id, user),
                 // Nothing here mirrors the channel table yet; a kernel fast path or a
                 // cluster registry would install and remove channels on these.
                 Command::ChannelBound { .. } | Command::ChannelUnbound { .. } => {}
                 // Commands added to the core later: nothing to do until this shell knows them.
                 _ => {}
             }
+        }
+        // Admissions the cluster task could not be asked about: decided here (each
+        // answer drains the commands it makes).
+        for (admission, granted) in decided {
+            self.deliver_verdict(admission, granted);
         }
     }
 }

@@ -50,6 +50,7 @@
 //! HTTP side's view and operator commands), `start.rs` (binding, threads, `Handle`).
 
 mod admin;
+mod admit;
 mod commands;
 mod queue;
 mod ready;
@@ -72,7 +73,8 @@ use crate::stun::channel::ChannelRange;
 use crate::turn::limit::SourceKey;
 use crate::turn::{Counter, FiveTuple, Server, Stats};
 
-pub use admin::View;
+pub use admin::{MoreMetrics, View};
+pub use admit::{CLUSTER_QUEUE, ClusterEvent};
 pub use start::{Handle, StartError, start, turn_tls_config};
 pub use ternd_io::listen::BindError;
 use ternd_io::{SendErrors, gso, listen, sys};
@@ -136,6 +138,10 @@ struct Worker {
     gso: gso::Gso,
     /// The core's answers.
     out: Box<[u8; OUT_BUF]>,
+    /// What all workers share.
+    net: Arc<NetShared>,
+    /// This worker's index.
+    index: usize,
 }
 
 /// Settings the I/O loops of every worker share (read-only but for one counter).
@@ -158,6 +164,8 @@ struct NetShared {
     udp_gso: bool,
     /// Socket buffer sizes for relay sockets (the listeners got theirs at bind).
     udp_buffers: listen::SocketBuffers,
+    /// Where admissions and released allocations go, with a cluster.
+    cluster: Option<admit::ClusterSink>,
 }
 
 impl std::fmt::Debug for NetShared {

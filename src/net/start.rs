@@ -32,9 +32,20 @@ pub struct Handle {
     policy_base: (Vec<SocketAddr>, Vec<IpAddr>),
     shutdown: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// With a cluster: what the workers tell the cluster task, until it takes it.
+    cluster_events: std::sync::Mutex<Option<mpsc::Receiver<super::ClusterEvent>>>,
 }
 
 impl Handle {
+    /// With a cluster, the workers' events for the cluster task (once; `None` after, and
+    /// without a cluster).
+    pub fn take_cluster_events(&self) -> Option<mpsc::Receiver<super::ClusterEvent>> {
+        self.cluster_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
     /// The UDP addresses the server listens on (ports resolved when 0 was asked).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp
@@ -339,7 +350,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         clock_anchor: (Instant::now(), unix),
         alternate_server: config.alternate_server,
         rfc5780,
-        cluster_admission: false,
+        cluster_admission: config.cluster.redis_url.is_some(),
     };
     let store = config.auth.credential_store(&config.realm)?;
     let mut key = [0u8; 32];
@@ -350,6 +361,20 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         ..Default::default()
     };
     let shared = Arc::new(Shared::new(core, store, nonce_key, policy).with_tcp_relay(tcp));
+    // With a cluster: the queue to the cluster task, and the capacity past which new
+    // allocations are redirected.
+    let (cluster_sink, cluster_events) = match config.cluster.redis_url {
+        Some(_) => {
+            let (tx, rx) = mpsc::channel(super::CLUSTER_QUEUE);
+            shared.update_cluster(|v| v.set_capacity(config.cluster.capacity));
+            let sink = super::admit::ClusterSink {
+                tx,
+                fallback_grant: config.cluster.on_unavailable == crate::config::OnUnavailable::Open,
+            };
+            (Some(sink), Some(rx))
+        }
+        None => (None, None),
+    };
     let udp_gso = config.udp_gso && gso_available();
     tracing::info!(
         gso = udp_gso,
@@ -374,6 +399,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
             .map(|&(_, actual)| actual)
             .collect(),
         per_ip: std::sync::Mutex::new(HashMap::new()),
+        cluster: cluster_sink,
     });
     let reserved: Reserved = Arc::default();
     let (tx, rx) = watch::channel(false);
@@ -410,6 +436,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         shared,
         net,
         ready: std::sync::atomic::AtomicBool::new(true),
+        more_metrics: std::sync::RwLock::new(None),
     });
     Ok(Handle {
         udp: bound.udp_addrs,
@@ -421,5 +448,6 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         policy_base,
         shutdown: tx,
         threads,
+        cluster_events: std::sync::Mutex::new(cluster_events),
     })
 }

@@ -99,6 +99,8 @@ pub(super) fn run_worker(
             peer_queue: Vec::with_capacity(RELAY_BATCH),
             gso: gso::Gso::new(net.udp_gso),
             out: Box::new([0; OUT_BUF]),
+            net,
+            index,
         };
         worker.run().await;
     });

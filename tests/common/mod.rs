@@ -168,6 +168,30 @@ impl Client {
             .unwrap_or_else(|e| panic!("error {:?}: {e}", e.code()))
     }
 
+    /// Allocates (with the 401 round trip, unless a challenge was learned already):
+    /// the relayed address, or the error (with its code).
+    pub fn try_allocate(&mut self) -> Result<SocketAddr, ternd_client::Error> {
+        if !self.session.has_challenge() {
+            let first = self.transact(Method::ALLOCATE, false, |b| {
+                b.add(&Attribute::RequestedTransport(17)).unwrap()
+            });
+            let m = Message::parse(&first).unwrap();
+            assert_eq!(error_code(&m), Some(401));
+            self.learn(&m);
+        }
+        let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);
+        blocking::allocate(&mut self.session, &mut udp)
+    }
+
+    /// A Refresh with `lifetime` seconds: `None` on success, else the error code.
+    pub fn refresh_code(&mut self, lifetime: u32) -> Option<u16> {
+        let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);
+        match blocking::refresh(&mut self.session, &mut udp, lifetime) {
+            Ok(()) => None,
+            Err(e) => Some(e.code().unwrap_or(0)),
+        }
+    }
+
     pub fn permit(&mut self, peer: SocketAddr) {
         let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);
         blocking::create_permission(&mut self.session, &mut udp, peer)

@@ -9,6 +9,7 @@ use clap::Parser;
 
 use super::*;
 
+mod cluster;
 mod defaults;
 mod errors;
 mod file;

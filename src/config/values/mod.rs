@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+mod cluster;
 mod http;
 
 use super::{ExternalIp, PortRange, ValueError};
+pub(crate) use cluster::*;
 pub(crate) use http::*;
 
 /// Concurrent connections the HTTP endpoint serves (in all); `http.max_connections_per_ip`

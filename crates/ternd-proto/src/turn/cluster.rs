@@ -55,6 +55,13 @@ impl ClusterView {
         *e = (*e).max(at_ms);
     }
 
+    /// Forgets the revocations that no longer stand at `now_ms`.
+    pub fn prune(&mut self, now_ms: u64) {
+        let horizon = u64::try_from(self.horizon.as_millis()).unwrap_or(u64::MAX);
+        self.revoked
+            .retain(|_, at| at.saturating_add(horizon) > now_ms);
+    }
+
     /// The revocations held now.
     pub fn revocations(&self) -> impl Iterator<Item = (&str, u64)> {
         self.revoked.iter().map(|(u, &at)| (u.as_str(), at))

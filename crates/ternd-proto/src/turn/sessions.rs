@@ -26,6 +26,8 @@ pub struct SessionInfo {
     pub additional_relay: Option<SocketAddr>,
     /// "udp", "tcp" or "tls".
     pub transport: &'static str,
+    /// What it relays to peers: "udp", or "tcp" (RFC 6062).
+    pub relay_transport: &'static str,
     /// Creation time, UNIX seconds.
     pub created_unix: u64,
     /// Expiry time, UNIX seconds.
@@ -58,6 +60,7 @@ impl Server {
                     Transport::Tcp => "tcp",
                     Transport::Tls => "tls",
                 },
+                relay_transport: if a.tcp.is_some() { "tcp" } else { "udp" },
                 created_unix: a.started_unix,
                 expires_unix: c.unix_at(a.expires.max(now)),
                 permissions: a.permissions.len(),
@@ -89,11 +92,26 @@ impl Server {
         now: Instant,
         relays: &mut dyn Relays,
     ) -> usize {
+        self.end_user_sessions_started_by(user, u64::MAX, now, relays)
+    }
+
+    /// Ends the sessions of `user` created at or before `before_unix` (UNIX seconds): a
+    /// revocation ends those, and leaves the ones that passed its check; returns how many.
+    pub fn end_user_sessions_started_by(
+        &mut self,
+        user: &str,
+        before_unix: u64,
+        now: Instant,
+        relays: &mut dyn Relays,
+    ) -> usize {
         let idxs: Vec<u32> = self
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.as_ref().is_some_and(|a| a.user == user))
+            .filter(|(_, s)| {
+                s.as_ref()
+                    .is_some_and(|a| a.user == user && a.started_unix <= before_unix)
+            })
             .map(|(i, _)| i as u32)
             .collect();
         for &i in &idxs {

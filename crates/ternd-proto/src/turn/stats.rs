@@ -150,6 +150,9 @@ stats! {
     admissions_asked,
     /// Allocations refused by the cluster-wide user quota (486).
     cluster_quota_rejections,
+    /// Cluster events decided or dropped on the node because the cluster task's queue
+    /// was full (admissions by the fallback rule; released entries lapse by lease).
+    cluster_fallbacks,
     /// Allocations created.
     allocations_created,
     /// Allocations ended (all reasons).

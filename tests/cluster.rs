@@ -1,0 +1,460 @@
+//! A ternd cluster on a real `redis-server`: several ternd processes on loopback share one
+//! Redis the test starts itself (both stopped by PID). Cluster-wide user quota, the
+//! fleet-wide admin API (list, end, revoke), the load-aware credentials endpoint, redirects
+//! past capacity, and Redis going away and coming back empty. Skipped loudly without
+//! redis-server (required with `TERND_REQUIRE_INTEROP=1`, as in `.ci/run`).
+
+mod common;
+#[path = "common/peers.rs"]
+mod peers;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/redis.rs"]
+mod redis_server;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Client, http, metric};
+use process::{Setup, Ternd};
+use redis_server::RedisServer;
+use ternd_client::stun::{Attribute, Message, Method, attr_type};
+
+const ADMIN: &str = "cluster-admin-token-0123456789";
+const TOKEN_KEY: &str = "cluster-token-key-0123456789abcdef";
+/// The nodes' heartbeat: entries live three of these.
+const BEAT: Duration = Duration::from_millis(300);
+
+/// Node `n` of a cluster on `redis` (relay ports of its own), with more flags.
+fn node(redis: &RedisServer, n: u16, extra: &[&str]) -> Ternd {
+    let ports = format!("{}-{}", 20000 + n * 200, 20000 + n * 200 + 199);
+    let id = format!("n{n}");
+    let url = redis.url();
+    let mut args: Vec<&str> = vec![
+        "--cluster-redis-url",
+        &url,
+        "--cluster-node-id",
+        &id,
+        "--cluster-heartbeat",
+        "300ms",
+        "--admin-token",
+        ADMIN,
+        "--token-hs256-secret",
+        TOKEN_KEY,
+        "--http-rate-limit",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let drain = args
+        .iter()
+        .position(|a| *a == "--drain-timeout")
+        .map(|i| args[i + 1]);
+    args.retain(|a| *a != "--drain-timeout" && Some(*a) != drain);
+    Ternd::start(Setup {
+        relay_ports: Box::leak(ports.into_boxed_str()),
+        drain_timeout: drain,
+        extra: Box::leak(args.into_boxed_slice()),
+        ..Setup::default()
+    })
+}
+
+fn admin(t: &Ternd, method: &str, path: &str) -> common::HttpResponse {
+    let bearer = format!("Bearer {ADMIN}");
+    http(t.http, method, path, &[("Authorization", &bearer)])
+}
+
+/// Polls `f` every 20 ms until it holds or `within` passes; returns whether it held and
+/// when.
+fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() >= within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The registry as node `t` last read it: ids.
+fn node_ids(t: &Ternd) -> Vec<String> {
+    let r = admin(t, "GET", "/admin/nodes");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let mut ids: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Waits until every node lists all of `ids`.
+fn converge(nodes: &[&Ternd], ids: &[&str]) {
+    for t in nodes {
+        let ok = eventually(BEAT * 10, || node_ids(t) == ids);
+        assert!(ok.is_some(), "registry on {} is {:?}", t.addr, node_ids(t));
+    }
+}
+
+fn code(r: Result<SocketAddr, ternd_client::Error>) -> Option<u16> {
+    r.err().map(|e| e.code().unwrap_or(0))
+}
+
+#[test]
+fn user_quota_counts_allocations_on_every_node() {
+    if !redis_server::available("user_quota_counts_allocations_on_every_node") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let nodes: Vec<Ternd> = (1..=3)
+        .map(|n| node(&redis, n, &["--user-quota", "3"]))
+        .collect();
+    converge(&nodes.iter().collect::<Vec<_>>(), &["n1", "n2", "n3"]);
+    // One allocation of alice on each node: the quota is full on the cluster.
+    let mut held: Vec<Client> = nodes.iter().map(|t| Client::new(t.addr, "alice")).collect();
+    for c in &mut held {
+        c.allocate();
+    }
+    for t in &nodes {
+        let mut c = Client::new(t.addr, "alice");
+        assert_eq!(code(c.try_allocate()), Some(486), "a 4th on {}", t.addr);
+    }
+    // Another user is not touched.
+    Client::new(nodes[0].addr, "bob").allocate();
+    // Ending the one on n2 frees a slot everywhere: the next goes through on n3.
+    assert_eq!(held[1].refresh_code(0), None);
+    let freed = eventually(Duration::from_secs(2), || {
+        Client::new(nodes[2].addr, "alice").try_allocate().is_ok()
+    });
+    assert!(freed.is_some(), "no slot after ending one");
+    // And the cluster is full again.
+    assert_eq!(
+        code(Client::new(nodes[0].addr, "alice").try_allocate()),
+        Some(486)
+    );
+    let refused: f64 = nodes
+        .iter()
+        .map(|t| {
+            metric(
+                &t.metrics(),
+                "ternd_cluster_admissions_decided_total",
+                &[("verdict", "refused")],
+            )
+        })
+        .sum();
+    assert!(refused >= 4.0, "refusals counted: {refused}");
+    let fallback: f64 = nodes
+        .iter()
+        .map(|t| t.metric("ternd_cluster_quota_fallback_total"))
+        .sum();
+    assert_eq!(fallback, 0.0, "no fallback while Redis is up");
+}
+
+/// The sessions node `t` lists for the cluster (with a query).
+fn sessions(t: &Ternd, query: &str) -> Vec<serde_json::Value> {
+    let r = admin(t, "GET", &format!("/admin/sessions{query}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str::<serde_json::Value>(&r.body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn admin_on_any_node_lists_ends_and_revokes_across_the_cluster() {
+    if !redis_server::available("admin_on_any_node_lists_ends_and_revokes_across_the_cluster") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let nodes: Vec<Ternd> = (1..=3).map(|n| node(&redis, n, &[])).collect();
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    converge(&[a, b, c], &["n1", "n2", "n3"]);
+    let mut carol = Client::new(c.addr, "carol");
+    carol.allocate();
+    // Node A lists the session node C holds.
+    let mut listed = Vec::new();
+    let seen = eventually(BEAT * 10, || {
+        listed = sessions(a, "?user=carol");
+        listed.len() == 1
+    });
+    assert!(seen.is_some(), "{listed:?}");
+    assert_eq!(listed[0]["node"], "n3");
+    assert_eq!(listed[0]["user"], "carol");
+    assert_eq!(listed[0]["transport"], "udp");
+    let id = listed[0]["id"].as_u64().unwrap();
+    assert_eq!(sessions(a, "?node=n3").len(), 1);
+    assert!(sessions(a, "?node=n2").is_empty());
+    // A ends it; C's client finds its allocation gone.
+    let r = admin(a, "DELETE", &format!("/admin/sessions/{id}?node=n3"));
+    assert_eq!(r.status, 202, "{}", r.body);
+    let gone = eventually(Duration::from_secs(1), || {
+        carol.refresh_code(600) == Some(437)
+    });
+    assert!(gone.is_some(), "carol's allocation still refreshes");
+    assert_eq!(c.wait_allocations(0.0, Duration::from_secs(1)), 0.0);
+
+    // Dave holds allocations on A and B; revoking him on C ends both within a second.
+    let mut on_a = Client::new(a.addr, "dave");
+    on_a.allocate();
+    let mut on_b = Client::new(b.addr, "dave");
+    on_b.allocate();
+    let user = on_a.username().to_owned();
+    let started = Instant::now();
+    let r = admin(c, "POST", "/admin/users/dave/revoke");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ended = eventually(Duration::from_secs(1), || {
+        a.metric("ternd_allocations_active") == 0.0 && b.metric("ternd_allocations_active") == 0.0
+    });
+    assert!(ended.is_some(), "dave's allocations still live after 1 s");
+    eprintln!(
+        "revocation: both allocations ended {:?} after the call",
+        started.elapsed()
+    );
+    assert_eq!(on_a.refresh_code(600), Some(437));
+    assert_eq!(on_b.refresh_code(600), Some(437));
+    // The old credentials get 403 on every node.
+    let password = ternd::auth::rest::password(common::SECRET, &user);
+    for t in [a, b, c] {
+        let mut again = Client::with_credentials(t.addr, &user, &password);
+        assert_eq!(
+            code(again.try_allocate()),
+            Some(403),
+            "old credentials on {}",
+            t.addr
+        );
+    }
+    // Credentials issued a second later, with the full lifetime, work.
+    std::thread::sleep(Duration::from_millis(1100));
+    Client::new(a.addr, "dave").allocate();
+    // The revocation is in Redis for the others to read.
+    assert!(
+        redis
+            .cli(&["ZRANGE", "ternd:{revoked}", "0", "-1"])
+            .contains("dave")
+    );
+}
+
+/// The ports of the `turn:` URLs `/v1/ice-servers` on `t` returns (with a query).
+fn ice_ports(t: &Ternd, query: &str) -> Vec<u16> {
+    let bearer = format!("Bearer {}", common::hs256_token("erin", TOKEN_KEY));
+    let r = http(
+        t.http,
+        "GET",
+        &format!("/v1/ice-servers{query}"),
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let mut ports: Vec<u16> = v["iceServers"][1]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u.as_str()?.strip_prefix("turn:")?.split_once('?'))
+        .filter_map(|(hp, _)| hp.rsplit_once(':')?.1.parse().ok())
+        .collect();
+    ports.dedup();
+    ports
+}
+
+#[test]
+fn credentials_endpoint_names_the_least_loaded_nodes_and_never_a_draining_one() {
+    if !redis_server::available("credentials_endpoint_names_the_least_loaded_nodes") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let n1 = node(&redis, 1, &[]);
+    let n2 = node(
+        &redis,
+        2,
+        &["--drain-timeout", "30s", "--cluster-region", "eu"],
+    );
+    let n3 = node(&redis, 3, &[]);
+    converge(&[&n1, &n2, &n3], &["n1", "n2", "n3"]);
+    let port = |t: &Ternd| t.addr.port();
+    // All idle: the first two by id, the same answer from every node.
+    for t in [&n1, &n2, &n3] {
+        assert_eq!(ice_ports(t, ""), [port(&n1), port(&n2)]);
+    }
+    // The caller's region first.
+    assert_eq!(ice_ports(&n1, "?region=eu")[0], port(&n2));
+    // n1 loaded: it drops out of the two.
+    let mut load: Vec<Client> = (0..3).map(|_| Client::new(n1.addr, "loader")).collect();
+    for c in &mut load {
+        c.allocate();
+    }
+    let moved = eventually(BEAT * 10, || ice_ports(&n3, "") == [port(&n2), port(&n3)]);
+    assert!(moved.is_some(), "{:?}", ice_ports(&n3, ""));
+    // n2 drains (it holds an allocation, so it stays up): never named again.
+    Client::new(n2.addr, "held").allocate();
+    let r = admin(&n1, "POST", "/admin/nodes/n2/drain");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let drained = eventually(BEAT * 10, || !ice_ports(&n1, "").contains(&port(&n2)));
+    assert!(drained.is_some());
+    assert_eq!(http(n2.http, "GET", "/readyz", &[]).status, 503);
+    for _ in 0..5 {
+        for t in [&n1, &n3] {
+            assert!(!ice_ports(t, "?region=eu").contains(&port(&n2)));
+        }
+    }
+    assert_eq!(ice_ports(&n1, ""), [port(&n3), port(&n1)]);
+}
+
+/// The ALTERNATE-SERVER of a 300 answer to an Allocate on `server`.
+fn try_alternate(server: SocketAddr, user: &str) -> (Option<u16>, Option<SocketAddr>) {
+    let mut c = Client::new(server, user);
+    let first = c.transact(Method::ALLOCATE, false, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    c.learn(&Message::parse(&first).unwrap());
+    let resp = c.transact(Method::ALLOCATE, true, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&resp).unwrap();
+    let alt = match m.get_decoded(attr_type::ALTERNATE_SERVER) {
+        Some(Ok(Attribute::AlternateServer(a))) => Some(a),
+        _ => None,
+    };
+    (common::error_code(&m), alt)
+}
+
+#[test]
+fn a_full_node_redirects_to_the_least_loaded_one_and_clients_follow() {
+    if !redis_server::available("a_full_node_redirects_to_the_least_loaded_one") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let full = node(&redis, 1, &["--cluster-capacity", "1"]);
+    let busy = node(&redis, 2, &[]);
+    let idle = node(&redis, 3, &[]);
+    converge(&[&full, &busy, &idle], &["n1", "n2", "n3"]);
+    Client::new(full.addr, "first").allocate();
+    let mut on_busy = Client::new(busy.addr, "b");
+    on_busy.allocate();
+    // Past its capacity: 300 naming the least-loaded node with a UDP listener.
+    let mut answer = (None, None);
+    let redirected = eventually(BEAT * 10, || {
+        answer = try_alternate(full.addr, "second");
+        answer == (Some(300), Some(idle.addr))
+    });
+    assert!(redirected.is_some(), "{answer:?}");
+    // ternd-client follows it and relays through the alternate with 0 loss.
+    let echo = peers::UdpEcho::start();
+    let url = format!("turn:{}?transport=udp", full.addr);
+    let creds = common::rest_credentials(common::SECRET, "follower");
+    peers::run_bounded(Duration::from_secs(20), async move {
+        // Loopback alternates are refused by default (a server must not send a client
+        // into the client's own network); these are the test's own.
+        let options = ternd_client::ClientOptions::default().allow_private_alternates(true);
+        let client = ternd_client::Client::connect_with(&url, creds, options)
+            .await
+            .unwrap();
+        let relay = client.allocate().await.unwrap();
+        let port = relay.relayed_addr().port();
+        assert!(
+            (20600..20800).contains(&port),
+            "relayed on n3's range: {port}"
+        );
+        let mut buf = [0u8; 64];
+        for i in 0..100u32 {
+            relay.send_to(&i.to_be_bytes(), echo.addr).await.unwrap();
+            let (n, from) = tokio::time::timeout(Duration::from_secs(2), relay.recv_from(&mut buf))
+                .await
+                .expect("echo within 2 s")
+                .unwrap();
+            assert_eq!((from, &buf[..n]), (echo.addr, &i.to_be_bytes()[..]));
+        }
+    });
+    assert!(full.metric("ternd_redirects_total") >= 2.0);
+}
+
+#[test]
+fn relaying_survives_redis_and_the_cluster_heals_when_it_returns_empty() {
+    if !redis_server::available("relaying_survives_redis") {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let open = node(
+        &redis,
+        1,
+        &["--user-quota", "5", "--cluster-timeout", "200ms"],
+    );
+    let closed = node(
+        &redis,
+        2,
+        &[
+            "--user-quota",
+            "5",
+            "--cluster-timeout",
+            "200ms",
+            "--cluster-on-unavailable",
+            "closed",
+        ],
+    );
+    converge(&[&open, &closed], &["n1", "n2"]);
+    let echo = peers::UdpEcho::start();
+    let mut c = Client::new(open.addr, "frank");
+    c.allocate();
+    c.permit(echo.addr);
+    c.bind_channel(0x4000, echo.addr);
+    let mut lost = 0;
+    let mut exchange = |c: &Client, i: u32| {
+        c.send_channel(0x4000, &i.to_be_bytes());
+        match c.channel_data(Duration::from_secs(1)) {
+            Some((0x4000, d)) if d == i.to_be_bytes() => {}
+            _ => lost += 1,
+        }
+    };
+    for i in 0..100 {
+        exchange(&c, i);
+    }
+    redis.stop();
+    for i in 100..300 {
+        exchange(&c, i);
+    }
+    // While Redis is gone: the open node counts alone, the closed one refuses.
+    let counted = eventually(Duration::from_secs(3), || {
+        Client::new(open.addr, "frank").try_allocate().is_ok()
+    });
+    assert!(counted.is_some());
+    assert!(open.metric("ternd_cluster_quota_fallback_total") >= 1.0);
+    assert_eq!(open.metric("ternd_cluster_redis_up"), 0.0);
+    assert_eq!(
+        code(Client::new(closed.addr, "frank").try_allocate()),
+        Some(486)
+    );
+    for i in 300..400 {
+        exchange(&c, i);
+    }
+    // Redis back, empty: within two heartbeats everything is there again.
+    redis.restart_empty();
+    let back = eventually(BEAT * 2 + Duration::from_millis(400), || {
+        let keys = redis.cli(&["KEYS", "*"]);
+        keys.contains("ternd:{nodes}:node:n1")
+            && keys.contains("ternd:{nodes}:node:n2")
+            && keys.contains("ternd:sessions:{n1}")
+            && keys.contains("ternd:quota:{frank}")
+    });
+    assert!(back.is_some(), "{}", redis.cli(&["KEYS", "*"]));
+    eprintln!("republished {:?} after Redis came back", back.unwrap());
+    for i in 400..500 {
+        exchange(&c, i);
+    }
+    assert_eq!(lost, 0, "datagrams lost across the outage");
+    assert_eq!(
+        redis.cli(&["ZCARD", "ternd:quota:{frank}"]).trim(),
+        "2",
+        "both of frank's allocations count again"
+    );
+    // A node killed without leaving: gone from the cluster within its entries' TTL.
+    drop(closed);
+    let gone = eventually(BEAT * 3 + Duration::from_millis(700), || {
+        node_ids(&open) == ["n1"] && !redis.cli(&["KEYS", "*"]).contains("sessions:{n2}")
+    });
+    assert!(gone.is_some(), "{:?}", node_ids(&open));
+}
