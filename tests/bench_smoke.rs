@@ -41,6 +41,12 @@ fn bench_runs_in_both_modes() {
         assert!(r.sent > 0, "{mode:?}: {r:?}");
         assert!(r.received > 0, "{mode:?}: {r:?}");
         assert!(r.loss_pct < 5.0, "{mode:?}: {r:?}");
+        // Each Allocate was timed: two of them, none of zero length.
+        let a = &r.allocate_latency_us;
+        assert!(
+            a.p50 > 0.0 && a.p99 >= a.p50 && a.max >= a.p99,
+            "{mode:?}: {a:?}"
+        );
         assert!(r.peer_received.unwrap() >= r.received, "{mode:?}: {r:?}");
         assert!(r.latency_us.p50 > 0.0, "{mode:?}: {r:?}");
         assert_eq!(r.dealloc_failures, 0, "{mode:?}: {r:?}");

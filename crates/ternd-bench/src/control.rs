@@ -124,9 +124,14 @@ fn socket(bind: IpAddr, server: SocketAddr) -> Result<UdpSocket, String> {
     Ok(s)
 }
 
+/// What [`setup`] made and measured: the allocations, the seconds spent allocating and in
+/// the whole setup, and each Allocate's time (401 round trip included), nanoseconds.
+pub(crate) type Setup = (Vec<Alloc>, f64, f64, hdrhistogram::Histogram<u64>);
+
 /// Allocates, then permits or binds towards `peer`.
-pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<(Vec<Alloc>, f64, f64), String> {
+pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<Setup, String> {
     let t0 = Instant::now();
+    let mut each = crate::load::new_histogram();
     let mut allocating = Duration::ZERO;
     let mut allocs = Vec::with_capacity(args.allocations as usize);
     let mut learned_realm: Option<String> = None;
@@ -137,7 +142,7 @@ pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<(Vec<Alloc>, f
             let creds = Credentials::new("", "");
             allocs.push(Alloc::new(sock, creds, i));
         }
-        return Ok((allocs, 0.0, t0.elapsed().as_secs_f64()));
+        return Ok((allocs, 0.0, t0.elapsed().as_secs_f64(), each));
     }
     for i in 0..args.allocations {
         let mut creds = credentials(args, i)?;
@@ -152,13 +157,20 @@ pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<(Vec<Alloc>, f
         let t = Instant::now();
         a.allocate(Via::Socket)
             .map_err(|e| format!("allocation {i}: {e}"))?;
-        allocating += t.elapsed();
+        let took = t.elapsed();
+        allocating += took;
+        let _ = each.record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1));
         learned_realm = a.session.realm().map(str::to_owned);
         a.towards(Via::Socket, args.mode, peer)
             .map_err(|e| format!("allocation {i}: {e}"))?;
         allocs.push(a);
     }
-    Ok((allocs, allocating.as_secs_f64(), t0.elapsed().as_secs_f64()))
+    Ok((
+        allocs,
+        allocating.as_secs_f64(),
+        t0.elapsed().as_secs_f64(),
+        each,
+    ))
 }
 
 pub(crate) fn deallocate(allocs: &mut [Alloc]) -> u32 {

@@ -133,7 +133,23 @@ fn sender(targets: Vec<Target>, rate: Rate, start: Instant, until: Instant, shar
     shared.sending_done.store(true, Ordering::Relaxed);
 }
 
-fn new_histogram() -> Histogram<u64> {
+/// Percentiles of a histogram of nanoseconds, in microseconds.
+fn latency_of(hist: &Histogram<u64>) -> Latency {
+    if hist.is_empty() {
+        return Latency::default();
+    }
+    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    Latency {
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: hist.max() as f64 / 1000.0,
+        mean: hist.mean() / 1000.0,
+    }
+}
+
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // Nanoseconds, 1 ns .. 100 s, 3 significant digits.
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
@@ -240,7 +256,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         .or(echo.as_ref().map(|e| e.addr))
         .unwrap_or(args.server);
 
-    let (mut allocs, allocate_s, setup_s) = setup(args, peer)?;
+    let (mut allocs, allocate_s, setup_s, allocate_hist) = setup(args, peer)?;
     progress(args.quiet, || {
         format!(
             "setup: {} allocation(s) in {allocate_s:.3} s ({:.0}/s), {} towards {peer} in {setup_s:.3} s",
@@ -287,19 +303,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
 
     let secs = elapsed.max(1e-9);
     let bits = (args.size * 8) as f64;
-    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
-    let latency = if hist.is_empty() {
-        Latency::default()
-    } else {
-        Latency {
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p999: q(0.999),
-            max: hist.max() as f64 / 1000.0,
-            mean: hist.mean() / 1000.0,
-        }
-    };
+    let latency = latency_of(&hist);
     Ok(Report {
         server: args.server.to_string(),
         mode: args.mode,
@@ -311,6 +315,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         },
         duration_s: elapsed,
         allocate_s,
+        allocate_latency_us: latency_of(&allocate_hist),
         allocations_per_s: if args.mode == Mode::Raw {
             0.0
         } else {

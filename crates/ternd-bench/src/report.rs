@@ -137,6 +137,8 @@ pub struct Report {
     pub allocate_s: f64,
     /// Allocations per second, sequential, authentication included.
     pub allocations_per_s: f64,
+    /// Time of each Allocate (its 401 round trip included), microseconds.
+    pub allocate_latency_us: Latency,
     /// Seconds of the whole setup (allocations, permissions or channels).
     pub setup_s: f64,
     /// Packets sent to the server.
@@ -188,6 +190,7 @@ impl Report {
             "\
 ternd bench: {server}, mode {mode}, {allocs} allocation(s), {size} B payload, rate {rate}, {dur:.1} s
   setup          {aps:.0} allocations/s ({alloc:.3} s allocating, {setup:.3} s with permissions/channels)
+  allocate (µs)  p50 {a50:.1}  p99 {a99:.1}  max {amax:.1}  (each: 401 round trip + Allocate)
   sent           {sent} packets  {spps:.0} pps  {smb:.2} Mbit/s  ({errs} send errors)
   received       {recv} packets  {rpps:.0} pps  {rmb:.2} Mbit/s
   peer received  {peer}
@@ -207,6 +210,9 @@ ternd bench: {server}, mode {mode}, {allocs} allocation(s), {size} B payload, ra
             size = self.size,
             dur = self.duration_s,
             aps = self.allocations_per_s,
+            a50 = self.allocate_latency_us.p50,
+            a99 = self.allocate_latency_us.p99,
+            amax = self.allocate_latency_us.max,
             alloc = self.allocate_s,
             setup = self.setup_s,
             sent = self.sent,
