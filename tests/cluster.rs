@@ -5,6 +5,8 @@
 //! redis-server (required with `TERND_REQUIRE_INTEROP=1`, as in `.ci/run`).
 
 mod common;
+#[path = "common/coturn.rs"]
+mod coturn;
 #[path = "common/peers.rs"]
 mod peers;
 #[path = "common/process.rs"]
@@ -457,4 +459,132 @@ fn relaying_survives_redis_and_the_cluster_heals_when_it_returns_empty() {
         node_ids(&open) == ["n1"] && !redis.cli(&["KEYS", "*"]).contains("sessions:{n2}")
     });
     assert!(gone.is_some(), "{:?}", node_ids(&open));
+}
+
+/// `turnutils_uclient` against `server` (REST user `user`, one client, `messages` of 120
+/// bytes) to a `turnutils_peer`; the run and the peer's exit status.
+fn uclient_run(server: SocketAddr, user: &str, messages: u32) -> coturn::Run {
+    let peer = coturn::Peer::start(&[std::net::IpAddr::from([127, 0, 0, 1])]);
+    let port = peer.port.to_string();
+    coturn::uclient(
+        server,
+        (1, messages, 120),
+        &[
+            "-W",
+            common::SECRET,
+            "-u",
+            user,
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &port,
+        ],
+    )
+}
+
+fn lossless(run: &coturn::Run, messages: u64) {
+    assert!(
+        run.success && run.text.contains("Total lost packets 0 "),
+        "uclient:\n{}",
+        run.tail()
+    );
+    // uclient counts the RTP and RTCP allocations of a client: twice the messages.
+    assert!(
+        run.sent >= messages && run.received == run.sent,
+        "sent {}, received {}:\n{}",
+        run.sent,
+        run.received,
+        run.tail()
+    );
+}
+
+#[test]
+fn coturn_uclient_follows_a_full_nodes_redirect_and_relays_with_no_loss() {
+    if !redis_server::available("coturn_uclient_follows_a_full_nodes_redirect")
+        || !coturn::tools_available("coturn_uclient_follows_a_full_nodes_redirect")
+    {
+        return;
+    }
+    let redis = RedisServer::start();
+    // coturn 4.6.1's uclient picks channel numbers above 0x4FFF (RFC 5766's range).
+    let legacy = ["--rfc5766-channel-numbers", "true"];
+    let full = node(
+        &redis,
+        1,
+        &["--cluster-capacity", "1", legacy[0], legacy[1]],
+    );
+    let other = node(&redis, 2, &legacy);
+    converge(&[&full, &other], &["n1", "n2"]);
+    Client::new(full.addr, "first").allocate();
+    let ok = eventually(BEAT * 10, || {
+        try_alternate(full.addr, "probe").0 == Some(300)
+    });
+    assert!(ok.is_some());
+    let run = uclient_run(full.addr, "uclient", 100);
+    lossless(&run, 100);
+    assert!(full.metric("ternd_redirects_total") >= 2.0);
+    assert!(
+        other.metric("ternd_allocations_created_total") >= 1.0,
+        "the alternate served the allocation"
+    );
+    assert!(other.metric("ternd_relayed_packets_total") >= 200.0);
+}
+
+#[test]
+fn sigterm_during_a_uclient_run_drains_it_with_no_loss_and_redirects_new_allocations() {
+    if !redis_server::available("sigterm_during_a_uclient_run_drains_it")
+        || !coturn::tools_available("sigterm_during_a_uclient_run_drains_it")
+    {
+        return;
+    }
+    let redis = RedisServer::start();
+    let legacy = ["--rfc5766-channel-numbers", "true"];
+    // uclient does not delete its allocations when it ends: the node exits at the
+    // drain timeout, which the run (a few seconds: its setup and 60 messages at 20 ms) ends well before.
+    let mut draining = node(&redis, 1, &["--drain-timeout", "12s", legacy[0], legacy[1]]);
+    let other = node(&redis, 2, &legacy);
+    converge(&[&draining, &other], &["n1", "n2"]);
+    let addr = draining.addr;
+    let run = std::thread::spawn(move || uclient_run(addr, "caller", 60));
+    // Once the run's allocation is up, SIGTERM.
+    let up = eventually(Duration::from_secs(10), || {
+        draining.metric("ternd_relayed_packets_total") >= 20.0
+    });
+    assert!(up.is_some(), "uclient did not start relaying");
+    draining.terminate();
+    let signalled = Instant::now();
+    let not_ready = eventually(Duration::from_secs(1), || {
+        http(draining.http, "GET", "/readyz", &[]).status == 503
+    });
+    assert!(
+        not_ready.is_some(),
+        "/readyz still 200 a second after SIGTERM"
+    );
+    // The registry says so, and a new Allocate goes to the other node.
+    let marked = eventually(BEAT * 10, || {
+        let r = admin(&other, "GET", "/admin/nodes");
+        r.body.contains("\"draining\":true")
+    });
+    assert!(marked.is_some());
+    assert_eq!(try_alternate(addr, "late"), (Some(300), Some(other.addr)));
+    let run = run.join().unwrap();
+    eprintln!("uclient ran {:?}; SIGTERM came mid-run", run.elapsed);
+    lossless(&run, 60);
+    assert!(
+        draining.wait_exit(Duration::ZERO).is_none(),
+        "still up while its allocations live"
+    );
+    // It exits 0 at the drain timeout (its allocations outlive uclient).
+    let st = draining
+        .wait_exit(Duration::from_secs(14))
+        .expect("exited by the drain timeout");
+    assert!(st.success(), "{st:?}");
+    let took = signalled.elapsed();
+    assert!(
+        (Duration::from_secs(11)..Duration::from_secs(15)).contains(&took),
+        "exited {took:?} after SIGTERM"
+    );
+    // And it left the cluster.
+    let left = eventually(BEAT * 10, || node_ids(&other) == ["n2"]);
+    assert!(left.is_some(), "{:?}", node_ids(&other));
 }

@@ -145,6 +145,21 @@ impl Ternd {
         assert!(status.success(), "kill -TERM {}", self.child.id());
     }
 
+    /// Waits (bounded by `within`) for the process to exit; its status, or `None` if it
+    /// is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// /metrics, the whole text.
     pub fn metrics(&self) -> String {
         http(self.http, "GET", "/metrics", &[]).body
