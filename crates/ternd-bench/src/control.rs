@@ -131,7 +131,7 @@ pub(crate) type Setup = (Vec<Alloc>, f64, f64, hdrhistogram::Histogram<u64>);
 /// Allocates, then permits or binds towards `peer`.
 pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<Setup, String> {
     let t0 = Instant::now();
-    let mut each = crate::load::new_histogram();
+    let mut each = crate::report::new_histogram();
     let mut allocating = Duration::ZERO;
     let mut allocs = Vec::with_capacity(args.allocations as usize);
     let mut learned_realm: Option<String> = None;

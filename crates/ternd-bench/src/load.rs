@@ -17,7 +17,7 @@ use ternd_proto::stun::TransactionId;
 use crate::args::{BenchArgs, Mode, Rate};
 use crate::control::{Alloc, Via, deallocate, setup};
 use crate::peer::EchoPeer;
-use crate::report::{Latency, Report, ServerDrops, cpu_seconds};
+use crate::report::{Latency, Report, ServerDrops, cpu_seconds, new_histogram};
 use crate::{
     CHANNEL, MAGIC, MAX_ALLOCATIONS, MAX_DURATION, MAX_SIZE, MIN_SIZE, REFRESH_AFTER,
     REFRESH_EVERY, progress,
@@ -147,11 +147,6 @@ fn latency_of(hist: &Histogram<u64>) -> Latency {
         max: hist.max() as f64 / 1000.0,
         mean: hist.mean() / 1000.0,
     }
-}
-
-pub(crate) fn new_histogram() -> Histogram<u64> {
-    // Nanoseconds, 1 ns .. 100 s, 3 significant digits.
-    Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// The receiver: one task per socket on a current-thread runtime. STUN answers (refreshes

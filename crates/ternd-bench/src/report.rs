@@ -7,6 +7,11 @@ use serde::Serialize;
 
 use crate::args::{MetricsUrl, Mode};
 
+/// An empty histogram of nanoseconds: 1 ns to 100 s, 3 significant digits.
+pub(crate) fn new_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
+}
+
 /// The server's drop counters over one run, from two scrapes of its `/metrics`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ServerDrops {
