@@ -4,9 +4,13 @@
 //! past capacity, and Redis going away and coming back empty. Skipped loudly without
 //! redis-server (required with `TERND_REQUIRE_INTEROP=1`, as in `.ci/run`).
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 #[path = "common/coturn.rs"]
 mod coturn;
+#[path = "common/netns.rs"]
+mod netns;
 #[path = "common/peers.rs"]
 mod peers;
 #[path = "common/process.rs"]
@@ -345,6 +349,25 @@ fn a_full_node_redirects_to_the_least_loaded_one_and_clients_follow() {
         answer == (Some(300), Some(idle.addr))
     });
     assert!(redirected.is_some(), "{answer:?}");
+    // A client that follows it keeps the nonce the full node gave it, as libwebrtc does
+    // (it takes REALM and NONCE from the 300, and an Allocate answered 438 is not retried):
+    // the nodes share their nonce key, so the alternate accepts it.
+    let mut keeper = Client::new(full.addr, "keeper");
+    let first = keeper.transact(Method::ALLOCATE, false, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    keeper.learn(&Message::parse(&first).unwrap());
+    assert_eq!(code(keeper.try_allocate()), Some(300));
+    keeper.redirect(idle.addr);
+    let resp = keeper.transact(Method::ALLOCATE, true, |b| {
+        b.add(&Attribute::RequestedTransport(17)).unwrap()
+    });
+    let m = Message::parse(&resp).unwrap();
+    assert_eq!(
+        common::error_code(&m),
+        None,
+        "the alternate takes the redirecting node's nonce (no 438)"
+    );
     // ternd-client follows it and relays through the alternate with 0 loss.
     let echo = peers::UdpEcho::start();
     let url = format!("turn:{}?transport=udp", full.addr);
@@ -587,4 +610,147 @@ fn sigterm_during_a_uclient_run_drains_it_with_no_loss_and_redirects_new_allocat
     // And it left the cluster.
     let left = eventually(BEAT * 10, || node_ids(&other) == ["n2"]);
     assert!(left.is_some(), "{:?}", node_ids(&other));
+}
+
+/// Chromium's TURN client refuses a redirect to a loopback address (libwebrtc's
+/// `TurnPort::SetAlternateServer`, chromium bug 649118), so this runs in network
+/// namespaces of its own: Redis and two nodes on 10.99.0.1 and 10.99.0.2 on one side,
+/// Chromium on a host of one address, 10.99.0.3, on the other. libwebrtc keeps the
+/// redirecting node's REALM and NONCE and never retries an Allocate answered 438, so the
+/// alternate must take that nonce: the nodes share their nonce key.
+#[test]
+fn chromium_follows_a_full_nodes_redirect_for_a_relay_only_data_channel() {
+    let name = "chromium_follows_a_full_nodes_redirect";
+    if !redis_server::available(name) || !browser::available(name) || !netns::available(name) {
+        return;
+    }
+    let mut ns = netns::Netns::new("chromium");
+    let dir = std::env::temp_dir().join(format!("ternd-chromium-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    ns.spawn(
+        "redis-server",
+        &[
+            "--port",
+            "6390",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        &dir.join("redis.log"),
+    );
+    let ns_name = ns.name.clone();
+    let redis_cli = move |args: &[&str]| -> String {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns_name, "redis-cli", "-p", "6390"])
+            .args(args)
+            .output()
+            .expect("redis-cli in the namespace");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ready = eventually(Duration::from_secs(10), || {
+        redis_cli(&["PING"]).contains("PONG")
+    });
+    assert!(ready.is_some(), "redis-server in the namespace");
+    let ternd = env!("CARGO_BIN_EXE_ternd");
+    for (n, ip, extra) in [(1, netns::A, "1"), (2, netns::B, "0")] {
+        let (listen, http, ports, id) = (
+            format!("{ip}:3478"),
+            format!("{ip}:9641"),
+            format!("4{n}000-4{n}199"),
+            format!("n{n}"),
+        );
+        let args = [
+            "--listen",
+            &listen,
+            "--http-listen",
+            &http,
+            "--secret",
+            common::SECRET,
+            "--relay-ip",
+            ip,
+            "--relay-ports",
+            &ports,
+            "--allow-peer",
+            "10.99.0.0/24",
+            "--workers",
+            "1",
+            "--drain-timeout",
+            "0s",
+            "--log-level",
+            "warn",
+            "--cluster-redis-url",
+            "redis://127.0.0.1:6390",
+            "--cluster-node-id",
+            &id,
+            "--cluster-heartbeat",
+            "300ms",
+            "--cluster-capacity",
+            extra,
+        ];
+        ns.spawn(ternd, &args, &dir.join(format!("n{n}.log")));
+    }
+    let up = eventually(Duration::from_secs(10), || {
+        let ids = redis_cli(&["SMEMBERS", "ternd:{nodes}:ids"]);
+        ids.contains("n1") && ids.contains("n2")
+    });
+    assert!(up.is_some(), "both nodes in the registry");
+    // n1 (capacity 1) is full once a bench allocation lives there (for at most 60 s).
+    let bind = netns::A;
+    let server = format!("{}:3478", netns::A);
+    let peer = format!("{}:9", netns::A);
+    ns.spawn(
+        ternd,
+        &[
+            "bench",
+            "--server",
+            &server,
+            "--secret",
+            common::SECRET,
+            "--allocations",
+            "1",
+            "--rate",
+            "10",
+            "--duration",
+            "60s",
+            "--bind",
+            bind,
+            "--peer",
+            &peer,
+            "--quiet",
+        ],
+        &dir.join("bench.log"),
+    );
+    let full = eventually(Duration::from_secs(10), || {
+        redis_cli(&["HLEN", "ternd:sessions:{n1}"]).trim() == "1"
+    });
+    assert!(full.is_some(), "n1 holds the bench allocation");
+    let creds = common::rest_credentials(common::SECRET, "browser");
+    let arg = serde_json::json!({
+        "urls": [format!("turn:{}:3478?transport=udp", netns::A)],
+        "username": creds.username,
+        "credential": creds.password,
+        "messages": 50,
+    });
+    let (result, log) = browser::run_in(
+        Some(ns.of(netns::Side::Client)),
+        "relay_datachannel.mjs",
+        &arg,
+    );
+    eprintln!("chromium: {result}");
+
+    assert_eq!(result["ok"], true, "{result}\n{log}");
+    assert_eq!(result["echoed"], 50);
+    // Both relayed candidates are the alternate's (n2 on 10.99.0.2), none the full node's.
+    for side in ["local", "remote"] {
+        let c = result[side].as_str().unwrap_or("");
+        assert!(
+            c.starts_with(&format!("relay {}:4", netns::B)),
+            "{side}: {result}"
+        );
+    }
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -199,6 +199,19 @@ async fn quota_counts_across_nodes_and_lapses_by_lease() {
 }
 
 #[tokio::test]
+async fn the_first_node_sets_the_shared_nonce_key_and_the_others_take_it() {
+    need_redis!("the_first_node_sets_the_shared_nonce_key");
+    let redis = RedisServer::start();
+    let (a, b) = (store(&redis, "a").await, store(&redis, "b").await);
+    assert_eq!(a.shared_nonce_key([1; 32]).await.unwrap(), [1; 32]);
+    assert_eq!(b.shared_nonce_key([2; 32]).await.unwrap(), [1; 32]);
+    assert_eq!(a.shared_nonce_key([1; 32]).await.unwrap(), [1; 32]);
+    // A value that is not a key (written by something else) is not taken.
+    redis.cli(&["SET", "t:{nodes}:nonce_key", "short"]);
+    assert_eq!(b.shared_nonce_key([2; 32]).await.unwrap(), [2; 32]);
+}
+
+#[tokio::test]
 async fn sessions_are_replaced_whole_and_expire() {
     need_redis!("sessions_are_replaced_whole_and_expire");
     let redis = RedisServer::start();

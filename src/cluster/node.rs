@@ -413,8 +413,15 @@ impl Inner {
         }
     }
 
-    /// One heartbeat: publish, renew, read back. Returns the registry read.
+    /// One heartbeat: publish, renew, read back.
     async fn beat(&self, store: &Store) -> Result<(), super::store::StoreError> {
+        let core = self.view.core();
+        let mine = core.nonce_key().to_bytes();
+        let shared = store.shared_nonce_key(mine).await?;
+        if shared != mine {
+            core.replace_nonce_key(crate::auth::nonce::NonceKey::from_bytes(shared));
+            tracing::info!(node = %self.me.id, "cluster: using the cluster's nonce key (nonces handed out before are stale now)");
+        }
         let sessions = self.view.list_sessions().await;
         let entry = self.entry(sessions.len() as u64);
         let now = now_ms();

@@ -164,6 +164,12 @@ end
 return 1
 ";
 
+/// Sets the cluster's nonce key unless one is set, and returns the one set.
+const NONCE_KEY: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+";
+
 /// Whole milliseconds of `d`, at least 1 (Redis refuses `PX 0`).
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -181,6 +187,7 @@ pub struct Store {
     nodes: std::sync::Arc<redis::Script>,
     quota_take: std::sync::Arc<redis::Script>,
     revoke: std::sync::Arc<redis::Script>,
+    nonce_key: std::sync::Arc<redis::Script>,
 }
 
 impl std::fmt::Debug for Store {
@@ -268,6 +275,7 @@ impl Store {
             nodes: std::sync::Arc::new(redis::Script::new(NODES)),
             quota_take: std::sync::Arc::new(redis::Script::new(QUOTA_TAKE)),
             revoke: std::sync::Arc::new(redis::Script::new(REVOKE)),
+            nonce_key: std::sync::Arc::new(redis::Script::new(NONCE_KEY)),
         })
     }
 
@@ -309,6 +317,19 @@ impl Store {
                 .await
         })
         .await
+    }
+
+    /// The nonce key the cluster's nodes share: `mine` if none is set yet (the first node
+    /// to ask sets it), else the one set. Shared, a nonce one node hands out is good on
+    /// every node (a client redirected by 300 keeps its nonce: browsers do).
+    pub async fn shared_nonce_key(&self, mine: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        let key = format!("{}:{{nodes}}:nonce_key", self.keys.prefix);
+        let script = self.nonce_key.clone();
+        let got: Vec<u8> = self
+            .call(|mut c| async move { script.key(key).arg(&mine[..]).invoke_async(&mut c).await })
+            .await?;
+        // Anything but 32 bytes (written by something else): keep ours.
+        Ok(<[u8; 32]>::try_from(got.as_slice()).unwrap_or(mine))
     }
 
     /// The live nodes' entries.

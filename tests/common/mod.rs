@@ -183,6 +183,12 @@ impl Client {
         blocking::allocate(&mut self.session, &mut udp)
     }
 
+    /// Sends everything from now on to `server` (following a 300), from the same socket
+    /// and with the same realm and nonce.
+    pub fn redirect(&mut self, server: SocketAddr) {
+        self.server = server;
+    }
+
     /// A Refresh with `lifetime` seconds: `None` on success, else the error code.
     pub fn refresh_code(&mut self, lifetime: u32) -> Option<u16> {
         let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);

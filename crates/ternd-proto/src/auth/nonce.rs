@@ -58,6 +58,11 @@ impl NonceKey {
     pub fn from_bytes(b: [u8; 32]) -> Self {
         Self(b)
     }
+
+    /// The key's bytes (to share it with the other nodes of a cluster).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0
+    }
 }
 
 impl fmt::Debug for NonceKey {

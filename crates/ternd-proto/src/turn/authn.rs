@@ -186,7 +186,7 @@ pub(super) fn authenticate(
 
     let valid_for = |c: SocketAddr| {
         nonce::check_nonce(
-            &shared.nonce_key,
+            &shared.nonce_key(),
             nonce_value,
             c,
             now_unix,

@@ -208,7 +208,7 @@ impl Server {
         self.stats.error_responses.inc();
         self.stats.auth_challenges.inc();
         let nonce = nonce::make_nonce(
-            &self.shared.nonce_key,
+            &self.shared.nonce_key(),
             client,
             self.shared.config.unix_at(now),
         );

@@ -89,8 +89,9 @@ pub struct Shared {
     pub config: CoreConfig,
     /// Credential sources; replaced on SIGHUP ([`Shared::replace_credentials`]).
     store: RwLock<Arc<CredentialStore>>,
-    /// The per-process nonce key.
-    pub nonce_key: NonceKey,
+    /// The nonce key: drawn per process, or shared by a cluster's nodes (so that a
+    /// client redirected to another node keeps a nonce that node accepts).
+    nonce_key: RwLock<NonceKey>,
     /// Which peers may be reached; replaced on SIGHUP ([`Shared::replace_policy`]).
     policy: RwLock<Arc<PeerPolicy>>,
     quotas: Mutex<Quotas>,
@@ -124,7 +125,7 @@ impl Shared {
     ) -> Self {
         Self {
             store: RwLock::new(Arc::new(store)),
-            nonce_key,
+            nonce_key: RwLock::new(nonce_key),
             policy: RwLock::new(Arc::new(policy)),
             quotas: Mutex::new(Quotas::default()),
             live_relays: RwLock::new(HashMap::new()),
@@ -231,6 +232,23 @@ impl Shared {
     /// True while draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Relaxed)
+    }
+
+    /// The nonce key in force.
+    pub fn nonce_key(&self) -> NonceKey {
+        self.nonce_key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the nonce key (a cluster's shared one): nonces made with the old key are
+    /// stale from now on (438 and a fresh nonce).
+    pub fn replace_nonce_key(&self, key: NonceKey) {
+        *self
+            .nonce_key
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = key;
     }
 
     /// Changes the cluster's view (revocations, redirect targets, capacity).
