@@ -248,13 +248,15 @@ fn admin_on_any_node_lists_ends_and_revokes_across_the_cluster() {
 
 /// The ports of the `turn:` URLs `/v1/ice-servers` on `t` returns (with a query).
 fn ice_ports(t: &Ternd, query: &str) -> Vec<u16> {
+    ice_ports_with(t, query, &[])
+}
+
+/// [`ice_ports`] with more request headers.
+fn ice_ports_with(t: &Ternd, query: &str, headers: &[(&str, &str)]) -> Vec<u16> {
     let bearer = format!("Bearer {}", common::hs256_token("erin", TOKEN_KEY));
-    let r = http(
-        t.http,
-        "GET",
-        &format!("/v1/ice-servers{query}"),
-        &[("Authorization", &bearer)],
-    );
+    let mut all = vec![("Authorization", bearer.as_str())];
+    all.extend_from_slice(headers);
+    let r = http(t.http, "GET", &format!("/v1/ice-servers{query}"), &all);
     assert_eq!(r.status, 200, "{}", r.body);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     let mut ports: Vec<u16> = v["iceServers"][1]["urls"]
@@ -274,7 +276,7 @@ fn credentials_endpoint_names_the_least_loaded_nodes_and_never_a_draining_one() 
         return;
     }
     let redis = RedisServer::start();
-    let n1 = node(&redis, 1, &[]);
+    let n1 = node(&redis, 1, &["--cluster-region-header", "X-Region"]);
     let n2 = node(
         &redis,
         2,
@@ -287,8 +289,14 @@ fn credentials_endpoint_names_the_least_loaded_nodes_and_never_a_draining_one() 
     for t in [&n1, &n2, &n3] {
         assert_eq!(ice_ports(t, ""), [port(&n1), port(&n2)]);
     }
-    // The caller's region first.
+    // The caller's region first: named in the query, or in n1's configured header.
     assert_eq!(ice_ports(&n1, "?region=eu")[0], port(&n2));
+    assert_eq!(ice_ports_with(&n1, "", &[("X-Region", "eu")])[0], port(&n2));
+    assert_eq!(
+        ice_ports_with(&n3, "", &[("X-Region", "eu")])[0],
+        port(&n1),
+        "n3 reads no header"
+    );
     // n1 loaded: it drops out of the two.
     let mut load: Vec<Client> = (0..3).map(|_| Client::new(n1.addr, "loader")).collect();
     for c in &mut load {
@@ -476,12 +484,27 @@ fn relaying_survives_redis_and_the_cluster_heals_when_it_returns_empty() {
         "2",
         "both of frank's allocations count again"
     );
-    // A node killed without leaving: gone from the cluster within its entries' TTL.
+    // A node killed without leaving: its entry, sessions and quota entries are gone from
+    // the cluster within their TTL (3 heartbeats; the quota lease adds the timeout).
+    Client::new(closed.addr, "grace").allocate();
+    let counted = eventually(BEAT * 3, || {
+        redis.cli(&["EXISTS", "ternd:quota:{grace}"]).trim() == "1"
+            && redis.cli(&["EXISTS", "ternd:sessions:{n2}"]).trim() == "1"
+    });
+    assert!(counted.is_some());
     drop(closed);
-    let gone = eventually(BEAT * 3 + Duration::from_millis(700), || {
-        node_ids(&open) == ["n1"] && !redis.cli(&["KEYS", "*"]).contains("sessions:{n2}")
+    let killed = Instant::now();
+    // The quota lease is 3 heartbeats + the 200 ms timeout; 1 s more for a loaded machine.
+    let gone = eventually(BEAT * 3 + Duration::from_millis(1200), || {
+        node_ids(&open) == ["n1"]
+            && redis.cli(&["EXISTS", "ternd:sessions:{n2}"]).trim() == "0"
+            && redis.cli(&["EXISTS", "ternd:quota:{grace}"]).trim() == "0"
     });
     assert!(gone.is_some(), "{:?}", node_ids(&open));
+    eprintln!(
+        "SIGKILLed node gone from the cluster after {:?}",
+        killed.elapsed()
+    );
 }
 
 /// `turnutils_uclient` against `server` (REST user `user`, one client, `messages` of 120

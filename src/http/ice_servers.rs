@@ -120,18 +120,7 @@ pub(super) async fn ice_servers(state: &State, caller: IpAddr, req: Request<Inco
                 "no relay of the cluster takes new allocations now",
             );
         }
-        Some((stun, turn)) => vec![
-            IceServer {
-                urls: stun,
-                username: None,
-                credential: None,
-            },
-            IceServer {
-                urls: turn,
-                username: Some(username),
-                credential: Some(credential),
-            },
-        ],
+        Some((stun, turn)) => pair(stun, turn, username, credential),
     };
     let body = IceResponse {
         ice_servers,
@@ -180,6 +169,17 @@ pub(super) fn ice_server_list(
             turn.push(format!("turns:{h}:{tls_port}?transport=tcp"));
         }
     }
+    pair(stun, turn, username, credential)
+}
+
+/// The `iceServers` pair: the `stun:` URLs, then the `turn:`/`turns:` ones with the
+/// credentials.
+fn pair(
+    stun: Vec<String>,
+    turn: Vec<String>,
+    username: String,
+    credential: String,
+) -> Vec<IceServer> {
     vec![
         IceServer {
             urls: stun,

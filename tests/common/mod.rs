@@ -156,15 +156,8 @@ impl Client {
 
     /// Allocates (with the 401 round trip); returns the relayed address.
     pub fn allocate(&mut self) -> SocketAddr {
-        let first = self.transact(Method::ALLOCATE, false, |b| {
-            b.add(&Attribute::RequestedTransport(17)).unwrap()
-        });
-        let m = Message::parse(&first).unwrap();
-        assert_eq!(error_code(&m), Some(401));
-        self.learn(&m);
         // The session checks the success's MESSAGE-INTEGRITY.
-        let mut udp = Udp::to(&self.sock, self.server).with_timing(TIMING);
-        blocking::allocate(&mut self.session, &mut udp)
+        self.try_allocate()
             .unwrap_or_else(|e| panic!("error {:?}: {e}", e.code()))
     }
 
