@@ -136,7 +136,13 @@ fn main() -> ExitCode {
         "ternd {} listening",
         env!("CARGO_PKG_VERSION")
     );
-    for (family, relay) in [("IPv4", handle.relay_v4()), ("IPv6", handle.relay_v6())] {
+    if config.cluster.api_only {
+        tracing::info!(
+            "API-only cluster node: no STUN/TURN listeners; the credentials endpoint names the cluster's relays"
+        );
+    }
+    let relays = [("IPv4", handle.relay_v4()), ("IPv6", handle.relay_v6())];
+    for (family, relay) in relays.into_iter().filter(|_| !config.cluster.api_only) {
         match relay {
             Some(r) => tracing::info!(
                 bind = %r.bind,

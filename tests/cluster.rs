@@ -317,6 +317,55 @@ fn credentials_endpoint_names_the_least_loaded_nodes_and_never_a_draining_one() 
         }
     }
     assert_eq!(ice_ports(&n1, ""), [port(&n3), port(&n1)]);
+
+    // An API-only node: no STUN/TURN listener, in the registry as no relay, and its
+    // credentials endpoint names the relays.
+    let url = redis.url();
+    let api = Ternd::start(Setup {
+        relay_ports: "20800-20899",
+        http_only: true,
+        extra: &[
+            "--cluster-redis-url",
+            &url,
+            "--cluster-node-id",
+            "api",
+            "--cluster-api-only",
+            "true",
+            "--cluster-heartbeat",
+            "300ms",
+            "--admin-token",
+            ADMIN,
+            "--token-hs256-secret",
+            TOKEN_KEY,
+            "--http-rate-limit",
+            "0",
+        ],
+        ..Setup::default()
+    });
+    converge(&[&api, &n1], &["api", "n1", "n2", "n3"]);
+    assert_eq!(ice_ports(&api, ""), [port(&n3), port(&n1)]);
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let binding = [
+        0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+    ];
+    probe.send_to(&binding, api.addr).unwrap();
+    assert!(
+        probe.recv_from(&mut [0u8; 64]).is_err(),
+        "an API-only node answers no STUN"
+    );
+    let r = admin(&n1, "GET", "/admin/nodes");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let entry = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "api")
+        .unwrap();
+    assert_eq!(entry["relay"], false);
+    assert!(entry["listeners"].as_array().unwrap().is_empty());
 }
 
 /// The ALTERNATE-SERVER of a 300 answer to an Allocate on `server`.

@@ -138,6 +138,7 @@ fn me(config: &Config, handle: &Handle) -> NodeInfo {
         relay_addrs: [handle.relay_v4(), handle.relay_v6()]
             .into_iter()
             .flatten()
+            .filter(|_| !cfg.api_only)
             .map(|r| SocketAddr::new(r.advertise, 0))
             .collect(),
         ice_hosts: config.http.public_hosts.clone(),
@@ -145,7 +146,7 @@ fn me(config: &Config, handle: &Handle) -> NodeInfo {
         capacity: u64::from(cfg.capacity),
         load: Load::default(),
         draining: false,
-        relay: true,
+        relay: !cfg.api_only,
         started_ms: now_ms(),
         updated_ms: 0,
     }

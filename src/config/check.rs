@@ -104,6 +104,11 @@ pub(crate) fn check(c: &mut Config) -> Result<(), ConfigError> {
 /// credentials minted before it could outlive it (only with a cluster).
 fn revocation(c: &Config) -> Result<(), ConfigError> {
     let (ttl, minted) = (c.cluster.revocation_ttl, c.http.credential_ttl);
+    if c.cluster.api_only && c.cluster.redis_url.is_none() {
+        return Err(c
+            .origins
+            .conflict("cluster.api_only", Conflict::ApiOnlyWithoutCluster));
+    }
     if c.cluster.redis_url.is_none() || ttl >= minted {
         return Ok(());
     }

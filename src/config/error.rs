@@ -374,6 +374,9 @@ pub enum FileError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Conflict {
+    /// `cluster.api_only` without `cluster.redis_url`.
+    #[error("an API-only node needs a cluster to name relays from: set cluster.redis_url")]
+    ApiOnlyWithoutCluster,
     /// `cluster.revocation_ttl` shorter than `http.credential_ttl`.
     #[error(
         "a revocation would stand {ttl}, less than the {minted} credentials minted by the endpoint live ({from}): credentials minted before it could outlive it"

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::declare::section;
-use super::kind::{Dur, Int, List, Text};
+use super::kind::{Bool, Dur, Int, List, Text};
 use super::{OnUnavailable, values};
 
 section! {
@@ -131,6 +131,17 @@ section! {
             flag: "cluster-region-prefix", "CIDR=REGION", "TERND_CLUSTER_REGION_PREFIX",
             help: "CIDR=REGION: callers from CIDR are in REGION, for the credentials \
                    endpoint; repeatable [default: none]",
+        }
+        /// An API-only node: no STUN/TURN listener and no relay (`listen`, `tls_listen`
+        /// and the relay settings are ignored); it serves the credentials endpoint, which
+        /// names the cluster's relays, and the fleet-wide admin API. Default `false`.
+        api_only: bool {
+            default: false,
+            key: "api_only",
+            kind: Bool,
+            flag: "cluster-api-only", "BOOL", "TERND_CLUSTER_API_ONLY",
+            help: "API-only node: no STUN/TURN listeners, only the credentials endpoint naming \
+                   the cluster's relays and the admin API [default: false]",
         }
         /// How long a revocation stands: at least the longest lifetime credentials
         /// are issued with (`http.credential_ttl`, and whatever your backend mints

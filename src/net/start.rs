@@ -274,12 +274,25 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         recv: config.udp_recv_buffer,
         send: config.udp_send_buffer,
     };
-    let mut bound = listen::bind_all(&config.listen, workers, udp_buffers)?;
+    // An API-only cluster node binds no STUN/TURN listener: its one worker idles.
+    let api_only = config.cluster.api_only && config.cluster.redis_url.is_some();
+    let workers = if api_only { 1 } else { workers };
+    let mut bound = if api_only {
+        listen::Bound {
+            udp_addrs: Vec::new(),
+            tcp_addrs: Vec::new(),
+            tls_addrs: Vec::new(),
+            stream_origins: Vec::new(),
+            per_worker: vec![listen::WorkerSockets::default()],
+        }
+    } else {
+        listen::bind_all(&config.listen, workers, udp_buffers)?
+    };
     if let Some((_, s)) = bound.per_worker.first().and_then(|w| w.udp.first()) {
         udp_buffers.log_granted(s);
     }
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(c), Some(k)) if !config.tls_listen.is_empty() => {
+        (Some(c), Some(k)) if !config.tls_listen.is_empty() && !api_only => {
             Some(turn_tls_config(c, k).map_err(StartError::Tls)?)
         }
         _ => None,
@@ -290,7 +303,7 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
     // RFC 5780: the primary listener (its port as bound) and the alternate IP and port,
     // with UDP listeners on the three other combinations.
     let rfc5780 = match (config.rfc5780_primary(), config.alt_ip) {
-        (Some(p), Some(alt_ip)) => {
+        (Some(p), Some(alt_ip)) if !api_only => {
             let primary = bound
                 .stream_origins
                 .iter()

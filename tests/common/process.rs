@@ -57,6 +57,8 @@ pub struct Setup<'a> {
     pub drain_timeout: Option<&'a str>,
     /// More flags.
     pub extra: &'a [&'a str],
+    /// It binds no STUN/TURN listener (an API-only cluster node): wait for HTTP only.
+    pub http_only: bool,
 }
 
 impl Ternd {
@@ -108,11 +110,11 @@ impl Ternd {
             http: http_addr,
             log,
         };
-        server.wait_ready();
+        server.wait_ready(setup.http_only);
         server
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&self, http_only: bool) {
         let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
         probe
             .set_read_timeout(Some(Duration::from_millis(50)))
@@ -125,8 +127,11 @@ impl Ternd {
             a.is_none_or(|a| TcpStream::connect_timeout(&a, Duration::from_millis(50)).is_ok())
         };
         while Instant::now() < deadline {
-            let _ = probe.send_to(&req, self.addr);
-            if probe.recv_from(&mut [0u8; 128]).is_ok() && up(self.tls) && up(Some(self.http)) {
+            let stun = http_only || {
+                let _ = probe.send_to(&req, self.addr);
+                probe.recv_from(&mut [0u8; 128]).is_ok()
+            };
+            if stun && up(self.tls) && up(Some(self.http)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

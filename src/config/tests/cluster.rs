@@ -121,3 +121,11 @@ fn a_revocation_must_outlive_the_credentials_the_endpoint_mints() {
     .expect("equal");
     parse("[http]\ncredential_ttl = \"2h\"\n[cluster]\nrevocation_ttl = \"1h\"").expect("off");
 }
+
+#[test]
+fn an_api_only_node_needs_a_cluster() {
+    let m = err("[cluster]\napi_only = true");
+    assert!(m.contains("cluster.api_only"), "{m}");
+    let c = parse("[cluster]\nredis_url = \"redis://127.0.0.1\"\napi_only = true").expect("ok");
+    assert!(c.cluster.api_only);
+}
