@@ -216,6 +216,10 @@ fn environment_precedence_and_errors() {
     // 8. --check-config from the environment.
     set("TERND_CHECK_CONFIG", "true");
     assert!(parse(&[]).check_config);
+    unset("TERND_CHECK_CONFIG");
+
+    // 9. Secrets from files (TERND_*_FILE), as Kubernetes mounts them.
+    secrets_from_files(&dir);
 
     clear_all();
     let _ = std::fs::remove_file(&file_path);
@@ -223,4 +227,96 @@ fn environment_precedence_and_errors() {
         Config::load(&parse(&[])).expect("defaults"),
         Config::default()
     );
+}
+
+/// Section 9 of the test: `TERND_*_FILE` for every secret setting.
+fn secrets_from_files(dir: &std::path::Path) {
+    let file = |name: &str, text: &str| {
+        let path = dir.join(format!("ternd-secret-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).expect("write secret file");
+        path.to_str().expect("utf-8 path").to_owned()
+    };
+    let admin = file("admin", "  0123456789abcdef0123\n");
+    let hs = file("hs", "first-secret\n# a comment\n\n  second-secret  \n");
+    let redis = file("redis", "redis://:pw@127.0.0.1:6379/2\n");
+    let users = file("users", "alice:wonderland\nbob:builder\n");
+    set("TERND_ADMIN_TOKEN_FILE", &admin);
+    set("TERND_TOKEN_HS256_SECRET_FILE", &hs);
+    set("TERND_CLUSTER_REDIS_URL_FILE", &redis);
+    set("TERND_USER_FILE", &users);
+    let cli = parse(&[]);
+    let c = Config::load(&cli).expect("secrets from files");
+    assert_eq!(c.http.admin_token.as_deref(), Some("0123456789abcdef0123"));
+    assert_eq!(
+        c.http.token_hs256_secrets,
+        ["first-secret", "second-secret"]
+    );
+    assert_eq!(
+        c.cluster.redis_url.as_deref(),
+        Some("redis://:pw@127.0.0.1:6379/2")
+    );
+    assert_eq!(c.auth.users.len(), 2);
+    assert!(
+        !format!("{c:?}").contains("0123456789abcdef0123"),
+        "redacted in Debug"
+    );
+    // Read again at every load, so a reload sees a rotated file.
+    std::fs::write(&admin, "fedcba9876543210fedcba\n").expect("rotate");
+    let c = Config::load(&cli).expect("rotated");
+    assert_eq!(
+        c.http.admin_token.as_deref(),
+        Some("fedcba9876543210fedcba")
+    );
+    // The value is checked as if it were given inline, and the error names the variable.
+    std::fs::write(&admin, "short").expect("write");
+    let e = Config::load(&cli).expect_err("short admin token");
+    assert_eq!(e.origin(), &Origin::Env("TERND_ADMIN_TOKEN_FILE".into()));
+    assert!(e.to_string().contains("too short"), "{e}");
+    assert!(!e.to_string().contains("short\""), "{e}");
+    std::fs::write(&admin, " \n").expect("write");
+    let m = Config::load(&cli).expect_err("empty file").to_string();
+    assert!(m.contains("it is empty"), "{m}");
+    std::fs::write(&admin, vec![b'a'; 70 * 1024]).expect("write");
+    let m = Config::load(&cli).expect_err("huge file").to_string();
+    assert!(m.contains("larger than 65536 bytes"), "{m}");
+    set("TERND_ADMIN_TOKEN_FILE", "/nonexistent/admin_token");
+    let m = Config::load(&parse(&[])).expect_err("missing").to_string();
+    assert!(
+        m.starts_with("environment (TERND_ADMIN_TOKEN_FILE): `TERND_ADMIN_TOKEN_FILE`: cannot read the secret from `/nonexistent/admin_token`"),
+        "{m}"
+    );
+    // A value given twice is refused, whichever way the other one came.
+    set("TERND_ADMIN_TOKEN_FILE", &admin);
+    set("TERND_ADMIN_TOKEN", "0123456789abcdef0123");
+    let m = Config::load(&parse(&[])).expect_err("both").to_string();
+    assert!(
+        m.contains("TERND_ADMIN_TOKEN is set too: give the secret one way"),
+        "{m}"
+    );
+    unset("TERND_ADMIN_TOKEN");
+    let m = Config::load(&parse(&["--admin-token", "0123456789abcdef0123"]))
+        .expect_err("flag and file")
+        .to_string();
+    assert!(m.contains("--admin-token is set too"), "{m}");
+    for name in [
+        "TERND_ADMIN_TOKEN_FILE",
+        "TERND_TOKEN_HS256_SECRET_FILE",
+        "TERND_CLUSTER_REDIS_URL_FILE",
+        "TERND_USER_FILE",
+    ] {
+        unset(name);
+    }
+    // TERND_SECRET_FILE stays --secret-file (one REST secret per line).
+    unset("TERND_SECRET");
+    let rest = file("rest", "rest-one\nrest-two\n");
+    set("TERND_SECRET_FILE", &rest);
+    let c = Config::load(&parse(&[]))
+        .and_then(Config::load_files)
+        .expect("secret file");
+    assert_eq!(c.auth.secrets, ["rest-one", "rest-two"]);
+    unset("TERND_SECRET_FILE");
+    for name in ["admin", "hs", "redis", "users", "rest"] {
+        let _ =
+            std::fs::remove_file(dir.join(format!("ternd-secret-{}-{name}", std::process::id())));
+    }
 }

@@ -38,6 +38,14 @@ defaults. Every flag below names its environment variable; repeatable flags \
 take a comma-separated list there (TERND_LISTEN=0.0.0.0:3478,[::]:3478). A list \
 given on the command line or in the environment replaces the file's list.
 
+Secrets (--secret, --user, --token-hs256-secret, --admin-token, \
+--cluster-redis-url) can also be read from a file, as container secrets are \
+mounted: TERND_ADMIN_TOKEN_FILE=/run/secrets/admin_token reads the value from \
+that file (surrounding whitespace trimmed; for a list, one entry per line, \
+blank lines and # comments skipped), again on every reload (SIGHUP). Setting \
+both the variable or flag and its _FILE variable is an error. The value stays \
+out of the process environment and of `kubectl describe`.
+
 Durations are written like 30s, 10m, 1h30m, or as a number of seconds.
 
 The documented default configuration file is config/ternd.toml.";
@@ -71,7 +79,22 @@ pub(crate) struct Given {
     pub(crate) raw: Raw,
     /// Command line or environment.
     pub(crate) origin: Origin,
+    /// A secret's `TERND_*_FILE` variable: the value is read from this file by
+    /// [`Cli::apply`] (at every load, so a reload sees a rotated file).
+    pub(crate) file: Option<SecretFile>,
 }
+
+/// A secret setting's value given as a file (`TERND_ADMIN_TOKEN_FILE=PATH`).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct SecretFile {
+    /// The file.
+    pub(crate) path: PathBuf,
+    /// The flag or variable also given, which conflicts with the file.
+    pub(crate) also: Option<String>,
+}
+
+/// The most a secret file may hold; a secret (or a list of them) is far smaller.
+const SECRET_FILE_MAX: u64 = 64 * 1024;
 
 impl Cli {
     /// Lays the given settings over `config`, recording where each came from.
@@ -80,12 +103,73 @@ impl Cli {
             let Some(setting) = super::schema_http::all().find(|s| s.key == g.key) else {
                 continue;
             };
-            (setting.text)(config, &g.raw)
-                .map_err(|e| ConfigError::invalid(&g.origin, &g.flag, e))?;
+            let read;
+            let raw = match &g.file {
+                None => &g.raw,
+                Some(file) => {
+                    read = read_secret_file(file, setting.shape)
+                        .map_err(|e| ConfigError::invalid(&g.origin, &g.flag, e))?;
+                    &read
+                }
+            };
+            (setting.text)(config, raw).map_err(|e| ConfigError::invalid(&g.origin, &g.flag, e))?;
             config.origins.set(g.key, g.origin.clone(), g.flag.clone());
         }
         Ok(())
     }
+}
+
+/// The value of a secret given as a file: its text trimmed, or for a list one
+/// entry per line (blank lines and `#` comments skipped).
+fn read_secret_file(file: &SecretFile, shape: Shape) -> Result<Raw, ValueError> {
+    use std::io::Read;
+    let shown = file.path.display().to_string();
+    if let Some(also) = &file.also {
+        return Err(ValueError::SecretFile {
+            path: shown,
+            problem: format!("{also} is set too: give the secret one way"),
+        });
+    }
+    let problem = |problem: String| ValueError::SecretFile {
+        path: shown.clone(),
+        problem,
+    };
+    let mut text = String::new();
+    std::fs::File::open(&file.path)
+        .and_then(|f| f.take(SECRET_FILE_MAX + 1).read_to_string(&mut text))
+        .map_err(|e| problem(e.to_string()))?;
+    if text.len() as u64 > SECRET_FILE_MAX {
+        return Err(problem(format!("larger than {SECRET_FILE_MAX} bytes")));
+    }
+    Ok(match shape {
+        Shape::List => Raw::List(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect(),
+        ),
+        Shape::One | Shape::Bool => {
+            let value = text.trim();
+            if value.is_empty() {
+                return Err(problem("it is empty".to_owned()));
+            }
+            Raw::One(value.to_owned())
+        }
+    })
+}
+
+/// The `TERND_*_FILE` variable of a secret flag, unless another setting owns that
+/// name (`TERND_SECRET_FILE` is `--secret-file`, which reads secrets itself).
+fn secret_file_env(flag: &Flag) -> Option<String> {
+    if !flag.secret {
+        return None;
+    }
+    let name = format!("{}_FILE", flag.env);
+    let taken = super::schema_http::all()
+        .filter_map(|s| s.flag.as_ref())
+        .any(|f| f.env == name);
+    (!taken).then_some(name)
 }
 
 fn setting_arg(flag: &Flag, shape: Shape) -> Arg {
@@ -161,17 +245,35 @@ impl FromArgMatches for Cli {
                     .get_many::<String>(flag.long)
                     .map(|v| Raw::List(v.cloned().collect())),
             };
-            let Some(raw) = raw else { continue };
             let origin = match m.value_source(flag.long) {
                 Some(ValueSource::EnvVariable) => Origin::Env(flag.env.to_owned()),
                 _ => Origin::CommandLine,
             };
+            let file_env = secret_file_env(flag)
+                .and_then(|name| std::env::var_os(&name).map(|path| (name, PathBuf::from(path))));
+            if let Some((name, path)) = file_env {
+                let also = raw.is_some().then(|| match &origin {
+                    Origin::Env(var) => var.clone(),
+                    _ => format!("--{}", flag.long),
+                });
+                given.push(Given {
+                    key: s.key,
+                    flag: name.clone(),
+                    secret: true,
+                    raw: Raw::One(String::new()),
+                    origin: Origin::Env(name),
+                    file: Some(SecretFile { path, also }),
+                });
+                continue;
+            }
+            let Some(raw) = raw else { continue };
             given.push(Given {
                 key: s.key,
                 flag: format!("--{}", flag.long),
                 secret: flag.secret,
                 raw,
                 origin,
+                file: None,
             });
         }
         Ok(Cli {

@@ -283,6 +283,14 @@ pub enum ValueError {
         /// 1-based position.
         index: usize,
     },
+    /// A secret's `TERND_*_FILE` could not be used.
+    #[error("cannot read the secret from `{path}`: {problem}")]
+    SecretFile {
+        /// The file.
+        path: String,
+        /// Why not.
+        problem: String,
+    },
     /// Empty text where some is needed.
     #[error("{0} must not be empty")]
     Empty(&'static str),
