@@ -23,5 +23,6 @@ pub mod ice;
 pub mod load;
 pub mod metrics;
 pub mod net;
+pub mod sd_notify;
 pub mod tls;
 pub mod token_cmd;

@@ -193,13 +193,22 @@ fn main() -> ExitCode {
         );
     }
 
+    ternd::sd_notify::notify(&format!(
+        "READY=1\nSTATUS=relaying on {} UDP, {} TCP and {} TLS listeners",
+        handle.udp_addrs().len(),
+        handle.tcp_addrs().len(),
+        handle.tls_addrs().len()
+    ));
     signals.wait(drain_requested, || {
         // SIGHUP: re-read the configuration; apply credentials, peer policy and the TLS
         // certificate without dropping anything. A bad file keeps the old settings.
-        let mut new = match Config::load(&cli).and_then(Config::load_files) {
+        ternd::sd_notify::notify("RELOADING=1");
+        let reloaded = Config::load(&cli).and_then(Config::load_files);
+        let mut new = match reloaded {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "SIGHUP: configuration not reloaded; keeping the old one");
+                ternd::sd_notify::notify("READY=1\nSTATUS=reload failed; the old configuration stays");
                 return;
             }
         };
@@ -222,7 +231,12 @@ fn main() -> ExitCode {
                 Err(e) => tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; keeping the old one"),
             }
         }
+        ternd::sd_notify::notify("READY=1\nSTATUS=configuration reloaded");
     });
+    ternd::sd_notify::notify(&format!(
+        "STOPPING=1\nSTATUS=draining {} allocations",
+        handle.active_allocations()
+    ));
     if !config.drain_timeout.is_zero() && handle.active_allocations() > 0 {
         handle.drain();
         tracing::info!(
