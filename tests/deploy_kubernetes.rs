@@ -181,6 +181,12 @@ fn pod_view(
             std::fs::write(local(path), text).unwrap();
         } else if v["secret"].is_object() {
             assert_eq!(m["readOnly"], true, "secret mount {name} is read-only");
+            // The kubelet writes secret files as root; only fsGroup lets the pod's
+            // non-root user read a 0400 file (it becomes root:fsGroup 0440).
+            assert_eq!(
+                pod["securityContext"]["fsGroup"], pod["securityContext"]["runAsGroup"],
+                "secret {name}: fsGroup makes the files readable by the pod's group"
+            );
             let mode = v["secret"]["defaultMode"].as_i64();
             assert!(
                 mode.is_some_and(|m| m & 0o077 == 0),
@@ -232,15 +238,25 @@ fn pod_view(
             );
         }
     }
-    // The container's command line: its args (after `command`'s "$@" wrapper, if any).
+    // The container's command line, as the runtime builds it: `command` replaces the
+    // image's ENTRYPOINT (read from the Dockerfile), `args` follow either.
     let mut args: Vec<String> = strs(&container["args"])
         .iter()
         .map(|a| expand(a, &env))
         .collect();
     let command = strs(&container["command"]);
-    if !command.is_empty() {
+    if command.is_empty() {
+        let mut entrypoint = image_entrypoint();
+        assert_eq!(entrypoint[0], "/usr/local/bin/ternd");
+        entrypoint.remove(0);
+        entrypoint.append(&mut args);
+        args = entrypoint;
+    } else if command == ["/usr/local/bin/ternd"] {
+        // The binary, with the args alone.
+    } else {
         // overlays/nat: bash -c 'exec ternd "$@" --external-ip "$(cat FILE)"' ternd ARGS
         assert_eq!(command[..2], ["/bin/bash", "-c"], "{command:?}");
+        assert_eq!(command.len(), 4, "the script, then $0: {command:?}");
         assert!(
             command[2].contains("exec /usr/local/bin/ternd \"$@\""),
             "{command:?}"
@@ -311,6 +327,18 @@ fn pod_view(
     Pod { args, env, config }
 }
 
+/// The image's ENTRYPOINT, from the Dockerfile's exec form.
+fn image_entrypoint() -> Vec<String> {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    let line = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("ENTRYPOINT "))
+        .expect("an ENTRYPOINT");
+    let entrypoint: Vec<String> = serde_json::from_str(line).expect("ENTRYPOINT in exec form");
+    entrypoint
+}
+
 fn container_port(container: &Value, port: &Value) -> u64 {
     if let Some(n) = port.as_u64() {
         return n;
@@ -359,6 +387,12 @@ fn assert_locked_down(what: &str, pod: &Value, container: &Value) {
         "{what}: resource requests and a memory limit"
     );
     assert_ne!(sc["privileged"], true, "{what}");
+    if let Some(class) = pod["priorityClassName"].as_str() {
+        assert!(
+            !class.starts_with("system-"),
+            "{what}: the system classes are the cluster's own (and refused outside kube-system by some providers)"
+        );
+    }
 }
 
 /// The relay DaemonSet of one rendering, checked against the config it mounts.
@@ -677,4 +711,106 @@ fn the_strict_validator_refuses_an_unknown_field() {
         "an unknown field passed strict validation"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("selektor"));
+}
+
+/// overlays/nat's init container script, run with a stand-in `kubectl` that answers as
+/// the API would for a node with and without the annotation and the ExternalIP (the real
+/// API is not here: this checks the script's own logic, and the file the relay's
+/// wrapper reads).
+#[test]
+fn the_nat_init_script_prefers_the_annotation_then_the_external_ip() {
+    let test = "the_nat_init_script_prefers_the_annotation_then_the_external_ip";
+    if !have(
+        test,
+        "kubectl",
+        &["kustomize", "--help"],
+        "kubectl 1.27 or later",
+    ) {
+        return;
+    }
+    let docs = parse_docs(&render(&root().join("deploy/kubernetes/overlays/nat")));
+    let ds = find(&docs, "DaemonSet", "ternd-relay").expect("DaemonSet");
+    let init = &ds["spec"]["template"]["spec"]["initContainers"][0];
+    let command = strs(&init["command"]);
+    assert_eq!(command[..2], ["/bin/sh", "-ec"]);
+    let tmp = tls::TempDir::new("nat-init");
+    let run_dir = tmp.0.join("run");
+    let script = command[2].replace("/run/ternd", run_dir.to_str().unwrap());
+    let bin = tmp.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("kubectl");
+    // Answers from $ANNOTATION and $EXTERNAL for the two jsonpath queries, and records
+    // what it was asked.
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {log}\ncase \"$*\" in\n  *annotations*) printf '%s' \"$ANNOTATION\" ;;\n  *ExternalIP*) printf '%s' \"$EXTERNAL\" ;;\n  *) exit 3 ;;\nesac\n",
+            log = tmp.0.join("asked").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |annotation: &str, external: &str| {
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let out = Command::new("/bin/sh")
+            .args(["-ec", &script])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("NODE_NAME", "relay-node-1")
+            .env("HOST_IP", "10.1.2.3")
+            .env("ANNOTATION", annotation)
+            .env("EXTERNAL", external)
+            .output()
+            .expect("run the init script");
+        let file = std::fs::read_to_string(run_dir.join("external-ip")).ok();
+        (
+            out.status.success(),
+            file,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        run("203.0.113.7", "198.51.100.9").1.as_deref(),
+        Some("203.0.113.7/10.1.2.3"),
+        "the annotation wins"
+    );
+    assert_eq!(
+        run("", "198.51.100.9 2001:db8::9").1.as_deref(),
+        Some("198.51.100.9/10.1.2.3"),
+        "else the first ExternalIP"
+    );
+    let (ok, file, stderr) = run("", "");
+    assert!(
+        !ok && file.is_none(),
+        "no address: the relay does not start"
+    );
+    assert!(
+        stderr.contains("no ternd.dev/external-ip annotation and no ExternalIP"),
+        "{stderr}"
+    );
+    let asked = std::fs::read_to_string(tmp.0.join("asked")).unwrap();
+    assert!(
+        asked
+            .lines()
+            .all(|l| l.starts_with("--cache-dir=") && l.contains("get node relay-node-1")),
+        "{asked}"
+    );
+    // What the file holds is what --external-ip takes.
+    let out = Command::new(env!("CARGO_BIN_EXE_ternd"))
+        .args([
+            "--external-ip",
+            "203.0.113.7/10.1.2.3",
+            "--secret",
+            "x-secret",
+            "--check-config",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
