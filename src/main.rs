@@ -219,6 +219,14 @@ fn main() -> ExitCode {
         {
             new.auth.secrets.push(g.clone());
         }
+        let restart = config.needs_restart(&new);
+        if !restart.is_empty() {
+            tracing::warn!(
+                settings = ?restart,
+                "SIGHUP: changed settings that need a restart keep their running values: {}",
+                restart.join(", ")
+            );
+        }
         match handle.reload(&new) {
             Ok(()) => tracing::info!("SIGHUP: secrets, users and peer policy reloaded"),
             Err(e) => tracing::error!(error = %e, "SIGHUP: credentials not reloaded; keeping the old ones"),
@@ -273,15 +281,53 @@ fn init_logging(config: &Config) {
 }
 
 /// The host clients should use: the advertised external address, else the first specific
-/// listen address, else loopback (for trying it on this machine).
+/// listen address, else (listening on 0.0.0.0 / [::]) the address the relay advertises,
+/// which is the host's primary one: what clients will reach the relay on anyway.
 fn public_host(config: &Config, handle: &ternd::net::Handle) -> (String, u16) {
     let port = handle.udp_addrs().first().map(|a| a.port()).unwrap_or(3478);
     if let Some(e) = config.relay.external_ips.first() {
         return (e.public.to_string(), port);
     }
-    match handle.udp_addrs().iter().find(|a| !a.ip().is_unspecified()) {
-        Some(a) => (a.ip().to_string(), port),
-        None => ("127.0.0.1".to_string(), port),
+    if let Some(a) = handle.udp_addrs().iter().find(|a| !a.ip().is_unspecified()) {
+        return (host_of(a.ip()), port);
+    }
+    match handle.relay_v4().or(handle.relay_v6()) {
+        Some(r) if !r.advertise.is_unspecified() => (host_of(r.advertise), port),
+        _ => ("127.0.0.1".to_string(), port),
+    }
+}
+
+/// An IP as a host (the URL builders add brackets to IPv6).
+fn host_of(ip: std::net::IpAddr) -> String {
+    ip.to_string()
+}
+
+/// Says, once at start, which host `/v1/ice-servers` puts in its URLs when nobody chose
+/// one, and warns when that is loopback although clients come from elsewhere.
+fn explain_ice_host(config: &Config, handle: &ternd::net::Handle, host: &str) {
+    let tokens = !config.http.token_hs256_secrets.is_empty()
+        || !config.http.token_public_keys.is_empty()
+        || config.http.token_jwks_file.is_some();
+    if !tokens || !config.http.public_hosts.is_empty() {
+        return;
+    }
+    let beyond_loopback = handle
+        .udp_addrs()
+        .iter()
+        .chain(handle.tcp_addrs())
+        .any(|a| !a.ip().is_loopback());
+    if host.starts_with("127.") || host == "::1" {
+        if beyond_loopback {
+            tracing::warn!(
+                host,
+                "the credentials endpoint names {host} in its iceServers while ternd listens beyond loopback: clients elsewhere cannot use them. Set --http-public-host (http.public_hosts) to the name or address clients reach"
+            );
+        }
+    } else {
+        tracing::info!(
+            host,
+            "the credentials endpoint names {host} in its iceServers (the relay's address); set --http-public-host for a DNS name (needed for turns: certificates)"
+        );
     }
 }
 
@@ -314,7 +360,9 @@ fn start_http(
         return Ok(None);
     };
     let hosts = if config.http.public_hosts.is_empty() {
-        vec![public_host(config, handle).0]
+        let host = public_host(config, handle).0;
+        explain_ice_host(config, handle, &host);
+        vec![host]
     } else {
         config.http.public_hosts.clone()
     };

@@ -103,6 +103,18 @@ impl Cli {
             let Some(setting) = super::schema_http::all().find(|s| s.key == g.key) else {
                 continue;
             };
+            // `--secret ''` or `TERND_SECRET=` (an unset shell variable, most likely) would
+            // otherwise mean "no secret", and a generated one with it.
+            if g.secret
+                && g.file.is_none()
+                && matches!(&g.raw, Raw::List(v) if v.iter().all(|s| s.trim().is_empty()))
+            {
+                return Err(ConfigError::invalid(
+                    &g.origin,
+                    &g.flag,
+                    ValueError::EmptySecret,
+                ));
+            }
             let read;
             let raw = match &g.file {
                 None => &g.raw,

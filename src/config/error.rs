@@ -283,6 +283,11 @@ pub enum ValueError {
         /// 1-based position.
         index: usize,
     },
+    /// A secret list given as an empty value.
+    #[error(
+        "is empty (an unset shell variable?): a secret cannot be empty. Leave it out to try ternd with a secret generated for the run"
+    )]
+    EmptySecret,
     /// A secret's `TERND_*_FILE` could not be used.
     #[error("cannot read the secret from `{path}`: {problem}")]
     SecretFile {

@@ -35,6 +35,7 @@ pub mod cli;
 mod declare;
 mod error;
 mod kind;
+mod reload;
 mod schema;
 mod schema_cluster;
 mod schema_http;

@@ -100,14 +100,14 @@ section! {
         }
         /// Public host names or IP addresses put in the returned ICE URLs.
         /// Default empty: the server uses the external IP, else the first
-        /// specific listen IP, else `127.0.0.1`.
+        /// specific listen IP, else the relay's address.
         public_hosts: Vec<String> {
             default: Vec::new(),
             key: "public_hosts",
             kind: List(values::public_hosts),
             flag: "http-public-host", "HOST", "TERND_HTTP_PUBLIC_HOST",
             help: "Public host name or IP put in the ICE URLs the endpoint returns; repeatable \
-                   [default: the external IP, else the listen IP, else 127.0.0.1]",
+                   [default: the external IP, else the listen IP, else the relay address]",
         }
         /// Lifetime of credentials minted by the endpoint (cut down to the access
         /// token's `exp`). Default 1 hour.

@@ -52,6 +52,7 @@
 mod admin;
 mod admit;
 mod commands;
+mod preflight;
 mod queue;
 mod ready;
 mod relay;
@@ -75,6 +76,7 @@ use crate::turn::{Counter, FiveTuple, Server, Stats};
 
 pub use admin::{MoreMetrics, View};
 pub use admit::{CLUSTER_QUEUE, ClusterEvent};
+pub use preflight::{ListenLocks, PreflightError};
 pub use start::{Handle, StartError, start, turn_tls_config};
 pub use ternd_io::listen::BindError;
 use ternd_io::{SendErrors, gso, listen, sys};

@@ -34,6 +34,8 @@ pub struct Handle {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// With a cluster: what the workers tell the cluster task, until it takes it.
     cluster_events: std::sync::Mutex<Option<mpsc::Receiver<super::ClusterEvent>>>,
+    /// Held while the listeners are: a second ternd on one of them is refused.
+    _locks: super::ListenLocks,
 }
 
 impl Handle {
@@ -153,6 +155,9 @@ pub enum StartError {
     /// The OS random number generator failed.
     #[error("random number generator: {0}")]
     Random(String),
+    /// A check at start refused what could not work.
+    #[error(transparent)]
+    Preflight(#[from] super::PreflightError),
 }
 
 /// The rustls configuration for TURN over TLS: the certificate chain and key, TLS 1.2 and
@@ -327,6 +332,31 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         _ => None,
     };
     let (relay_v4, relay_v6) = relay_addresses(config);
+    let locks = super::ListenLocks::take(
+        &[
+            ("udp", &bound.udp_addrs),
+            ("tcp", &bound.tcp_addrs),
+            ("tls", &bound.tls_addrs),
+        ]
+        .into_iter()
+        .flat_map(|(t, addrs)| addrs.iter().map(move |&a| (t, a)))
+        .collect::<Vec<_>>(),
+    )?;
+    if !api_only {
+        let from_external = |r: &RelayAddress| {
+            config
+                .relay
+                .external_ips
+                .iter()
+                .any(|e| e.private == Some(r.bind))
+        };
+        let relays: Vec<(RelayAddress, bool)> = [relay_v4, relay_v6]
+            .into_iter()
+            .flatten()
+            .map(|r| (r, from_external(&r)))
+            .collect();
+        super::preflight::check_relays(&relays, config.tcp_relay)?;
+    }
 
     // Every address as bound (port 0 resolved): the UDP/TCP and RFC 5780 listeners, TLS,
     // and the HTTP endpoint (bound by the caller, see above).
@@ -462,5 +492,6 @@ pub fn start(config: &Config) -> Result<Handle, StartError> {
         shutdown: tx,
         threads,
         cluster_events: std::sync::Mutex::new(cluster_events),
+        _locks: locks,
     })
 }
