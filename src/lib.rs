@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ice;
 pub mod load;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod sd_notify;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use clap::Parser as _;
-use ternd::config::{Cli, Config, LogFormat};
+use ternd::config::{Cli, Config};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -79,7 +79,10 @@ fn main() -> ExitCode {
         println!("ternd: configuration OK");
         return ExitCode::SUCCESS;
     }
-    init_logging(&config);
+    if let Err(e) = ternd::logging::init(&config.log) {
+        eprintln!("ternd: {e}");
+        return ExitCode::FAILURE;
+    }
     if !config.not_yet_supported.is_empty() {
         eprintln!(
             "ternd: not yet supported in this build: {} (remove it from the configuration)",
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         None
     };
 
+    let started = std::time::Instant::now();
     let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
@@ -264,20 +268,8 @@ fn main() -> ExitCode {
     if let Some(c) = cluster {
         c.shutdown();
     }
-    tracing::info!(?stats, "stopped");
+    ternd::logging::log_shutdown_summary(&stats, started.elapsed());
     ExitCode::SUCCESS
-}
-
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
 }
 
 /// The host clients should use: the advertised external address, else the first specific

@@ -332,3 +332,231 @@ fn sighup_names_the_settings_that_need_a_restart() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A ternd on a free loopback port with `extra` flags, and its UDP address.
+fn server(extra: &[&str]) -> (Run, std::net::SocketAddr) {
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let l = addr.to_string();
+    let mut args = vec![
+        "--listen",
+        &l,
+        "--secret",
+        common::SECRET,
+        "--http-listen",
+        "",
+        "--relay-ip",
+        "127.0.0.1",
+        "--workers",
+        "1",
+        "--drain-timeout",
+        "0s",
+    ];
+    args.extend_from_slice(extra);
+    let run = Run::start(&args, &[]);
+    // Ready when it answers a Binding (its log may go elsewhere).
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let req = [
+        0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ];
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let _ = probe.send_to(&req, addr);
+        if probe.recv_from(&mut [0u8; 128]).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < end, "ternd did not start: {}", run.said());
+    }
+    (run, addr)
+}
+
+/// One allocation made and deleted, then SIGTERM and the exit.
+fn one_session_then_stop(run: &mut Run, addr: std::net::SocketAddr) {
+    let mut c = common::Client::new(addr, "carol");
+    c.allocate();
+    assert_eq!(c.refresh_code(0), None, "deleted");
+    run.signal("-TERM");
+    assert!(
+        run.exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+}
+
+#[test]
+fn logs_written_to_a_file_have_no_colour_codes_and_a_readable_summary() {
+    let (mut run, addr) = server(&["--log-level", "info"]);
+    one_session_then_stop(&mut run, addr);
+    let said = run.said();
+    assert!(
+        !said.contains('\u{1b}'),
+        "ANSI codes in a log that is not a terminal: {said}"
+    );
+    // The session line carries an RFC 3339 start time next to the UNIX one.
+    let session = said
+        .lines()
+        .find(|l| l.contains("allocation ended"))
+        .expect("session line");
+    eprintln!("{session}");
+    let started = session
+        .split("started=")
+        .nth(1)
+        .expect("started=")
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        started.len() == 20 && started.ends_with('Z') && started.as_bytes()[10] == b'T',
+        "RFC 3339: {started}"
+    );
+    assert!(session.contains("start=1"), "{session}");
+    // The last line is a summary in words, not a Rust Debug dump.
+    assert!(!said.contains("StatsSnapshot"), "{said}");
+    let stop = said
+        .lines()
+        .find(|l| l.contains("stopped after"))
+        .expect("summary");
+    eprintln!("{stop}");
+    assert!(
+        stop.contains(": 1 allocations (0 expired, 1 deleted by their client"),
+        "{stop}"
+    );
+    // Forced colours, for a terminal multiplexer that wants them.
+    let (mut run, addr) = server(&["--log-color", "always"]);
+    one_session_then_stop(&mut run, addr);
+    assert!(run.said().contains("\u{1b}["), "--log-color always");
+}
+
+#[test]
+fn json_logs_have_numbers_and_the_summary_as_fields() {
+    let (mut run, addr) = server(&["--log-format", "json"]);
+    one_session_then_stop(&mut run, addr);
+    let said = run.said();
+    let lines: Vec<serde_json::Value> = said
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let stop = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("stopped after"))
+        })
+        .expect("summary");
+    assert_eq!(stop["fields"]["allocations"], 1, "{stop}");
+    assert!(stop["fields"]["relayed_out_bytes"].is_u64(), "{stop}");
+    let session = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "allocation ended")
+        .expect("session");
+    assert!(session["fields"]["bytes_in"].is_u64(), "{session}");
+    assert!(
+        session["fields"]["started"]
+            .as_str()
+            .is_some_and(|s| s.ends_with('Z'))
+    );
+}
+
+#[test]
+fn logs_go_to_a_file_to_syslog_or_to_the_journal_with_priorities() {
+    let dir = std::env::temp_dir().join(format!("ternd-first-hour-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A file, appended to.
+    let file = dir.join("ternd.log");
+    let file_arg = file.to_str().unwrap();
+    let (mut run, addr) = server(&["--log-output", "file", "--log-file", file_arg]);
+    // Nothing on stderr but what comes before logging starts.
+    one_session_then_stop(&mut run, addr);
+    let logged = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        logged.contains("allocation ended") && logged.contains("stopped after"),
+        "{logged}"
+    );
+    assert!(!run.said().contains("allocation ended"), "{}", run.said());
+    // Without the file name: refused at start.
+    let l = listen();
+    refuses(
+        &[
+            "--listen",
+            &l,
+            "--secret",
+            "first-hour",
+            "--http-listen",
+            "",
+            "--log-output",
+            "file",
+        ],
+        &[],
+        "logs go to a file, but which one? set log.file (--log-file)",
+    );
+    // Syslog: RFC 3164 datagrams with facility daemon.
+    let sock = dir.join("log.sock");
+    let daemon = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    daemon
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (mut run, addr) = server(&[
+        "--log-output",
+        "syslog",
+        "--log-syslog-socket",
+        sock.to_str().unwrap(),
+    ]);
+    one_session_then_stop(&mut run, addr);
+    let mut datagrams = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = daemon.recv(&mut buf) {
+        datagrams.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if datagrams.last().unwrap().contains("stopped after") {
+            break;
+        }
+    }
+    let pid = run.child.id();
+    let session = datagrams
+        .iter()
+        .find(|d| d.contains("allocation ended"))
+        .expect("session");
+    eprintln!("{session}");
+    assert!(
+        session.starts_with(&format!("<30>ternd[{pid}]: ")),
+        "{session}"
+    );
+    // No syslog daemon there: refused at start, naming the flag.
+    refuses(
+        &[
+            "--listen",
+            &l,
+            "--secret",
+            "first-hour",
+            "--http-listen",
+            "",
+            "--log-output",
+            "syslog",
+            "--log-syslog-socket",
+            dir.join("nobody.sock").to_str().unwrap(),
+        ],
+        &[],
+        "cannot reach the syslog daemon at",
+    );
+    // The journal: stderr lines with <N> priorities and no time stamps.
+    let (mut run, addr) = server(&["--log-output", "journald"]);
+    one_session_then_stop(&mut run, addr);
+    let said = run.said();
+    let session = said
+        .lines()
+        .find(|l| l.contains("allocation ended"))
+        .expect("session");
+    assert!(
+        session.starts_with("<6>ternd::session: allocation ended") || session.starts_with("<6> "),
+        "{session}"
+    );
+    assert!(
+        said.lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with('<')),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

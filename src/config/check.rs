@@ -97,6 +97,9 @@ pub(crate) fn check(c: &mut Config) -> Result<(), ConfigError> {
     proxy_protocol(c)?;
     rfc5780(c)?;
     revocation(c)?;
+    if c.log.output == super::LogOutput::File && c.log.file.is_none() {
+        return Err(c.origins.conflict("log.output", Conflict::LogFileMissing));
+    }
     http_tls(c)
 }
 

@@ -387,6 +387,9 @@ pub enum FileError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Conflict {
+    /// `log.output = "file"` without `log.file`.
+    #[error("logs go to a file, but which one? set log.file (--log-file)")]
+    LogFileMissing,
     /// `cluster.api_only` without `cluster.redis_url`.
     #[error("an API-only node needs a cluster to name relays from: set cluster.redis_url")]
     ApiOnlyWithoutCluster,

@@ -90,6 +90,33 @@ pub enum LogFormat {
     Json,
 }
 
+/// When log lines carry ANSI colours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogColor {
+    /// Only when the output is stderr and stderr is a terminal.
+    #[default]
+    Auto,
+    /// Always (stderr or a file).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogOutput {
+    /// Standard error.
+    #[default]
+    Stderr,
+    /// The file `log.file`, appended to.
+    File,
+    /// The local syslog daemon: RFC 3164 datagrams to `log.syslog_socket`.
+    Syslog,
+    /// Standard error, each line prefixed with its syslog priority (`<6>`) and no time
+    /// stamp: what systemd's journal reads from a service's stderr.
+    Journald,
+}
+
 // ---------------------------------------------------------------------------
 // Defaults
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::declare::section;
 use super::kind::{Dur, Int, List, PATH, Text, Users};
-use super::{LogFormat, StaticUser, values};
+use super::{LogColor, LogFormat, LogOutput, StaticUser, values};
 
 section! {
     /// Authentication settings (`[auth]`).
@@ -257,6 +257,40 @@ section! {
             kind: Text(values::log_format),
             flag: "log-format", "FORMAT", "TERND_LOG_FORMAT",
             help: "Log format: text or json [default: text]",
+        }
+        /// ANSI colours in text logs. Default [`LogColor::Auto`]: only on a terminal.
+        color: LogColor {
+            default: LogColor::Auto,
+            key: "color",
+            kind: Text(values::log_color),
+            flag: "log-color", "auto|always|never", "TERND_LOG_COLOR",
+            help: "ANSI colours in text logs: auto (only when stderr is a terminal), always or \
+                   never [default: auto]",
+        }
+        /// Where logs go. Default [`LogOutput::Stderr`].
+        output: LogOutput {
+            default: LogOutput::Stderr,
+            key: "output",
+            kind: Text(values::log_output),
+            flag: "log-output", "stderr|file|syslog|journald", "TERND_LOG_OUTPUT",
+            help: "Where logs go: stderr, file (--log-file), syslog (--log-syslog-socket) or \
+                   journald (stderr with syslog priorities, no time stamps) [default: stderr]",
+        }
+        /// The file `output = "file"` appends to.
+        file: Option<PathBuf> {
+            default: None,
+            key: "file",
+            kind: Text(values::optional_path),
+            flag: "log-file", "FILE", "TERND_LOG_FILE",
+            help: "The file logs are appended to with --log-output file [default: none]",
+        }
+        /// The syslog daemon's datagram socket. Default `/dev/log`.
+        syslog_socket: PathBuf {
+            default: PathBuf::from("/dev/log"),
+            key: "syslog_socket",
+            kind: Text(values::path),
+            flag: "log-syslog-socket", "PATH", "TERND_LOG_SYSLOG_SOCKET",
+            help: "The syslog daemon's socket for --log-output syslog [default: /dev/log]",
         }
     }
 }

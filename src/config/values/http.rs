@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::super::{LogFormat, StaticUser, UserCredential, ValueError};
+use super::super::{LogColor, LogFormat, LogOutput, StaticUser, UserCredential, ValueError};
 use super::{MAX_USERNAME_BYTES, Result, duration, duration_secs, malformed};
 
 pub(crate) fn secrets(items: &[&str]) -> Result<Vec<String>> {
@@ -134,6 +134,41 @@ pub(crate) fn log_level(s: &str) -> Result<String> {
 
 pub(crate) fn log_format(s: &str) -> Result<LogFormat> {
     Ok(s.parse::<LogFormat>()?)
+}
+
+pub(crate) fn log_color(s: &str) -> Result<LogColor> {
+    match s {
+        "auto" => Ok(LogColor::Auto),
+        "always" => Ok(LogColor::Always),
+        "never" => Ok(LogColor::Never),
+        _ => Err(malformed(
+            "log colour",
+            &s.escape_default().to_string(),
+            " (expected auto, always or never)",
+        )),
+    }
+}
+
+pub(crate) fn log_output(s: &str) -> Result<LogOutput> {
+    match s {
+        "stderr" => Ok(LogOutput::Stderr),
+        "file" => Ok(LogOutput::File),
+        "syslog" => Ok(LogOutput::Syslog),
+        "journald" => Ok(LogOutput::Journald),
+        _ => Err(malformed(
+            "log output",
+            &s.escape_default().to_string(),
+            " (expected stderr, file, syslog or journald)",
+        )),
+    }
+}
+
+/// A file name, which must not be empty.
+pub(crate) fn path(s: &str) -> Result<std::path::PathBuf> {
+    if s.is_empty() {
+        return Err(ValueError::Empty("the path"));
+    }
+    Ok(std::path::PathBuf::from(s))
 }
 
 /// A file name; empty means "none".
