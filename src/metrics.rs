@@ -127,15 +127,38 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
     );
     b.counter(
         "ternd_auth_total",
-        "Authentication results of TURN requests, by result.",
+        "Authentication results of TURN requests: ok; the 401 every client gets first \
+         (challenge); the 401s of an unknown user, an expired credential or a wrong \
+         password (or REST secret); 438 stale_nonce; 400 bad_request; 441 \
+         wrong_credentials (other credentials than the allocation's).",
         vec![
             (labels(&[("result", "ok")]), s.auth_ok),
-            (labels(&[("result", "unauthorized")]), s.auth_unauthorized),
+            (labels(&[("result", "challenge")]), s.auth_no_integrity),
+            (labels(&[("result", "unknown_user")]), s.auth_unknown_user),
+            (labels(&[("result", "expired")]), s.auth_expired),
+            (
+                labels(&[("result", "wrong_password")]),
+                s.auth_wrong_password,
+            ),
             (labels(&[("result", "stale_nonce")]), s.auth_stale_nonce),
             (labels(&[("result", "bad_request")]), s.auth_bad_request),
             (
                 labels(&[("result", "wrong_credentials")]),
                 s.auth_wrong_credentials,
+            ),
+        ],
+    );
+    b.counter(
+        "ternd_peer_denied_total",
+        "CreatePermission and ChannelBind peers refused (403), by the rule that refused \
+         them: the built-in default deny list, an explicit deny_peer entry, or one of the \
+         server's own service ports.",
+        vec![
+            (labels(&[("rule", "default")]), s.peer_denied_default),
+            (labels(&[("rule", "deny_peer")]), s.peer_denied_explicit),
+            (
+                labels(&[("rule", "service_port")]),
+                s.peer_denied_service_port,
             ),
         ],
     );

@@ -485,11 +485,15 @@ fn nonce_expiry_while_relaying_loses_nothing_and_counts_agree() {
             count(&text, "ternd_responses_total", &[("code", "438")]),
             stale
         );
-        // Apart from the first Allocate's 401, every other request succeeded.
+        // Apart from the first Allocate's 401 (the challenge), every other request
+        // succeeded.
         assert_eq!(
-            count(&text, "ternd_auth_total", &[("result", "unauthorized")]),
+            count(&text, "ternd_auth_total", &[("result", "challenge")]),
             1
         );
+        for failure in ["unknown_user", "expired", "wrong_password"] {
+            assert_eq!(count(&text, "ternd_auth_total", &[("result", failure)]), 0);
+        }
         assert_eq!(
             count(&text, "ternd_auth_total", &[("result", "ok")]),
             st.requests - 1 - stale

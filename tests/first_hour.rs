@@ -351,6 +351,11 @@ fn server(extra: &[&str]) -> (Run, std::net::SocketAddr) {
         "--drain-timeout",
         "0s",
     ];
+    if extra.contains(&"--http-listen") {
+        // The caller's HTTP endpoint instead of none.
+        let at = args.iter().position(|a| *a == "--http-listen").unwrap();
+        args.drain(at..at + 2);
+    }
     args.extend_from_slice(extra);
     let run = Run::start(&args, &[]);
     // Ready when it answers a Binding (its log may go elsewhere).
@@ -559,4 +564,142 @@ fn logs_go_to_a_file_to_syslog_or_to_the_journal_with_priorities() {
         "{said}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The log lines of `run` that say `refused:` with `reason=REASON`.
+fn refusals(run: &Run, reason: &str) -> Vec<String> {
+    run.said()
+        .lines()
+        .filter(|l| l.contains("refused:") && l.contains(&format!("reason=\"{reason}\"")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn every_refusal_is_explained_once_with_the_client_user_request_and_code() {
+    use ternd_client::blocking::{self, Udp};
+    let http = format!("127.0.0.1:{}", free_port());
+    let (run, addr) = server(&[
+        "--log-level",
+        "info,ternd_proto::turn::refusal=debug",
+        "--user-quota",
+        "1",
+        "--relay-ports",
+        "47000-47001",
+        "--http-listen",
+        &http,
+    ]);
+    // 486: the user's quota, twice from one client: one line.
+    let mut first = common::Client::new(addr, "dave");
+    first.allocate();
+    for _ in 0..2 {
+        let mut again = common::Client::new(addr, "dave");
+        assert_eq!(again.try_allocate().err().and_then(|e| e.code()), Some(486));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let lines = refusals(&run, "user_quota");
+    assert_eq!(lines.len(), 1, "{}", run.said());
+    eprintln!("{}", lines[0]);
+    assert!(lines[0].contains(" INFO "), "{}", lines[0]);
+    assert!(
+        lines[0]
+            .contains("refused: the user has relay.user_quota allocations already (--user-quota"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("client=127.0.0.1:")
+            && lines[0].contains("request=\"Allocate\"")
+            && lines[0].contains("code=486"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains(":dave"), "the user: {}", lines[0]);
+    // 403: a private peer, with the rule.
+    let mut udp = Udp::to(&first.sock, first.server).with_timing(common::TIMING);
+    let private: std::net::SocketAddr = "10.1.2.3:4000".parse().unwrap();
+    let code = blocking::create_permission(&mut first.session, &mut udp, private)
+        .err()
+        .and_then(|e| e.code());
+    assert_eq!(code, Some(403));
+    let lines = refusals(&run, "peer_default_deny");
+    assert_eq!(lines.len(), 1, "{}", run.said());
+    eprintln!("{}", lines[0]);
+    assert!(lines[0].contains("refused: peer address is in a default-denied range (private (RFC 1918)) (relay.allow_peer / --allow-peer opens a range)"), "{}", lines[0]);
+    // 400: a channel number from RFC 5766's range, as coturn's uclient picks.
+    let peer: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    assert_eq!(first.channel_bind_code(0x5001, peer), Some(400));
+    let lines = refusals(&run, "channel_range");
+    assert_eq!(lines.len(), 1, "{}", run.said());
+    eprintln!("{}", lines[0]);
+    assert!(
+        lines[0].contains("channel number 0x5001 is outside RFC 8656's 0x4000-0x4FFF")
+            && lines[0].contains("--rfc5766-channel-numbers accepts them"),
+        "{}",
+        lines[0]
+    );
+    // 508: the relay range (two ports) is used up.
+    let mut erin = common::Client::new(addr, "erin");
+    erin.allocate();
+    let mut frank = common::Client::new(addr, "frank");
+    assert_eq!(frank.try_allocate().err().and_then(|e| e.code()), Some(508));
+    let lines = refusals(&run, "no_relay_port");
+    assert_eq!(lines.len(), 1, "{}", run.said());
+    eprintln!("{}", lines[0]);
+    assert!(
+        lines[0].contains("no relay port free in relay.ports")
+            && lines[0].contains("--relay-ports widens the range"),
+        "{}",
+        lines[0]
+    );
+    // 401s, at debug level: a wrong secret, an expired credential, an unknown user.
+    let mut wrong = common::Client::with_secret(addr, "gina", "not-the-secret");
+    assert_eq!(wrong.try_allocate().err().and_then(|e| e.code()), Some(401));
+    let expired_name = "1000000000:hank";
+    let password = ternd::auth::rest::password(common::SECRET, expired_name);
+    let mut expired = common::Client::with_credentials(addr, expired_name, &password);
+    assert_eq!(
+        expired.try_allocate().err().and_then(|e| e.code()),
+        Some(401)
+    );
+    let mut nobody = common::Client::with_credentials(addr, "ivan", "pw");
+    assert_eq!(
+        nobody.try_allocate().err().and_then(|e| e.code()),
+        Some(401)
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    for (reason, text) in [
+        (
+            "wrong_password",
+            "refused: MESSAGE-INTEGRITY does not verify: a wrong password, or REST credentials minted with another secret than this server's",
+        ),
+        ("expired", "refused: the credential's expiry has passed"),
+        ("unknown_user", "refused: no such user"),
+    ] {
+        let lines = refusals(&run, reason);
+        assert_eq!(lines.len(), 1, "{reason}: {}", run.said());
+        eprintln!("{}", lines[0]);
+        assert!(
+            lines[0].contains("DEBUG") && lines[0].contains(text) && lines[0].contains("code=401"),
+            "{}",
+            lines[0]
+        );
+    }
+    // The first 401 of every client is the challenge: never logged, counted apart.
+    assert!(!run.said().contains("reason=\"challenge\""));
+    let metrics = common::http(http.parse().unwrap(), "GET", "/metrics", &[]).body;
+    let m = |labels: &[(&str, &str)]| common::metric(&metrics, "ternd_auth_total", labels);
+    // The client library retries a 401 once with the fresh nonce: two each, one line.
+    assert_eq!(m(&[("result", "wrong_password")]), 2.0, "{metrics}");
+    assert_eq!(m(&[("result", "expired")]), 2.0);
+    assert_eq!(m(&[("result", "unknown_user")]), 2.0);
+    assert_eq!(m(&[("result", "challenge")]), 8.0, "one per client");
+    assert_eq!(
+        common::metric(&metrics, "ternd_peer_denied_total", &[("rule", "default")]),
+        1.0
+    );
+    assert_eq!(
+        common::metric(&metrics, "ternd_dropped_total", &[("reason", "user_quota")]),
+        2.0
+    );
 }

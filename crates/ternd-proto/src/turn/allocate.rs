@@ -13,6 +13,7 @@ use super::allocation::{Allocation, TokenBucket};
 use super::authn::Authenticated;
 use super::codes::{self, Code};
 use super::command::{Command, RelayAddr};
+use super::refusal::Refusal;
 use super::relays::Relays;
 use super::respond::Reply;
 use super::shared::{QuotaExceeded, RESERVATION_LIFETIME, Reservation};
@@ -179,7 +180,10 @@ impl Server {
                     self.stats.redirects.inc();
                     self.try_alternate(reply, alt, out)
                 }
-                None => self.error(reply, codes::INSUFFICIENT_CAPACITY, out),
+                None => {
+                    self.why.set(Some(Refusal::Draining));
+                    self.error(reply, codes::INSUFFICIENT_CAPACITY, out)
+                }
             };
         }
         let req = match req {
@@ -192,6 +196,7 @@ impl Server {
             .with_cluster(|c| c.is_revoked(&auth.user, auth.expiry_unix, now_ms))
         {
             self.stats.revoked_rejections.inc();
+            self.why.set(Some(Refusal::Revoked));
             return self.error(reply, codes::FORBIDDEN, out);
         }
         let lifetime = self
@@ -207,6 +212,7 @@ impl Server {
             Step::Granted(id) => Some(id),
             Step::Refused => {
                 self.stats.cluster_quota_rejections.inc();
+                self.why.set(Some(Refusal::ClusterQuota));
                 return self.error(reply, codes::ALLOCATION_QUOTA_REACHED, out);
             }
             Step::Busy => {
@@ -297,14 +303,17 @@ impl Server {
             let code = match which {
                 QuotaExceeded::User => {
                     self.stats.quota_rejections.inc();
+                    self.why.set(Some(Refusal::UserQuota));
                     codes::ALLOCATION_QUOTA_REACHED
                 }
                 QuotaExceeded::Ip => {
                     self.stats.ip_quota_rejections.inc();
+                    self.why.set(Some(Refusal::IpQuota));
                     codes::ALLOCATION_QUOTA_REACHED
                 }
                 QuotaExceeded::Total => {
                     self.stats.total_quota_rejections.inc();
+                    self.why.set(Some(Refusal::TotalQuota));
                     codes::INSUFFICIENT_CAPACITY
                 }
             };
@@ -356,6 +365,7 @@ impl Server {
         let Some(&(relay, advertised)) = opened.first() else {
             self.shared.quota_release(&auth.user, tuple.client.ip());
             self.stats.capacity_rejections.inc();
+            self.why.set(Some(Refusal::NoRelayPort));
             return self.error(reply, codes::INSUFFICIENT_CAPACITY, out);
         };
         let granted = Granted {

@@ -9,6 +9,7 @@ use crate::auth::store::{CredentialStore, Key, LookupError, PasswordAlgorithm};
 use crate::stun::{Attribute, Message, PasswordAlgorithm as WireAlgorithm, attr_type};
 
 use super::allocation::Allocation;
+use super::refusal::Refusal;
 use super::shared::Shared;
 
 /// A request that passed the check.
@@ -31,8 +32,11 @@ pub(super) struct Authenticated {
 pub(super) enum AuthFailure {
     /// 400: attributes missing or inconsistent.
     BadRequest,
-    /// 401: no MESSAGE-INTEGRITY, unknown user, bad MESSAGE-INTEGRITY, expired credential.
-    Unauthorized,
+    /// 401: no MESSAGE-INTEGRITY (`None`: the challenge every client gets first), or an
+    /// unknown user, a bad MESSAGE-INTEGRITY or an expired credential (the answer is the
+    /// same 401 for all, so that it tells nobody who exists; the reason is for the log
+    /// and the metrics).
+    Unauthorized(Option<Refusal>),
     /// 438: the nonce is stale or not ours (with a fresh one).
     StaleNonce,
     /// 441: the credentials differ from those that created the allocation; the key that
@@ -57,7 +61,7 @@ pub(super) fn offered_algorithms(store: &CredentialStore) -> &'static [u8] {
     }
 }
 
-fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
+pub(super) fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
     match msg.get_decoded(typ)? {
         Ok(Attribute::Username(s)) | Ok(Attribute::Realm(s)) | Ok(Attribute::Nonce(s)) => Some(s),
         _ => None,
@@ -78,7 +82,7 @@ pub(super) fn authenticate(
 ) -> Result<Authenticated, AuthFailure> {
     let has_sha256 = msg.has_integrity_sha256();
     if !msg.has_integrity() && !has_sha256 {
-        return Err(AuthFailure::Unauthorized);
+        return Err(AuthFailure::Unauthorized(None));
     }
     // The credential set of this request, even if SIGHUP replaces it meanwhile.
     let store = shared.store();
@@ -129,7 +133,7 @@ pub(super) fn authenticate(
         (Some(u), _) => u,
         (None, Some(h)) => store
             .username_for_userhash(h)
-            .ok_or(AuthFailure::Unauthorized)?,
+            .ok_or(AuthFailure::Unauthorized(Some(Refusal::UnknownUser)))?,
         (None, None) => return Err(AuthFailure::BadRequest),
     };
 
@@ -144,12 +148,12 @@ pub(super) fn authenticate(
     let authed = match existing {
         Some(a) if a.username == username && a.algorithm == algorithm => {
             if !verify(&a.key) {
-                return Err(AuthFailure::Unauthorized);
+                return Err(AuthFailure::Unauthorized(Some(Refusal::WrongPassword)));
             }
             if let Some(exp) = a.credential_expires_unix()
                 && exp < now_unix
             {
-                return Err(AuthFailure::Unauthorized);
+                return Err(AuthFailure::Unauthorized(Some(Refusal::Expired)));
             }
             Authenticated {
                 username: a.username.clone(),
@@ -162,14 +166,21 @@ pub(super) fn authenticate(
         _ => {
             // Unknown, expired, or no key for the algorithm (SHA-256 for a user stored as an
             // MD5 key): all are the 401 of a wrong password, so none tells who exists.
-            let resolved = store
-                .resolve(username, algorithm, now_unix)
-                .map_err(|_: LookupError| AuthFailure::Unauthorized)?;
+            let resolved =
+                store
+                    .resolve(username, algorithm, now_unix)
+                    .map_err(|e: LookupError| {
+                        AuthFailure::Unauthorized(Some(match e {
+                            LookupError::Unknown => Refusal::UnknownUser,
+                            LookupError::Expired => Refusal::Expired,
+                            LookupError::AlgorithmUnavailable => Refusal::WrongPassword,
+                        }))
+                    })?;
             let key = *resolved
                 .keys
                 .iter()
                 .find(|k| verify(k))
-                .ok_or(AuthFailure::Unauthorized)?;
+                .ok_or(AuthFailure::Unauthorized(Some(Refusal::WrongPassword)))?;
             if existing.is_some() {
                 // Authentic, but not the credentials that created this allocation.
                 return Err(AuthFailure::WrongCredentials(key));

@@ -112,7 +112,16 @@ impl Server {
         let ChannelBindRequest { number, peer } =
             match ChannelBindRequest::decode(msg, self.shared.config.channel_range) {
                 Ok(r) => r,
-                Err(code) => return self.error(reply, code, out),
+                Err(code) => {
+                    if let Some(Ok(Attribute::ChannelNumber(n))) =
+                        msg.get_decoded(attr_type::CHANNEL_NUMBER)
+                        && !self.shared.config.channel_range.contains(n)
+                        && (0x4000..=0x7FFF).contains(&n)
+                    {
+                        self.why.set(Some(super::refusal::Refusal::ChannelRange(n)));
+                    }
+                    return self.error(reply, code, out);
+                }
             };
         // A number bound (or cooling down) for another peer, or a peer with another number
         // (RFC 8656 §11.2 lists these 400s first). A TCP allocation has no channels.

@@ -68,6 +68,8 @@ impl Server {
             }
             Class::Request => {
                 self.stats.requests.inc();
+                self.ctx = (tuple.client, now);
+                self.why.set(None);
                 // Unauthenticated requests other than Binding can only be answered with an
                 // error (401, 400, ...): each takes from its source's budget, and over it
                 // is dropped unanswered. (Requests with integrity are charged only if they

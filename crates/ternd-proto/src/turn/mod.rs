@@ -115,6 +115,7 @@ pub mod limit;
 mod permission;
 mod ports;
 mod refresh;
+mod refusal;
 mod relays;
 mod respond;
 mod rng;
@@ -197,6 +198,12 @@ pub struct Server {
     limits: (u64, Limits),
     /// Allocates waiting for the cluster's verdict.
     waiting: admission::WaitingRoom,
+    /// When each client's refusals were last logged.
+    refusals: refusal::RefusalLog,
+    /// The reason behind the next error answer, set where it is decided.
+    why: std::cell::Cell<Option<refusal::Refusal>>,
+    /// The client and the time of the request being handled (for the refusal log).
+    ctx: (std::net::SocketAddr, Instant),
 }
 
 impl Server {
@@ -217,6 +224,7 @@ impl Server {
             lk,
             shared.config.clock_anchor.0,
         );
+        let shared_anchor = shared.config.clock_anchor.0;
         Self {
             shared,
             stats,
@@ -238,6 +246,9 @@ impl Server {
             redirect: None,
             limits: (generation, limits),
             waiting: admission::WaitingRoom::default(),
+            refusals: refusal::RefusalLog::new(u64::from_le_bytes(t) ^ 0x7265_6675_7361_6c73),
+            why: std::cell::Cell::new(None),
+            ctx: (std::net::SocketAddr::from(([0, 0, 0, 0], 0)), shared_anchor),
         }
     }
 

@@ -61,8 +61,14 @@ impl Server {
         }
         self.shared
             .check_peer_policy(peer, with_port, alloc.relay_transport())
-            .map_err(|_| {
+            .map_err(|denied| {
                 self.stats.policy_denied.inc();
+                match denied {
+                    crate::policy::Denied::Default(_) => self.stats.peer_denied_default.inc(),
+                    crate::policy::Denied::Explicit(_) => self.stats.peer_denied_explicit.inc(),
+                    _ => self.stats.peer_denied_service_port.inc(),
+                }
+                self.why.set(Some(super::refusal::Refusal::Peer(denied)));
                 codes::FORBIDDEN
             })
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::Server;
 use super::authn::{self, AuthFailure};
 use super::codes::{self, Code};
+use super::refusal::Refusal;
 use super::types::{DropReason, FiveTuple, Outcome};
 use crate::auth::nonce;
 use crate::auth::store::Key;
@@ -168,6 +169,10 @@ impl Server {
         out: &mut [u8],
     ) -> Option<usize> {
         self.stats.error_responses.inc();
+        if let Some(why) = self.why.take() {
+            let (client, now) = self.ctx;
+            self.explain_refusal(why, reply.msg, client, code.code, now);
+        }
         let mut b = self.start(reply.msg, reply.msg.message_type().error(), out)?;
         b.add(&Attribute::ErrorCode(code)).ok()?;
         self.finish(reply, b)
@@ -242,12 +247,22 @@ impl Server {
     ) -> Option<usize> {
         self.stats.auth_failures.inc();
         match f {
-            AuthFailure::Unauthorized => {
+            AuthFailure::Unauthorized(why) => {
                 self.stats.auth_unauthorized.inc();
+                match why {
+                    None => self.stats.auth_no_integrity.inc(),
+                    Some(Refusal::UnknownUser) => self.stats.auth_unknown_user.inc(),
+                    Some(Refusal::Expired) => self.stats.auth_expired.inc(),
+                    Some(_) => self.stats.auth_wrong_password.inc(),
+                }
+                if let Some(why) = why {
+                    self.explain_refusal(why, msg, tuple.client, 401, now);
+                }
                 self.challenge(msg, codes::UNAUTHORIZED, tuple.client, now, out)
             }
             AuthFailure::StaleNonce => {
                 self.stats.auth_stale_nonce.inc();
+                self.explain_refusal(Refusal::StaleNonce, msg, tuple.client, 438, now);
                 self.challenge(msg, codes::STALE_NONCE, tuple.client, now, out)
             }
             AuthFailure::BadRequest => {

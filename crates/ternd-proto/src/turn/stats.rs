@@ -153,6 +153,12 @@ stats! {
     /// Cluster events decided or dropped on the node because the cluster task's queue
     /// was full (admissions by the fallback rule; released entries lapse by lease).
     cluster_fallbacks,
+    /// CreatePermission / ChannelBind peers refused by the built-in default deny list.
+    peer_denied_default,
+    /// ... by an explicit `relay.deny_peer` entry.
+    peer_denied_explicit,
+    /// ... because the peer is one of the server's own service ports.
+    peer_denied_service_port,
     /// Allocations created.
     allocations_created,
     /// Allocations ended (all reasons).
@@ -169,6 +175,15 @@ stats! {
     ended_shutdown,
     /// Requests that failed authentication: no or bad credentials (401).
     auth_unauthorized,
+    /// 401s to requests without MESSAGE-INTEGRITY: the challenge every client gets first
+    /// (a part of `auth_unauthorized`).
+    auth_no_integrity,
+    /// 401s for a user no credential source knows.
+    auth_unknown_user,
+    /// 401s for an expired REST credential.
+    auth_expired,
+    /// 401s for a MESSAGE-INTEGRITY that does not verify (wrong password or secret).
+    auth_wrong_password,
     /// Requests that failed authentication: stale or foreign nonce (438).
     auth_stale_nonce,
     /// Requests that failed authentication: malformed credentials (400).

@@ -147,6 +147,9 @@ fn auth_failures() {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
     assert_eq!(code_of(&resp), Some(401));
+    let st = t.s.stats().snapshot();
+    assert_eq!((st.auth_wrong_password, st.auth_unknown_user), (1, 0));
+    assert_eq!(st.auth_no_integrity, 1, "the login's challenge");
     // Unknown user (not REST-shaped): 401.
     let other = Creds {
         username: "mallory".into(),
@@ -160,6 +163,9 @@ fn auth_failures() {
         })),
         Some(401)
     );
+    let st = t.s.stats().snapshot();
+    assert_eq!((st.auth_wrong_password, st.auth_unknown_user), (1, 1));
+    assert_eq!(st.auth_unauthorized, 3, "the sum of the three");
     // MESSAGE-INTEGRITY without NONCE: 400.
     let tid = t.tid();
     let mut buf = [0u8; 256];
@@ -237,6 +243,7 @@ fn expired_rest_credential_is_401_and_lifetime_is_clamped_to_it() {
         b.add(&Attribute::RequestedTransport(17)).unwrap()
     });
     assert_eq!(code_of(&resp), Some(401), "expired username");
+    assert_eq!(t.s.stats().snapshot().auth_expired, 1);
     assert_eq!(
         t.s.allocation_count(),
         0,
