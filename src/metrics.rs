@@ -108,8 +108,12 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
     );
     b.counter(
         "ternd_allocations_created_total",
-        "Allocations created.",
-        vec![(vec![], s.allocations_created)],
+        "Allocations created, by the client's transport (udp, tcp, tls).",
+        vec![
+            (labels(&[("transport", "udp")]), s.allocations_created_udp),
+            (labels(&[("transport", "tcp")]), s.allocations_created_tcp),
+            (labels(&[("transport", "tls")]), s.allocations_created_tls),
+        ],
     );
     b.counter(
         "ternd_allocations_ended_total",
@@ -366,6 +370,9 @@ mod tests {
     fn renders_counters_and_labels() {
         let mut a = StatsSnapshot {
             allocations_created: 5,
+            allocations_created_udp: 3,
+            allocations_created_tcp: 1,
+            allocations_created_tls: 1,
             allocations_ended: 2,
             relayed_out_packets: 7,
             relayed_out_channel_data: 5,
@@ -419,6 +426,8 @@ mod tests {
             text.contains("ternd_udp_send_errors_total{socket=\"listener\",error=\"other\"} 0\n")
         );
         assert!(text.contains("# TYPE ternd_allocations_created_total counter"));
+        assert!(text.contains("ternd_allocations_created_total{transport=\"udp\"} 3\n"));
+        assert!(text.contains("ternd_allocations_created_total{transport=\"tls\"} 1\n"));
         assert!(text.contains("ternd_build_info{version=\""));
     }
 

@@ -26,7 +26,10 @@ pub enum Side {
 /// True when network namespaces can be made here; otherwise says SKIPPED, or fails when
 /// `TERND_REQUIRE_INTEROP=1`.
 pub fn available(test: &str) -> bool {
-    let probe = format!("ternd-probe-{}", std::process::id());
+    // One name per call: tests of one binary probe in parallel.
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("ternd-probe-{}-{n}", std::process::id());
     let ok = Command::new("ip")
         .args(["netns", "add", &probe])
         .stderr(Stdio::null())
@@ -55,6 +58,8 @@ pub struct Netns {
     /// The client side's name.
     pub client: String,
     children: Vec<Child>,
+    /// `/etc/netns/<client>`, when [`Netns::client_etc`] made it.
+    etc: Option<std::path::PathBuf>,
 }
 
 fn ip(args: &[&str]) {
@@ -78,6 +83,7 @@ impl Netns {
             name,
             client,
             children: Vec::new(),
+            etc: None,
         };
         let (s, c) = (ns.name.as_str(), ns.client.as_str());
         ip(&["-n", s, "link", "set", "lo", "up"]);
@@ -100,6 +106,16 @@ impl Netns {
             Side::Server => &self.name,
             Side::Client => &self.client,
         }
+    }
+
+    /// Gives the client side a file of its own in place of `/etc/<file>` (`ip netns exec`
+    /// bind-mounts `/etc/netns/<name>/<file>` over it), e.g. `resolv.conf` naming a DNS
+    /// server the test runs on the server side. Removed on drop.
+    pub fn client_etc(&mut self, file: &str, text: &str) {
+        let dir = std::path::Path::new("/etc/netns").join(&self.client);
+        std::fs::create_dir_all(&dir).expect("make /etc/netns/<client>");
+        std::fs::write(dir.join(file), text).expect("write /etc/netns/<client>/<file>");
+        self.etc = Some(dir);
     }
 
     /// A command that runs `program` on the server side.
@@ -140,6 +156,11 @@ impl Drop for Netns {
         }
         for n in [&self.client, &self.name] {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        if let Some(dir) = &self.etc {
+            let _ = std::fs::remove_dir_all(dir);
+            // /etc/netns itself, when nothing else is in it.
+            let _ = std::fs::remove_dir("/etc/netns");
         }
     }
 }

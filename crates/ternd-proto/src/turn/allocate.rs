@@ -458,6 +458,11 @@ impl Server {
         }
         self.timers.push(std::cmp::Reverse((expires, idx)));
         self.stats.allocations_created.inc();
+        match tuple.transport {
+            Transport::Udp => self.stats.allocations_created_udp.inc(),
+            Transport::Tcp => self.stats.allocations_created_tcp.inc(),
+            Transport::Tls => self.stats.allocations_created_tls.inc(),
+        }
         let lifetime = expires.saturating_duration_since(now);
         tracing::debug!(client = %tuple.client, %relay, %advertised, additional = ?additional.map(|a| a.1), lifetime = lifetime.as_secs(), "allocation created");
     }

@@ -161,6 +161,12 @@ stats! {
     peer_denied_service_port,
     /// Allocations created.
     allocations_created,
+    /// Allocations created over a UDP client connection (a part of `allocations_created`).
+    allocations_created_udp,
+    /// Allocations created over a TCP client connection.
+    allocations_created_tcp,
+    /// Allocations created over a TLS client connection.
+    allocations_created_tls,
     /// Allocations ended (all reasons).
     allocations_ended,
     /// Allocations ended because their lifetime ran out.

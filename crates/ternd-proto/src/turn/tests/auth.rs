@@ -70,7 +70,17 @@ fn rest_allocate_success() {
     assert_eq!(a.user, "bob");
     assert_eq!(a.username, c.username);
     assert_eq!(t.s.shared().user_allocations("bob"), 1);
-    assert_eq!(t.s.stats().snapshot().allocations_created, 1);
+    let st = t.s.stats().snapshot();
+    assert_eq!(st.allocations_created, 1);
+    assert_eq!(
+        (
+            st.allocations_created_udp,
+            st.allocations_created_tcp,
+            st.allocations_created_tls
+        ),
+        (1, 0, 0),
+        "counted under the client's transport"
+    );
 }
 
 #[test]
