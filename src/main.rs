@@ -406,7 +406,10 @@ WebRTC configuration:
 
 Try it:
   turnutils_stunclient -p {port} {host}
-  turnutils_uclient -p {port} -u '{username}' -w '{password}' -y {host}
+  turnutils_uclient -p {port} -u '{username}' -w '{password}' -y -s {host}
+    (-s relays in Send indications. Without it, coturn 4.6's uclient binds channels
+    numbered 0x4000-0x7FFF, RFC 5766's range, which RFC 8656 narrowed to
+    0x4000-0x4FFF: start ternd with --rfc5766-channel-numbers to accept them.)
   ternd credentials --secret '{secret}' --user-id alice     # more credentials
 
 {http_line}

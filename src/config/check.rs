@@ -92,6 +92,7 @@ pub(crate) fn check(c: &mut Config) -> Result<(), ConfigError> {
     if c.workers == 0 {
         c.workers = super::default_workers();
     }
+    profile(c)?;
     lifetimes(c)?;
     tls(c)?;
     proxy_protocol(c)?;
@@ -101,6 +102,48 @@ pub(crate) fn check(c: &mut Config) -> Result<(), ConfigError> {
         return Err(c.origins.conflict("log.output", Conflict::LogFileMissing));
     }
     http_tls(c)
+}
+
+/// `profile = "loadtest"`: refused unless every listener is on loopback; then the limits
+/// that get in a benchmark's way are lifted, where nothing set them explicitly.
+fn profile(c: &mut Config) -> Result<(), ConfigError> {
+    if c.profile != super::Profile::Loadtest {
+        return Ok(());
+    }
+    let outside = c
+        .listen
+        .iter()
+        .chain(&c.tls_listen)
+        .chain(&c.http.listen)
+        .find(|a| !a.ip().is_loopback());
+    if let Some(addr) = outside {
+        return Err(c.origins.conflict(
+            "profile",
+            Conflict::LoadtestBeyondLoopback {
+                addr: addr.to_string(),
+            },
+        ));
+    }
+    let limits = &mut c.relay.limits;
+    if !c.origins.given("relay.user_quota") {
+        limits.user_quota = 0;
+    }
+    if !c.origins.given("relay.max_allocations_per_ip") {
+        limits.max_allocations_per_ip = 0;
+    }
+    if !c.origins.given("relay.unauth_rate_limit") {
+        c.relay.unauth_rate_limit = 0;
+    }
+    if !c.origins.given("relay.rfc5766_channel_numbers") {
+        c.relay.rfc5766_channel_numbers = true;
+    }
+    for net in ["127.0.0.0/8", "::1/128"] {
+        let net: ipnet::IpNet = net.parse().expect("a valid network");
+        if !c.relay.allow_peer.contains(&net) {
+            c.relay.allow_peer.push(net);
+        }
+    }
+    Ok(())
 }
 
 /// A revocation stands at least as long as the credentials the endpoint mints live, or

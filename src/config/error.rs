@@ -387,6 +387,14 @@ pub enum FileError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Conflict {
+    /// `profile = "loadtest"` with a listener beyond loopback.
+    #[error(
+        "the loadtest profile lifts the per-user, per-IP and unauthenticated limits, so it runs only on loopback; {addr} is not (listen, tls_listen and http.listen must all be on 127.0.0.0/8 or ::1)"
+    )]
+    LoadtestBeyondLoopback {
+        /// The first listener beyond loopback.
+        addr: String,
+    },
     /// `log.output = "file"` without `log.file`.
     #[error("logs go to a file, but which one? set log.file (--log-file)")]
     LogFileMissing,

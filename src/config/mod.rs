@@ -90,6 +90,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// A set of settings chosen together (`--profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// None: every setting as configured.
+    #[default]
+    None,
+    /// Benchmarking on loopback: no per-user, per-IP or unauthenticated limits, peers on
+    /// loopback allowed, RFC 5766 channel numbers accepted (coturn's uclient); refused
+    /// unless every listener is on loopback.
+    Loadtest,
+}
+
 /// When log lines carry ANSI colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogColor {

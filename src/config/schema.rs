@@ -70,6 +70,16 @@ section! {
             flag: "realm", "REALM", "TERND_REALM",
             help: "Authentication realm [default: ternd]",
         }
+        /// A set of settings chosen together. Default [`Profile::None`].
+        profile: super::Profile {
+            default: super::Profile::None,
+            key: "profile",
+            kind: Text(values::profile),
+            flag: "profile", "loadtest", "TERND_PROFILE",
+            help: "loadtest: for benchmarking on loopback only (refused otherwise): no per-user, \
+                   per-IP or unauthenticated limits, loopback peers allowed, RFC 5766 channel \
+                   numbers accepted; settings given explicitly still win [default: none]",
+        }
         /// Number of worker threads, already resolved: 0 in the file / on the
         /// command line means `std::thread::available_parallelism()`. Always in
         /// `1..=1024`.

@@ -152,18 +152,39 @@ pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<Setup, String>
             // Same server, same realm; the 401 still brings this allocation its nonce.
             creds.realm = Some(r.clone());
         }
-        let sock = socket(args.bind, args.server)?;
+        // Whatever stops the setup, the allocations made so far are deleted: a failed
+        // run must not leave them to count against the next one's quota.
+        let fail = |allocs: &mut Vec<Alloc>, why: String| {
+            let made = allocs.len();
+            let failures = deallocate(allocs);
+            format!(
+                "{why} ({made} allocation(s) made before it, {} deleted)",
+                made as u32 - failures
+            )
+        };
+        if crate::interrupted() {
+            return Err(fail(&mut allocs, format!("interrupted at allocation {i}")));
+        }
+        let sock = match socket(args.bind, args.server) {
+            Ok(s) => s,
+            Err(e) => return Err(fail(&mut allocs, e)),
+        };
         let mut a = Alloc::new(sock, creds, i);
         let t = Instant::now();
-        a.allocate(Via::Socket)
-            .map_err(|e| format!("allocation {i}: {e}"))?;
+        if let Err(e) = a.allocate(Via::Socket) {
+            let why = format!("allocation {i}: {e}{}", hint(&e));
+            return Err(fail(&mut allocs, why));
+        }
         let took = t.elapsed();
         allocating += took;
         let _ = each.record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1));
         learned_realm = a.session.realm().map(str::to_owned);
-        a.towards(Via::Socket, args.mode, peer)
-            .map_err(|e| format!("allocation {i}: {e}"))?;
+        let towards = a.towards(Via::Socket, args.mode, peer);
         allocs.push(a);
+        if let Err(e) = towards {
+            let why = format!("allocation {i}: {e}{}", hint(&e));
+            return Err(fail(&mut allocs, why));
+        }
     }
     Ok((
         allocs,
@@ -171,6 +192,28 @@ pub(crate) fn setup(args: &BenchArgs, peer: SocketAddr) -> Result<Setup, String>
         t0.elapsed().as_secs_f64(),
         each,
     ))
+}
+
+/// What a refusal during setup means and which flag lifts it.
+fn hint(error: &str) -> &'static str {
+    if error.contains("486") {
+        ". The server's per-user or per-IP allocation limit was hit (ternd: relay.user_quota \
+         / --user-quota, default 100 per user, and --max-allocations-per-ip, default 1,000; \
+         coturn: --user-quota). `ternd bench` gives each allocation its own user with \
+         --secret; with --username all share one. Allocations an earlier run did not delete \
+         count until they expire. For loopback benchmarking, start ternd with \
+         --profile loadtest"
+    } else if error.contains("508") {
+        ". The server is out of capacity: its relay port range is used up (ternd: --relay-ports) \
+         or its total allocation limit is reached (ternd: --total-quota), or it is draining"
+    } else if error.contains("403") {
+        ". The server refused the echo peer: allow it (ternd: --allow-peer 127.0.0.1/32; \
+         coturn: --allow-loopback-peers)"
+    } else if error.contains("401") {
+        ". Check --secret (the server's REST secret) or --username/--password"
+    } else {
+        ""
+    }
 }
 
 pub(crate) fn deallocate(allocs: &mut [Alloc]) -> u32 {

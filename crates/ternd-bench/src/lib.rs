@@ -58,6 +58,26 @@ const CHANNEL: u16 = 0x4000;
 const REFRESH_AFTER: Duration = Duration::from_secs(300);
 const REFRESH_EVERY: Duration = Duration::from_secs(120);
 
+/// Set by SIGINT / SIGTERM (Ctrl-C): every loop stops, and the allocations made so far
+/// are deleted before `ternd bench` exits. A second signal exits at once.
+static INTERRUPTED: std::sync::LazyLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Whether the run was interrupted.
+fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Makes SIGINT and SIGTERM set [`INTERRUPTED`] (the first) or exit with 130 (the second).
+fn catch_interrupts() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        // Order matters: the exit is armed by the flag the first signal sets.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, INTERRUPTED.clone());
+        let _ = signal_hook::flag::register(sig, INTERRUPTED.clone());
+    }
+}
+
 fn progress(quiet: bool, line: impl FnOnce() -> String) {
     if !quiet {
         eprintln!("{}", line());

@@ -91,7 +91,7 @@ fn sender(targets: Vec<Target>, rate: Rate, start: Instant, until: Instant, shar
     let (mut sent, mut errors) = (0u64, 0u64);
     loop {
         let now = Instant::now();
-        if now >= until {
+        if now >= until || crate::interrupted() {
             break;
         }
         if !interval.is_zero() {
@@ -251,6 +251,7 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         .or(echo.as_ref().map(|e| e.addr))
         .unwrap_or(args.server);
 
+    crate::catch_interrupts();
     let (mut allocs, allocate_s, setup_s, allocate_hist) = setup(args, peer)?;
     progress(args.quiet, || {
         format!(
@@ -270,7 +271,13 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
             ServerDrops::scrape(url).map_err(|e| format!("{e} (scraping {when} the run)"))
         })
     };
-    let server_before = scrape("before").transpose()?;
+    let server_before = match scrape("before").transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            deallocate(&mut allocs);
+            return Err(e);
+        }
+    };
     let result = traffic(args, peer, &mut allocs, echo.as_ref());
     // Read before the sockets close: fresh sockets, so the counts are this run's.
     let client_rx_drops = allocs
@@ -293,6 +300,16 @@ pub fn run(args: &BenchArgs) -> Result<Report, String> {
         deallocate(&mut allocs)
     };
     let (sent, received, send_errors, hist, elapsed, cpu) = result?;
+    if crate::interrupted() {
+        return Err(format!(
+            "interrupted after {elapsed:.1} s; {} allocation(s) deleted{}",
+            allocs.len() as u32 - dealloc_failures,
+            match dealloc_failures {
+                0 => String::new(),
+                n => format!(", {n} could not be (they expire by themselves)"),
+            }
+        ));
+    }
     let peer_received = echo.as_ref().map(|e| e.received.load(Ordering::Relaxed));
     drop(echo);
 

@@ -136,6 +136,18 @@ pub(crate) fn log_format(s: &str) -> Result<LogFormat> {
     Ok(s.parse::<LogFormat>()?)
 }
 
+pub(crate) fn profile(s: &str) -> Result<super::super::Profile> {
+    match s {
+        "" | "none" => Ok(super::super::Profile::None),
+        "loadtest" => Ok(super::super::Profile::Loadtest),
+        _ => Err(malformed(
+            "profile",
+            &s.escape_default().to_string(),
+            " (expected loadtest, or none)",
+        )),
+    }
+}
+
 pub(crate) fn log_color(s: &str) -> Result<LogColor> {
     match s {
         "auto" => Ok(LogColor::Auto),
