@@ -269,6 +269,12 @@ pub enum ValueError {
         /// Its family.
         private_family: &'static str,
     },
+    /// An `A-B` address range whose first address is after its last.
+    #[error("address range `{0}` starts after it ends (expected FIRST-LAST with FIRST <= LAST)")]
+    RangeReversed(String),
+    /// An `A-B` address range with one IPv4 and one IPv6 end.
+    #[error("address range `{0}` mixes IPv4 and IPv6 (both ends must be of one family)")]
+    RangeFamilies(String),
     /// An entry listed twice.
     #[error("address `{0}` listed twice")]
     Duplicate(String),
