@@ -42,6 +42,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(ternd::config::Command::ImportCoturn(args)) = &cli.command {
+        return import_coturn(&args.file);
+    }
     if let Some(ternd::config::Command::Forwarder(a)) = &cli.command {
         return match ternd::bench::forward::run(a.listen, a.peer, a.workers, a.duration, a.udp_gso)
         {
@@ -382,6 +385,36 @@ config/ternd.toml) and mint credentials in your backend the same way.",
             None => String::new(),
         },
     );
+}
+
+/// `ternd import-coturn FILE`: the translation on stdout, what was left out on stderr.
+fn import_coturn(file: &std::path::Path) -> ExitCode {
+    let import = match ternd::coturn_import::run(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("ternd import-coturn: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", import.toml);
+    let skipped = ternd::coturn_import::report(&import.skipped);
+    if !skipped.is_empty() {
+        eprintln!(
+            "ternd import-coturn: {} option(s) not translated:",
+            import.skipped.len()
+        );
+        for line in skipped {
+            eprintln!("  {line}");
+        }
+    }
+    let notes = ternd::coturn_import::report(&import.notes);
+    if !notes.is_empty() {
+        eprintln!("ternd import-coturn: translated, but read this:");
+        for line in notes {
+            eprintln!("  {line}");
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// SIGINT, SIGTERM and SIGHUP handlers, installed before the server starts so that a
