@@ -221,6 +221,9 @@ fn unquote(v: &str) -> String {
 
 /// `name` fit for a message: control characters escaped, at most 60 characters.
 pub fn shown(name: &str) -> String {
+    if name.is_empty() {
+        return "(no name)".to_owned();
+    }
     let escaped: String = name.chars().flat_map(char::escape_debug).collect();
     if escaped.chars().count() > 60 {
         let cut: String = escaped.chars().take(57).collect();

@@ -10,6 +10,9 @@ use super::{Finding, report};
 /// Sections in the order they are written; `""` is the top level.
 const SECTIONS: [&str; 5] = ["", "relay", "auth", "http", "log"];
 
+/// Most coturn lines named above one setting.
+const MAX_FROM: usize = 8;
+
 fn section(key: &str) -> (&str, &str) {
     key.split_once('.').unwrap_or(("", key))
 }
@@ -43,11 +46,15 @@ fn item(out: &mut String, key: &str, i: &Item) {
         let _ = writeln!(out, "# {c}");
     }
     if !i.from.is_empty() {
-        let from: Vec<String> = i
+        let mut from: Vec<String> = i
             .from
             .iter()
+            .take(MAX_FROM)
             .map(|(no, name)| format!("{name} (line {no})"))
             .collect();
+        if i.from.len() > MAX_FROM {
+            from.push(format!("and {} more lines", i.from.len() - MAX_FROM));
+        }
         let _ = writeln!(out, "# coturn: {}", from.join(", "));
     }
     let _ = writeln!(out, "{key} = {}", value(&i.value));

@@ -88,6 +88,14 @@ fn entry(t: &mut Translation, l: &Line) -> Option<Vec<IpNet>> {
     None
 }
 
+/// Merges `nets` once it grows long (a file repeating one range thousands of times
+/// stays small).
+fn compact(nets: &mut Vec<IpNet>) {
+    if nets.len() > 4096 {
+        *nets = ip_range::subtract(nets, &[]);
+    }
+}
+
 fn strings(v: &[IpNet]) -> Value {
     Value::Array(v.iter().map(|n| Value::String(n.to_string())).collect())
 }
@@ -106,6 +114,7 @@ pub(super) fn translate(
         if let Some(n) = entry(t, l) {
             allowed.extend(n);
             allowed_from.push(l);
+            compact(&mut allowed);
         }
     }
     let mut denied = Vec::new();
@@ -114,6 +123,7 @@ pub(super) fn translate(
         if let Some(n) = entry(t, l) {
             denied.extend(n);
             denied_from.push(l);
+            compact(&mut denied);
         }
     }
     let (allow, deny, dropped) = lists(&allowed, &denied, allow_loopback, no_multicast);
