@@ -5,10 +5,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use clap::Parser as _;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use ternd::config::{Cli, Config, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(hint) = coturn_flag(&e) {
+                eprintln!("ternd: {hint}");
+                return ExitCode::from(2);
+            }
+            e.exit()
+        }
+    };
+    if cli.command.is_none() {
+        let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+        for warning in ternd::config::hints::unknown_env(names) {
+            eprintln!("ternd: warning: {warning}");
+        }
+    }
     if let Some(ternd::config::Command::Credentials(args)) = &cli.command {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -385,6 +401,24 @@ config/ternd.toml) and mint credentials in your backend the same way.",
             None => String::new(),
         },
     );
+}
+
+/// For an unknown flag that is a coturn option (`--min-port`), what ternd calls it, in
+/// place of clap's own suggestion (which would be a flag of similar spelling).
+fn coturn_flag(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let name = arg.strip_prefix("--")?.split('=').next()?;
+    let whole = "`ternd import-coturn turnserver.conf` translates a whole coturn configuration";
+    if let Some(hint) = ternd::config::hints::coturn(name) {
+        return Some(format!("unknown flag `--{name}`: {hint}; {whole}"));
+    }
+    ternd::coturn_import::why_not(name)
+        .map(|why| format!("unknown flag `--{name}`: a coturn option; {why}. {whole}"))
 }
 
 /// `ternd import-coturn FILE`: the translation on stdout, what was left out on stderr.

@@ -525,3 +525,96 @@ fn ternd_takes_ranges_itself() {
         "{err}"
     );
 }
+
+/// coturn's names where ternd's are expected get ternd's: flags (instead of clap's
+/// spelling-based tip), file keys, and environment variables (a warning, not an error).
+#[test]
+fn coturn_names_get_ternd_names() {
+    let out = run(&["--min-port".as_ref(), "40000".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        "ternd: unknown flag `--min-port`: `min-port` is coturn's name; ternd's is \
+         `[relay] ports` (--relay-ports LO-HI, TERND_RELAY_PORTS); `ternd import-coturn \
+         turnserver.conf` translates a whole coturn configuration"
+    );
+    assert!(!err.contains("--alt-port"), "{err}");
+    for (flag, want) in [
+        (
+            "--static-auth-secret=x",
+            "ternd's is `[auth] secrets` (--secret SECRET",
+        ),
+        (
+            "--listening-port",
+            "ternd's is top-level `listen` (--listen ADDR, TERND_LISTEN)",
+        ),
+        (
+            "--denied-peer-ip",
+            "ternd's is `[relay] deny_peer` (--deny-peer CIDR",
+        ),
+        (
+            "--dtls",
+            "a coturn option; ternd has no equivalent: ternd has no DTLS",
+        ),
+        (
+            "--no-cli",
+            "a coturn option; nothing to set: ternd has no telnet CLI",
+        ),
+    ] {
+        let out = run(&[flag.as_ref()]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{flag}: {err}");
+    }
+    // Other unknown flags keep clap's message.
+    let out = run(&["--lisen".as_ref(), "127.0.0.1:1".as_ref()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a similar argument exists: '--listen'"));
+
+    let dir = TempDir::new("import-hints");
+    let file = dir.0.join("t.toml");
+    for (text, want) in [
+        (
+            "user-quota = 5\n",
+            "unknown key `user-quota`: `user-quota` is coturn's name; ternd's is `[relay] \
+             user_quota` (--user-quota N, TERND_USER_QUOTA)",
+        ),
+        (
+            "user_quota = 5\n",
+            "unknown key `user_quota`: did you mean `[relay] user_quota`?",
+        ),
+        (
+            "[relay]\nrealm = \"x\"\n",
+            "did you mean top-level `realm` (before any [section])?",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = run(&["-c".as_ref(), file.as_os_str(), "--check-config".as_ref()]);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{text}: {err}");
+    }
+
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .env("TERND_USER_QOTA", "5")
+        .env("TERND_DENIED_PEER_IP", "10.0.0.1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "unknown variables only warn");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "ternd: warning: unknown environment variable TERND_USER_QOTA (ignored): did you \
+             mean TERND_USER_QUOTA?"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "ternd: warning: unknown environment variable TERND_DENIED_PEER_IP (ignored): \
+             `denied-peer-ip` is coturn's name; ternd's is `[relay] deny_peer`"
+        ),
+        "{err}"
+    );
+}

@@ -46,6 +46,10 @@ blank lines and # comments skipped), again on every reload (SIGHUP). Setting \
 both the variable or flag and its _FILE variable is an error. The value stays \
 out of the process environment and of `kubectl describe`.
 
+Unknown TERND_* variables are warned about at start (with a did-you-mean); \
+coturn's flag names (--min-port, --static-auth-secret, ...) get ternd's. \
+`ternd import-coturn FILE` translates a coturn turnserver.conf.
+
 Durations are written like 30s, 10m, 1h30m, or as a number of seconds.
 
 The documented default configuration file is config/ternd.toml.";

@@ -66,12 +66,15 @@ pub enum ConfigError {
         message: String,
     },
     /// The file contains a key this version does not know.
-    #[error("{origin}: unknown key `{key}`")]
+    #[error("{origin}: unknown key `{key}`{hint}")]
     UnknownKey {
         /// The file.
         origin: Origin,
         /// The dotted path of the unknown key (e.g. `relay.portz`).
         key: String,
+        /// `: did you mean ...?` (the key in another section, the ternd name of a
+        /// coturn option, a close key), or empty.
+        hint: String,
     },
     /// A value is malformed or out of range.
     #[error("{origin}: `{key}`: {problem}")]

@@ -34,6 +34,7 @@ mod check;
 pub mod cli;
 mod declare;
 mod error;
+pub mod hints;
 pub mod ip_range;
 mod kind;
 mod schema;

@@ -77,6 +77,7 @@ fn is_section(key: &str) -> bool {
 fn unknown(origin: &Origin, key: String) -> ConfigError {
     ConfigError::UnknownKey {
         origin: origin.clone(),
+        hint: super::hints::unknown_key(&key),
         key,
     }
 }

@@ -100,6 +100,17 @@ pub fn import(text: &str, name: &str, dir: Option<&Path>) -> Import {
     }
 }
 
+/// What coturn option `name` becomes in ternd when it has no ternd setting: why it is
+/// not translated, or what ternd does instead. `None` for other names (and for the
+/// options [`crate::config::hints::coturn`] names a setting for).
+pub fn why_not(name: &str) -> Option<String> {
+    parse::arg(name)?;
+    if let Some(why) = unsupported::implied(name) {
+        return Some(format!("nothing to set: {why}"));
+    }
+    unsupported::reason(name).map(|why| format!("ternd has no equivalent: {why}"))
+}
+
 /// The findings as report lines, at most [`MAX_REPORTED`] and then how many more.
 pub fn report(findings: &[Finding]) -> Vec<String> {
     let mut out: Vec<String> = findings

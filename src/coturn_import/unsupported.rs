@@ -117,6 +117,7 @@ pub(super) fn implied(name: &str) -> Option<&'static str> {
         "no-tcp-relay" => "ternd's RFC 6062 TCP relaying is off by default (tcp_relay = false)",
         "no-multicast-peers" => "ternd refuses multicast peers by default",
         "no-software-attribute" => "ternd sends no SOFTWARE attribute by default",
+        "no-tls" => "ternd serves TLS only on tls_listen addresses (none by default)",
         "no-tlsv1" | "no-tlsv1_1" => "ternd never offers TLS 1.0 or 1.1 (RFC 8996)",
         "no-rfc5780" => "ternd's RFC 5780 discovery is off by default",
         "udp-recvmmsg" => "ternd always receives in batches (recvmmsg)",
