@@ -14,6 +14,7 @@ pub use ternd_proto::{auth, policy, proxy, stun, turn};
 
 pub mod cluster;
 pub mod config;
+pub mod coturn_import;
 pub mod credentials_cmd;
 #[cfg(feature = "testing")]
 #[doc(hidden)]

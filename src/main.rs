@@ -5,10 +5,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use clap::Parser as _;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use ternd::config::{Cli, Config};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(hint) = coturn_flag(&e) {
+                eprintln!("ternd: {hint}");
+                return ExitCode::from(2);
+            }
+            e.exit()
+        }
+    };
+    if cli.command.is_none() {
+        let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+        for warning in ternd::config::hints::unknown_env(names) {
+            eprintln!("ternd: warning: {warning}");
+        }
+    }
     if let Some(ternd::config::Command::Credentials(args)) = &cli.command {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -41,6 +57,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if let Some(ternd::config::Command::ImportCoturn(args)) = &cli.command {
+        return import_coturn(&args.file);
     }
     if let Some(ternd::config::Command::Forwarder(a)) = &cli.command {
         return match ternd::bench::forward::run(a.listen, a.peer, a.workers, a.duration, a.udp_gso)
@@ -425,6 +444,54 @@ config/ternd.toml) and mint credentials in your backend the same way.",
             None => String::new(),
         },
     );
+}
+
+/// For an unknown flag that is a coturn option (`--min-port`), what ternd calls it, in
+/// place of clap's own suggestion (which would be a flag of similar spelling).
+fn coturn_flag(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let name = arg.strip_prefix("--")?.split('=').next()?;
+    let whole = "`ternd import-coturn turnserver.conf` translates a whole coturn configuration";
+    if let Some(hint) = ternd::config::hints::coturn(name) {
+        return Some(format!("unknown flag `--{name}`: {hint}; {whole}"));
+    }
+    ternd::coturn_import::why_not(name)
+        .map(|why| format!("unknown flag `--{name}`: a coturn option; {why}. {whole}"))
+}
+
+/// `ternd import-coturn FILE`: the translation on stdout, what was left out on stderr.
+fn import_coturn(file: &std::path::Path) -> ExitCode {
+    let import = match ternd::coturn_import::run(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("ternd import-coturn: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", import.toml);
+    let skipped = ternd::coturn_import::report(&import.skipped);
+    if !skipped.is_empty() {
+        eprintln!(
+            "ternd import-coturn: {} option(s) not translated:",
+            import.skipped.len()
+        );
+        for line in skipped {
+            eprintln!("  {line}");
+        }
+    }
+    let notes = ternd::coturn_import::report(&import.notes);
+    if !notes.is_empty() {
+        eprintln!("ternd import-coturn: translated, but read this:");
+        for line in notes {
+            eprintln!("  {line}");
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// SIGINT, SIGTERM and SIGHUP handlers, installed before the server starts so that a

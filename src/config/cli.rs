@@ -46,6 +46,10 @@ blank lines and # comments skipped), again on every reload (SIGHUP). Setting \
 both the variable or flag and its _FILE variable is an error. The value stays \
 out of the process environment and of `kubectl describe`.
 
+Unknown TERND_* variables are warned about at start (with a did-you-mean); \
+coturn's flag names (--min-port, --static-auth-secret, ...) get ternd's. \
+`ternd import-coturn FILE` translates a coturn turnserver.conf.
+
 Durations are written like 30s, 10m, 1h30m, or as a number of seconds.
 
 The documented default configuration file is config/ternd.toml.";
@@ -315,12 +319,39 @@ pub enum Command {
     Credentials(CredentialsArgs),
     /// Access tokens for the credentials endpoint (development helper)
     Token(TokenArgs),
+    /// Translate a coturn turnserver.conf into a ternd.toml (printed on stdout)
+    #[command(name = "import-coturn", long_about = IMPORT_COTURN_ABOUT)]
+    ImportCoturn(ImportCoturnArgs),
     /// Load generator for any RFC 8656 TURN server over UDP (ternd, coturn, ...)
     #[command(long_about = crate::bench::LONG_ABOUT)]
     Bench(crate::bench::BenchArgs),
     /// Minimal UDP forwarder with ternd's I/O and no TURN logic: the floor
     /// `ternd bench --mode raw` measures (benches/compare.sh)
     Forwarder(crate::bench::ForwarderArgs),
+}
+
+const IMPORT_COTURN_ABOUT: &str = "\
+Translate a coturn turnserver.conf into a ternd.toml, printed on standard output:
+
+    ternd import-coturn /etc/turnserver.conf > /etc/ternd/ternd.toml
+    ternd -c /etc/ternd/ternd.toml --check-config
+
+Every coturn option with a ternd equivalent is translated, each setting commented with \
+the coturn lines it came from. The peer lists keep coturn's meaning: coturn's \
+allowed-peer-ip beats denied-peer-ip, ternd's deny_peer beats allow_peer, so deny_peer \
+gets the denied ranges without the allowed addresses. Options ternd has no equivalent \
+for are listed with their line number and the reason, on standard error and at the top \
+of the output. MIGRATING.md lists the differences in behaviour.
+
+Exit status: 0 when a configuration was printed (even with options left out), 2 when \
+the file cannot be read.";
+
+/// Options of `ternd import-coturn`.
+#[derive(Args, Clone, Debug, PartialEq, Eq)]
+pub struct ImportCoturnArgs {
+    /// coturn configuration file (turnserver.conf)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// Options of `ternd token`.

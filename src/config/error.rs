@@ -66,12 +66,15 @@ pub enum ConfigError {
         message: String,
     },
     /// The file contains a key this version does not know.
-    #[error("{origin}: unknown key `{key}`")]
+    #[error("{origin}: unknown key `{key}`{hint}")]
     UnknownKey {
         /// The file.
         origin: Origin,
         /// The dotted path of the unknown key (e.g. `relay.portz`).
         key: String,
+        /// `: did you mean ...?` (the key in another section, the ternd name of a
+        /// coturn option, a close key), or empty.
+        hint: String,
     },
     /// A value is malformed or out of range.
     #[error("{origin}: `{key}`: {problem}")]
@@ -269,6 +272,12 @@ pub enum ValueError {
         /// Its family.
         private_family: &'static str,
     },
+    /// An `A-B` address range whose first address is after its last.
+    #[error("address range `{0}` starts after it ends (expected FIRST-LAST with FIRST <= LAST)")]
+    RangeReversed(String),
+    /// An `A-B` address range with one IPv4 and one IPv6 end.
+    #[error("address range `{0}` mixes IPv4 and IPv6 (both ends must be of one family)")]
+    RangeFamilies(String),
     /// An entry listed twice.
     #[error("address `{0}` listed twice")]
     Duplicate(String),

@@ -321,6 +321,7 @@ fn user(at: &At<'_>, t: &toml::Table) -> std::result::Result<StaticUser, ConfigE
                 return Err(ConfigError::UnknownKey {
                     origin: at.origin.clone(),
                     key: fkey,
+                    hint: " (a user has `name` and `password` or `key`)".to_owned(),
                 });
             }
         }

@@ -34,6 +34,8 @@ mod check;
 pub mod cli;
 mod declare;
 mod error;
+pub mod hints;
+pub mod ip_range;
 mod kind;
 mod reload;
 mod schema;
@@ -53,7 +55,9 @@ use std::str::FromStr;
 pub use crate::auth::store::{StaticUser, UserCredential};
 pub use crate::turn::{Limits, ParsePortRangeError, PortRange};
 pub use check::Origins;
-pub use cli::{Cli, Command, CredentialsArgs, TokenArgs, TokenCommand, TokenIssueArgs};
+pub use cli::{
+    Cli, Command, CredentialsArgs, ImportCoturnArgs, TokenArgs, TokenCommand, TokenIssueArgs,
+};
 pub use error::{ConfigError, Conflict, FileError, Origin, ValueError};
 pub use schema::{Config, RelayConfig};
 pub use schema_cluster::ClusterConfig;
@@ -190,6 +194,14 @@ impl Config {
         toml_file::apply(&mut config, text, origin)?;
         check::check(&mut config)?;
         Ok(config)
+    }
+
+    /// Checks one value for the setting `key` (its dotted TOML key, e.g. `relay.ports`)
+    /// as the file would give it, on its own: its type, syntax and range, not how it
+    /// goes with other settings. The error names `origin` and the key.
+    pub fn check_value(key: &str, value: &toml::Value, origin: &str) -> Result<(), ConfigError> {
+        let mut config = Config::default();
+        toml_file::apply_one(&mut config, key, value, &Origin::File(origin.to_owned()))
     }
 
     /// Lays the command-line / environment values of an already-parsed `cli`

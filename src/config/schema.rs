@@ -385,13 +385,15 @@ section! {
             flag: "relay-ports", "LO-HI", "TERND_RELAY_PORTS",
             help: "Relay port range [default: 49152-65535]",
         }
-        /// Peer networks explicitly allowed (overrides the built-in deny list).
+        /// Peer networks explicitly allowed (overrides the built-in deny list). A
+        /// `FIRST-LAST` range is stored as the fewest CIDRs covering it.
         allow_peer: Vec<IpNet> {
             default: Vec::new(),
             key: "allow_peer",
             kind: List(values::cidrs),
             flag: "allow-peer", "CIDR", "TERND_ALLOW_PEER",
-            help: "Peer network to allow even if denied by default; repeatable [default: none]",
+            help: "Peer network to allow even if denied by default: a CIDR, an IP or a \
+                   FIRST-LAST range (e.g. 10.0.0.0-10.0.255.255); repeatable [default: none]",
         }
         /// Peer networks explicitly denied (overrides everything).
         deny_peer: Vec<IpNet> {
@@ -399,7 +401,8 @@ section! {
             key: "deny_peer",
             kind: List(values::cidrs),
             flag: "deny-peer", "CIDR", "TERND_DENY_PEER",
-            help: "Peer network to deny; beats --allow-peer; repeatable [default: none]",
+            help: "Peer network to deny, as for --allow-peer (CIDR, IP or FIRST-LAST range); beats \
+                   --allow-peer; repeatable [default: none]",
         }
         /// Use the RFC 5766 channel number range (0x4000-0x7FFF) instead of
         /// RFC 8656's (0x4000-0x4FFF). Default `false`.

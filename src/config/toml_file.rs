@@ -47,6 +47,20 @@ pub(crate) fn apply(config: &mut Config, text: &str, name: &str) -> Result<(), C
     Ok(())
 }
 
+/// Parses `v` as the value of the setting `key` (a dotted TOML key) into `config`,
+/// without the checks across settings. `UnknownKey` when there is no such setting.
+pub(crate) fn apply_one(
+    config: &mut Config,
+    key: &str,
+    v: &Value,
+    origin: &Origin,
+) -> Result<(), ConfigError> {
+    match find(key) {
+        Some(setting) => set(config, setting, origin, key, v),
+        None => Err(unknown(origin, key.to_owned())),
+    }
+}
+
 fn find(key: &str) -> Option<&'static Setting> {
     all().find(|s| s.key == key)
 }
@@ -63,6 +77,7 @@ fn is_section(key: &str) -> bool {
 fn unknown(origin: &Origin, key: String) -> ConfigError {
     ConfigError::UnknownKey {
         origin: origin.clone(),
+        hint: super::hints::unknown_key(&key),
         key,
     }
 }

@@ -8,7 +8,10 @@ use super::*;
 #[test]
 fn unknown_keys() {
     let m = err("[relay]\nportz = \"1-2\"");
-    assert_eq!(m, "test.toml: unknown key `relay.portz`");
+    assert_eq!(
+        m,
+        "test.toml: unknown key `relay.portz`: did you mean `relay.ports`?"
+    );
     names(&err("bogus = 1"), "bogus", FILE);
     names(&err("[logging]\nlevel = \"info\""), "logging", FILE);
     names(&err("[log]\nlevl = \"info\""), "log.levl", FILE);

@@ -249,7 +249,13 @@ fn load_reads_file_then_cli() {
     let m = Config::load(&cli(&["--config", bad.path()]))
         .expect_err("unknown key")
         .to_string();
-    assert_eq!(m, format!("{}: unknown key `relay.portz`", bad.path()));
+    assert_eq!(
+        m,
+        format!(
+            "{}: unknown key `relay.portz`: did you mean `relay.ports`?",
+            bad.path()
+        )
+    );
 
     // A missing config file names --config and the path.
     let m = Config::load(&cli(&["-c", "/nonexistent/ternd.toml"]))

@@ -14,6 +14,7 @@ mod defaults;
 mod errors;
 mod file;
 mod limits;
+mod ranges;
 mod rfc5780;
 mod tls;
 

@@ -149,23 +149,33 @@ pub(crate) fn external_ips(items: &[&str]) -> Result<Vec<ExternalIp>> {
     Ok(out)
 }
 
-pub(crate) fn cidr(s: &str) -> Result<IpNet> {
+/// One peer-list entry: a CIDR, a bare IP (/32 or /128) or a `FIRST-LAST` range
+/// (coturn's form), which becomes the fewest CIDRs that cover it exactly.
+pub(crate) fn cidr(s: &str) -> Result<Vec<IpNet>> {
     let t = s.trim();
     if let Ok(net) = t.parse::<IpNet>() {
-        return Ok(net);
+        return Ok(vec![net]);
     }
     if let Ok(ip) = t.parse::<IpAddr>() {
-        return Ok(IpNet::from(ip));
+        return Ok(vec![IpNet::from(ip)]);
+    }
+    if let Some(range) = super::ip_range::parse_range(t) {
+        let (lo, hi) = range?;
+        return Ok(super::ip_range::range_to_cidrs(lo, hi));
     }
     Err(malformed(
         "CIDR",
         s,
-        " (expected e.g. 10.0.0.0/8, fd00::/8 or a bare IP address)",
+        " (expected e.g. 10.0.0.0/8, fd00::/8, a bare IP address or a range FIRST-LAST)",
     ))
 }
 
 pub(crate) fn cidrs(items: &[&str]) -> Result<Vec<IpNet>> {
-    items.iter().map(|s| cidr(s)).collect()
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.extend(cidr(item)?);
+    }
+    Ok(out)
 }
 
 pub(crate) fn listen(items: &[&str]) -> Result<Vec<SocketAddr>> {
