@@ -61,7 +61,7 @@ pub(super) fn offered_algorithms(store: &CredentialStore) -> &'static [u8] {
     }
 }
 
-pub(super) fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
+fn text<'a>(msg: &Message<'a>, typ: u16) -> Option<&'a str> {
     match msg.get_decoded(typ)? {
         Ok(Attribute::Username(s)) | Ok(Attribute::Realm(s)) | Ok(Attribute::Nonce(s)) => Some(s),
         _ => None,

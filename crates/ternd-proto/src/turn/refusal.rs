@@ -191,7 +191,10 @@ impl Server {
         if !enabled || !self.refusals.due(client, why, now) {
             return;
         }
-        let user = super::authn::text(msg, crate::stun::attr_type::USERNAME).unwrap_or("-");
+        let user = match msg.get_decoded(crate::stun::attr_type::USERNAME) {
+            Some(Ok(crate::stun::Attribute::Username(u))) => u,
+            _ => "-",
+        };
         let request = method_name(msg.message_type().method);
         let reason = why.name();
         let text = why.explain();
