@@ -4,10 +4,14 @@
 //! ([`crate::turn::Stats`]) and a scrape sums them into metric families, encoded with the
 //! `prometheus` crate's text encoder.
 
+use prometheus::core::Collector as _;
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder as _, TextEncoder};
 
-use crate::turn::{REQUEST_METHODS, RESPONSE_CODES, StatsSnapshot};
+use crate::turn::{
+    ALLOCATE_LATENCY_BOUNDS, ALLOCATION_DURATION_BOUNDS, HistogramSnapshot, REQUEST_METHODS,
+    RESPONSE_CODES, StatsSnapshot,
+};
 
 /// Point-in-time values that are not counters of the workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,6 +79,38 @@ impl Builder {
             MetricType::COUNTER,
             samples.into_iter().map(|(l, v)| (l, v as f64)).collect(),
         );
+    }
+
+    /// A histogram family with one series: cumulative buckets at `bounds`, +Inf, the sum
+    /// (seconds) and the count.
+    fn histogram<const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        h: &HistogramSnapshot<N>,
+        bounds: &[f64; N],
+    ) {
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_string());
+        f.set_help(help.to_string());
+        f.set_field_type(MetricType::HISTOGRAM);
+        let mut p = prometheus::proto::Histogram::default();
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(N);
+        for (i, &bound) in bounds.iter().enumerate() {
+            cumulative += h.buckets[i];
+            let mut bucket = prometheus::proto::Bucket::default();
+            bucket.set_upper_bound(bound);
+            bucket.set_cumulative_count(cumulative);
+            buckets.push(bucket);
+        }
+        p.set_bucket(buckets);
+        p.set_sample_count(h.count());
+        p.set_sample_sum(h.sum_us as f64 / 1e6);
+        let mut m = Metric::default();
+        m.set_histogram(p);
+        f.mut_metric().push(m);
+        self.families.push(f);
     }
 
     fn gauge(&mut self, name: &str, help: &str, samples: Vec<(Vec<LabelPair>, u64)>) {
@@ -352,6 +388,23 @@ pub fn render(workers: &[StatsSnapshot], gauges: Gauges) -> String {
         "1 while the server drains.",
         vec![(vec![], u64::from(gauges.draining))],
     );
+    b.histogram(
+        "ternd_allocate_duration_seconds",
+        "From an Allocate's arrival to its answer (the 401 challenge and refusals \
+         included; with a cluster, the admission round trip to Redis included).",
+        &s.allocate_latency,
+        &ALLOCATE_LATENCY_BOUNDS,
+    );
+    b.histogram(
+        "ternd_allocation_lifetime_seconds",
+        "How long allocations lived, observed when they end.",
+        &s.allocation_duration,
+        &ALLOCATION_DURATION_BOUNDS,
+    );
+    // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+    // of this process, read from /proc at scrape time.
+    b.families
+        .extend(prometheus::process_collector::ProcessCollector::for_self().collect());
     // The encoder refuses a family without samples (and with it the whole exposition):
     // `ternd_responses_total` has none until the first response.
     b.families.retain(|f| !f.get_metric().is_empty());

@@ -703,3 +703,42 @@ fn every_refusal_is_explained_once_with_the_client_user_request_and_code() {
         2.0
     );
 }
+
+#[test]
+fn metrics_have_process_figures_and_latency_and_lifetime_histograms() {
+    let http = format!("127.0.0.1:{}", free_port());
+    let (run, addr) = server(&["--http-listen", &http]);
+    let mut c = common::Client::new(addr, "olga");
+    c.allocate();
+    assert_eq!(c.refresh_code(0), None);
+    let text = common::http(http.parse().unwrap(), "GET", "/metrics", &[]).body;
+    let value = |name: &str| common::metric(&text, name, &[]);
+    // The 401 challenge and the success: two Allocate answers, each well under a second.
+    assert_eq!(
+        value("ternd_allocate_duration_seconds_count"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        common::metric(
+            &text,
+            "ternd_allocate_duration_seconds_bucket",
+            &[("le", "1")]
+        ),
+        2.0
+    );
+    assert!(text.contains("# TYPE ternd_allocate_duration_seconds histogram"));
+    assert_eq!(value("ternd_allocation_lifetime_seconds_count"), 1.0);
+    assert_eq!(
+        common::metric(
+            &text,
+            "ternd_allocation_lifetime_seconds_bucket",
+            &[("le", "10")]
+        ),
+        1.0
+    );
+    assert!(value("process_resident_memory_bytes") > 1e6, "{text}");
+    assert!(value("process_open_fds") > 3.0);
+    assert!(value("process_start_time_seconds") > 1.7e9);
+    drop(run);
+}

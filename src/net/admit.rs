@@ -81,7 +81,7 @@ impl Worker {
 
     /// Gives the cluster's verdict to the core and sends the waiting Allocate's answer.
     pub(super) fn deliver_verdict(&mut self, admission: Admission, granted: bool) {
-        let tuple = admission.tuple;
+        let (tuple, asked) = (admission.tuple, admission.asked);
         let outcome = self.server.admit(
             admission,
             granted,
@@ -90,6 +90,7 @@ impl Worker {
             &mut self.relays,
         );
         if let Outcome::Reply { len } = outcome {
+            super::observe_allocate(self.server.stats(), &self.out[..len], asked);
             match tuple.transport {
                 Transport::Udp => self.reply_via(len, tuple.server, tuple.client),
                 Transport::Tcp | Transport::Tls => {

@@ -75,6 +75,19 @@ use crate::turn::limit::SourceKey;
 use crate::turn::{Counter, FiveTuple, Server, Stats};
 
 pub use admin::{MoreMetrics, View};
+
+/// Whether `answer` is an Allocate response (success or error): its latency is observed.
+fn is_allocate_answer(answer: &[u8]) -> bool {
+    matches!(answer, [0x01, 0x03 | 0x13, ..])
+}
+
+/// Observes an Allocate's latency, from `since` (its arrival) to now, when `answer` is
+/// the answer to one.
+fn observe_allocate(stats: &Stats, answer: &[u8], since: std::time::Instant) {
+    if is_allocate_answer(answer) {
+        stats.allocate_latency.observe(since.elapsed());
+    }
+}
 pub use admit::{CLUSTER_QUEUE, ClusterEvent};
 pub use preflight::{ListenLocks, PreflightError};
 pub use start::{Handle, StartError, start, turn_tls_config};

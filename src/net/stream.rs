@@ -473,17 +473,21 @@ impl Worker {
                     return;
                 }
             };
+            let arrived = Instant::now();
             let outcome = self.server.handle_client(
                 frame,
                 conn.tuple,
-                Instant::now(),
+                arrived,
                 &mut self.out[..],
                 &mut self.relays,
             );
             match outcome {
                 // Answers wait behind relayed data (they are few and small); only a closed
                 // writer ends the connection.
-                Outcome::Reply { len } => conn.push_answer(&self.out[..len]),
+                Outcome::Reply { len } => {
+                    super::observe_allocate(self.server.stats(), &self.out[..len], arrived);
+                    conn.push_answer(&self.out[..len]);
+                }
                 Outcome::ReplyVia { len, from, to } => self.reply_via(len, from, to),
                 Outcome::Forward {
                     relay,

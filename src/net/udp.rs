@@ -123,6 +123,7 @@ impl Worker {
                     }),
                     // Never wait on a full socket buffer: a dropped answer is a lost datagram.
                     Outcome::Reply { len } => {
+                        super::observe_allocate(self.server.stats(), &self.out[..len], now);
                         if let Err(e) = send_now(&sock, &self.out[..len], from) {
                             let stats = self.server.stats();
                             count_send_error(stats, &stats.dropped, SockKind::Listener, &e);

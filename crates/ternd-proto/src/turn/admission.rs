@@ -133,6 +133,7 @@ impl Server {
                 user: user.to_string(),
                 tuple,
                 transaction,
+                asked: now,
             },
         });
         Step::Wait

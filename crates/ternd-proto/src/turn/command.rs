@@ -90,6 +90,8 @@ pub struct Admission {
     pub tuple: FiveTuple,
     /// The Allocate's transaction id.
     pub transaction: [u8; 12],
+    /// When the Allocate arrived (for the Allocate latency histogram).
+    pub asked: std::time::Instant,
 }
 
 /// A control effect of the core, for the shell to carry out or to publish. Drain them with

@@ -138,6 +138,9 @@ impl Server {
             EndReason::Admin => self.stats.ended_admin.inc(),
             EndReason::Shutdown => self.stats.ended_shutdown.inc(),
         }
+        self.stats
+            .allocation_duration
+            .observe(now.saturating_duration_since(a.started));
         let record = AccountingRecord {
             id: a.id,
             client: ClientAddr(a.tuple.client),

@@ -150,7 +150,10 @@ pub use ports::{ParsePortRangeError, PortRange};
 pub use relays::Relays;
 pub use sessions::SessionInfo;
 pub use shared::{RESERVATION_LIFETIME, Shared};
-pub use stats::{Counter, REQUEST_METHODS, RESPONSE_CODES, Stats, StatsSnapshot};
+pub use stats::{
+    ALLOCATE_LATENCY_BOUNDS, ALLOCATION_DURATION_BOUNDS, Counter, Histogram, HistogramSnapshot,
+    REQUEST_METHODS, RESPONSE_CODES, Stats, StatsSnapshot,
+};
 pub use tcp::{
     CONNECTION_BIND_TIMEOUT, DEFAULT_MAX_TCP_CONNECTIONS, Output, TCP_CONNECT_TIMEOUT,
     TRANSPORT_TCP, TcpAllocation, TcpConnState, TcpConnection, TcpEvent, TcpRelayConfig,

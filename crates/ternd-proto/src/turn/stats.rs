@@ -37,6 +37,10 @@ macro_rules! stats {
             $($(#[$doc])* pub $name: Counter,)*
             /// Responses sent, by request method and response code.
             pub responses: [[Counter; RESPONSE_CODES.len()]; REQUEST_METHODS.len()],
+            /// From an Allocate's arrival to its answer (the shell observes it).
+            pub allocate_latency: Histogram<{ ALLOCATE_LATENCY_BOUNDS.len() }>,
+            /// How long allocations lived, observed when they end.
+            pub allocation_duration: Histogram<{ ALLOCATION_DURATION_BOUNDS.len() }>,
         }
 
         /// A point-in-time copy of [`Stats`], summable across workers.
@@ -45,6 +49,10 @@ macro_rules! stats {
             $($(#[$doc])* pub $name: u64,)*
             /// Responses sent, by [`REQUEST_METHODS`] then [`RESPONSE_CODES`] index.
             pub responses: [[u64; RESPONSE_CODES.len()]; REQUEST_METHODS.len()],
+            /// [`Stats::allocate_latency`].
+            pub allocate_latency: HistogramSnapshot<{ ALLOCATE_LATENCY_BOUNDS.len() }>,
+            /// [`Stats::allocation_duration`].
+            pub allocation_duration: HistogramSnapshot<{ ALLOCATION_DURATION_BOUNDS.len() }>,
         }
 
         impl Stats {
@@ -53,6 +61,8 @@ macro_rules! stats {
                 StatsSnapshot {
                     $($name: self.$name.get(),)*
                     responses: std::array::from_fn(|m| std::array::from_fn(|c| self.responses[m][c].get())),
+                    allocate_latency: self.allocate_latency.snapshot(),
+                    allocation_duration: self.allocation_duration.snapshot(),
                 }
             }
         }
@@ -65,10 +75,113 @@ macro_rules! stats {
                     responses: std::array::from_fn(|m| {
                         std::array::from_fn(|c| self.responses[m][c].wrapping_add(o.responses[m][c]))
                     }),
+                    allocate_latency: self.allocate_latency + o.allocate_latency,
+                    allocation_duration: self.allocation_duration + o.allocation_duration,
                 }
             }
         }
     };
+}
+
+/// Upper bounds, in seconds, of the Allocate latency buckets (+Inf follows).
+pub const ALLOCATE_LATENCY_BOUNDS: [f64; 12] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0,
+];
+/// Upper bounds, in seconds, of the allocation duration buckets (+Inf follows).
+pub const ALLOCATION_DURATION_BOUNDS: [f64; 11] = [
+    1.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+];
+
+// Histogram::bounds tells the two apart by length.
+const _: () = assert!(ALLOCATE_LATENCY_BOUNDS.len() != ALLOCATION_DURATION_BOUNDS.len());
+
+/// A histogram with a single writer: a counter per bucket (not cumulative; the last one
+/// is +Inf), the count and the sum in microseconds. The bounds are the caller's (one of
+/// the constants above, by length).
+#[derive(Debug)]
+pub struct Histogram<const N: usize> {
+    buckets: [Counter; N],
+    over: Counter,
+    sum_us: Counter,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| Counter::default()),
+            over: Counter::default(),
+            sum_us: Counter::default(),
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn bounds() -> &'static [f64] {
+        if N == ALLOCATE_LATENCY_BOUNDS.len() {
+            &ALLOCATE_LATENCY_BOUNDS
+        } else {
+            &ALLOCATION_DURATION_BOUNDS
+        }
+    }
+
+    /// Records one observation. Only the owning worker calls this.
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        match Self::bounds().iter().position(|&b| secs <= b) {
+            Some(i) if i < N => self.buckets[i].inc(),
+            _ => self.over.inc(),
+        }
+        self.sum_us
+            .add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Reads it.
+    pub fn snapshot(&self) -> HistogramSnapshot<N> {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].get()),
+            over: self.over.get(),
+            sum_us: self.sum_us.get(),
+        }
+    }
+}
+
+/// A point-in-time copy of a [`Histogram`], summable across workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistogramSnapshot<const N: usize> {
+    /// Observations per bucket (not cumulative), by bound.
+    pub buckets: [u64; N],
+    /// Observations above the last bound.
+    pub over: u64,
+    /// The sum of the observations, in microseconds.
+    pub sum_us: u64,
+}
+
+impl<const N: usize> Default for HistogramSnapshot<N> {
+    fn default() -> Self {
+        HistogramSnapshot {
+            buckets: [0; N],
+            over: 0,
+            sum_us: 0,
+        }
+    }
+}
+
+impl<const N: usize> HistogramSnapshot<N> {
+    /// Every observation.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum::<u64>() + self.over
+    }
+}
+
+impl<const N: usize> std::ops::Add for HistogramSnapshot<N> {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].wrapping_add(o.buckets[i])),
+            over: self.over.wrapping_add(o.over),
+            sum_us: self.sum_us.wrapping_add(o.sum_us),
+        }
+    }
 }
 
 /// Request methods counted separately in [`Stats::responses`]; the last is "other".
@@ -260,5 +373,31 @@ stats! {
 impl std::iter::Sum for StatsSnapshot {
     fn sum<I: Iterator<Item = StatsSnapshot>>(iter: I) -> StatsSnapshot {
         iter.fold(StatsSnapshot::default(), |a, b| a + b)
+    }
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn observations_land_in_their_bucket_and_sum() {
+        let h = Histogram::<{ ALLOCATE_LATENCY_BOUNDS.len() }>::default();
+        h.observe(Duration::from_micros(40));
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(5));
+        let s = h.snapshot();
+        assert_eq!(s.buckets[0], 1, "<= 50 µs");
+        assert_eq!(s.buckets[1], 1, "<= 100 µs (bounds are inclusive)");
+        assert_eq!(s.buckets[6], 1, "<= 5 ms");
+        assert_eq!(s.over, 1);
+        assert_eq!(s.count(), 4);
+        assert_eq!(s.sum_us, 40 + 100 + 3_000 + 5_000_000);
+        let d = Histogram::<{ ALLOCATION_DURATION_BOUNDS.len() }>::default();
+        d.observe(Duration::from_secs(45));
+        assert_eq!(d.snapshot().buckets[3], 1, "<= 60 s");
+        assert_eq!((s + s).count(), 8);
     }
 }
