@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod ice;
 pub mod load;
+pub mod log_json;
 pub mod logging;
 pub mod metrics;
 pub mod net;

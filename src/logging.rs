@@ -29,11 +29,17 @@ pub fn init(log: &LogConfig) -> Result<(), String> {
         .with_writer(writer)
         .with_ansi(ansi)
         .with_level(timestamps);
+    // JSON: our formatter (numbers as numbers, lists as arrays); it writes the time
+    // stamp itself, so syslog and the journal get JSON with one too.
     let result = match (log.format, timestamps) {
-        (LogFormat::Json, true) => builder.json().try_init(),
-        (LogFormat::Json, false) => builder.json().without_time().try_init(),
-        (LogFormat::Text, true) => builder.try_init(),
-        (LogFormat::Text, false) => builder.without_time().try_init(),
+        (LogFormat::Json, _) => builder.event_format(crate::log_json::Json).try_init(),
+        (LogFormat::Text, true) => builder
+            .fmt_fields(crate::log_json::text_fields())
+            .try_init(),
+        (LogFormat::Text, false) => builder
+            .fmt_fields(crate::log_json::text_fields())
+            .without_time()
+            .try_init(),
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
 }

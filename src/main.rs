@@ -151,9 +151,9 @@ fn main() -> ExitCode {
         }
     };
     tracing::info!(
-        udp = ?handle.udp_addrs(),
-        tcp = ?handle.tcp_addrs(),
-        tls = ?handle.tls_addrs(),
+        udp = ?ternd::log_json::list(handle.udp_addrs()),
+        tcp = ?ternd::log_json::list(handle.tcp_addrs()),
+        tls = ?ternd::log_json::list(handle.tls_addrs()),
         workers = config.workers,
         realm = %config.realm,
         "ternd {} listening",
@@ -245,7 +245,7 @@ fn main() -> ExitCode {
         let restart = config.needs_restart(&new);
         if !restart.is_empty() {
             tracing::warn!(
-                settings = ?restart,
+                settings = ?ternd::log_json::list(&restart),
                 "SIGHUP: changed settings that need a restart keep their running values: {}",
                 restart.join(", ")
             );

@@ -398,6 +398,11 @@ fn logs_written_to_a_file_have_no_colour_codes_and_a_readable_summary() {
         !said.contains('\u{1b}'),
         "ANSI codes in a log that is not a terminal: {said}"
     );
+    assert!(
+        said.contains(&format!("udp=[\"{addr}\"]")),
+        "a list in text: {said}"
+    );
+    assert!(!said.contains('\u{e000}'), "the list mark is never shown");
     // The session line carries an RFC 3339 start time next to the UNIX one.
     let session = said
         .lines()
@@ -457,6 +462,22 @@ fn json_logs_have_numbers_and_the_summary_as_fields() {
         .find(|l| l["fields"]["message"] == "allocation ended")
         .expect("session");
     assert!(session["fields"]["bytes_in"].is_u64(), "{session}");
+    // Lists are arrays, not strings.
+    let listening = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("listening"))
+        })
+        .expect("listening line");
+    assert_eq!(
+        listening["fields"]["udp"],
+        serde_json::json!([addr.to_string()]),
+        "{listening}"
+    );
+    assert_eq!(listening["fields"]["tls"], serde_json::json!([]));
+    assert!(listening["fields"]["workers"].is_u64());
     assert!(
         session["fields"]["started"]
             .as_str()

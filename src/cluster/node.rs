@@ -166,7 +166,12 @@ pub fn start(config: &Config, handle: &Handle) -> std::io::Result<ClusterHandle>
         .clone()
         .ok_or_else(|| invalid("cluster.redis_url is not set"))?;
     let me = me(config, handle);
-    tracing::info!(node = %me.id, listeners = ?me.listeners.iter().map(|l| format!("{}:{}", l.transport, l.addr)).collect::<Vec<_>>(), "cluster: this node");
+    let listeners: Vec<String> = me
+        .listeners
+        .iter()
+        .map(|l| format!("{}:{}", l.transport, l.addr))
+        .collect();
+    tracing::info!(node = %me.id, listeners = ?crate::log_json::list(&listeners), "cluster: this node");
     let inner = Arc::new(Inner {
         me,
         cfg,
