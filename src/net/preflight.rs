@@ -84,11 +84,11 @@ pub(crate) fn check_relays(
     Ok(())
 }
 
-/// One abstract Unix socket per listener (`@ternd:udp:IP:PORT`), held for the process's
-/// life. Listeners share their ports between workers with SO_REUSEPORT, which would let a
-/// second ternd of the same user bind them too; the abstract name cannot be bound twice
-/// in one network namespace, so the second one is refused. It answers a connection with
-/// its PID, for the second one's error message.
+/// One abstract Unix socket per listener (`@ternd:udp:IP:PORT`), held as long as the
+/// listeners are. Listeners share their ports between workers with SO_REUSEPORT, which
+/// would let a second ternd of the same user bind them too; the abstract name cannot be
+/// bound twice in one network namespace, so the second one is refused. The socket
+/// listens, so the second one learns the holder's PID from the connection's credentials.
 #[derive(Debug)]
 pub struct ListenLocks {
     _held: Vec<UnixListener>,
@@ -127,45 +127,14 @@ impl ListenLocks {
                 }
             }
         }
-        // Answer "who holds it" with the PID, from one small thread.
-        let answer: Vec<UnixListener> = held.iter().filter_map(|l| l.try_clone().ok()).collect();
-        if !answer.is_empty() {
-            let _ = std::thread::Builder::new()
-                .name("ternd-listen-lock".into())
-                .spawn(move || answer_pid(answer));
-        }
         Ok(ListenLocks { _held: held })
     }
 }
 
-/// Writes this process's PID to whoever connects to one of `locks`, forever (one
-/// connection at a time; each gets a short write and is closed).
-fn answer_pid(locks: Vec<UnixListener>) {
-    use std::io::Write;
-    for l in &locks {
-        let _ = l.set_nonblocking(true);
-    }
-    let pid = std::process::id().to_string();
-    loop {
-        for l in &locks {
-            if let Ok((mut s, _)) = l.accept() {
-                let _ = s.set_write_timeout(Some(std::time::Duration::from_millis(100)));
-                let _ = s.write_all(pid.as_bytes());
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-}
-
-/// The PID the holder of `unix` answers with, if it does within two seconds.
+/// The PID of the process holding `unix` (its listening socket's credentials).
 fn holder_pid(unix: &UnixAddr) -> Option<u32> {
-    use std::io::Read;
-    let mut s = UnixStream::connect_addr(unix).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
-        .ok()?;
-    let mut buf = [0u8; 16];
-    let n = s.read(&mut buf).ok()?;
-    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+    let s = UnixStream::connect_addr(unix).ok()?;
+    ternd_io::unix_peer_pid(&s).ok()
 }
 
 #[cfg(test)]
@@ -185,10 +154,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("already serves"), "{text}");
-        // Another port is fine. (The lock lasts as long as the process: the thread that
-        // answers with the PID holds it too.)
+        // Another port is fine, and a released lock can be taken again.
         ListenLocks::take(&[(transport, SocketAddr::from(([127, 0, 0, 1], 2)))]).expect("other");
         drop(first);
+        ListenLocks::take(&[(transport, addr)]).expect("after release");
     }
 
     #[test]

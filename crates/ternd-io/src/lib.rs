@@ -88,6 +88,12 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
     sys::raise_fd_limit()
 }
 
+/// The PID of the process listening at the other end of a connected Unix stream socket.
+#[cfg(target_os = "linux")]
+pub fn unix_peer_pid(sock: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
+    sys::peer_pid(sock)
+}
+
 /// Whether this kernel has UDP GSO (`UDP_SEGMENT`), asked of a throwaway socket.
 pub fn gso_available() -> bool {
     std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))

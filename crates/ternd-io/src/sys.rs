@@ -54,6 +54,34 @@ pub fn set_dont_fragment(_sock: &UdpSocket, _ipv6: bool) -> io::Result<()> {
     ))
 }
 
+/// The PID of the process at the other end of a connected Unix stream socket (its
+/// credentials as of `connect`/`listen`, SO_PEERCRED).
+#[cfg(target_os = "linux")]
+pub fn peer_pid(sock: &std::os::unix::net::UnixStream) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a valid, writable ucred of `len` bytes for getsockopt(2) to fill,
+    // and the descriptor is the stream's own, open for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    u32::try_from(cred.pid).map_err(|_| io::Error::other("no peer pid"))
+}
+
 /// Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit.
 #[cfg(unix)]
 pub fn raise_fd_limit() -> io::Result<u64> {
