@@ -25,6 +25,7 @@ pub mod load;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod operator;
 pub mod sd_notify;
 pub mod tls;
 pub mod token_cmd;

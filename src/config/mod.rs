@@ -32,6 +32,7 @@
 
 mod check;
 pub mod cli;
+pub mod cli_tools;
 mod declare;
 mod error;
 pub mod hints;
