@@ -26,6 +26,7 @@ pub mod log_json;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod operator;
 pub mod sd_notify;
 pub mod tls;
 pub mod token_cmd;

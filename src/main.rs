@@ -25,6 +25,9 @@ fn main() -> ExitCode {
             eprintln!("ternd: warning: {warning}");
         }
     }
+    if let Some(code) = ternd::operator::run(&cli) {
+        return code;
+    }
     if let Some(ternd::config::Command::Credentials(args)) = &cli.command {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -41,6 +41,11 @@ impl Origins {
         self.0.insert(key, (origin, shown));
     }
 
+    /// Where `key` came from and how it was spelled there, if it was given.
+    pub(crate) fn get(&self, key: &str) -> Option<&(Origin, String)> {
+        self.0.get(key)
+    }
+
     /// Whether `key` was given (not a built-in default).
     pub(crate) fn given(&self, key: &str) -> bool {
         self.0.contains_key(key)

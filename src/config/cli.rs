@@ -48,7 +48,9 @@ out of the process environment and of `kubectl describe`.
 
 Unknown TERND_* variables are warned about at start (with a did-you-mean); \
 coturn's flag names (--min-port, --static-auth-secret, ...) get ternd's. \
-`ternd import-coturn FILE` translates a coturn turnserver.conf.
+`ternd import-coturn FILE` translates a coturn turnserver.conf; `ternd config show` \
+prints the effective configuration (secrets redacted), `ternd sessions` lists and ends \
+a running server's sessions through its admin API.
 
 Durations are written like 30s, 10m, 1h30m, or as a number of seconds.
 
@@ -328,6 +330,16 @@ pub enum Command {
     /// Minimal UDP forwarder with ternd's I/O and no TURN logic: the floor
     /// `ternd bench --mode raw` measures (benches/compare.sh)
     Forwarder(crate::bench::ForwarderArgs),
+    /// List and end the sessions of a running ternd (a client of its admin API)
+    #[command(long_about = super::cli_tools::SESSIONS_ABOUT)]
+    Sessions(super::cli_tools::SessionsArgs),
+    /// The effective configuration (`ternd config show`)
+    Config(super::cli_tools::ConfigArgs),
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    Completions(super::cli_tools::CompletionsArgs),
+    /// Print the man page (roff), e.g. `ternd manpage > /usr/local/share/man/man1/ternd.1`
+    #[command(visible_alias = "man")]
+    Manpage,
 }
 
 const IMPORT_COTURN_ABOUT: &str = "\

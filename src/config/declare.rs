@@ -29,6 +29,10 @@ pub(crate) struct Setting {
     pub(crate) toml: fn(&mut Config, &At<'_>, &toml::Value) -> Result<(), ConfigError>,
     /// Parses a flag's or environment variable's value into its field.
     pub(crate) text: fn(&mut Config, &Raw) -> Result<(), ValueError>,
+    /// A secret (redacted in `Debug` and by `ternd config show`).
+    pub(crate) secret: bool,
+    /// Its value in `config`, as the TOML file writes it (`ternd config show`).
+    pub(crate) show: fn(&Config) -> toml::Value,
 }
 
 /// A setting's command-line flag.
@@ -178,6 +182,8 @@ macro_rules! setting {
                 c $($section)* $($field)* = $crate::config::kind::Kind::text(&$kind, raw)?;
                 Ok(())
             },
+            secret: $crate::config::declare::flag!(@secret $($secret)?),
+            show: |c| $crate::config::render::ToToml::to_toml(&c $($section)* $($field)*),
         }
     };
 }

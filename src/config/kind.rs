@@ -354,6 +354,7 @@ fn user(at: &At<'_>, t: &toml::Table) -> std::result::Result<StaticUser, ConfigE
                     },
                 ));
             }
+            values::not_redacted(p).map_err(|e| ConfigError::invalid(at.origin, &pkey, e))?;
             UserCredential::Password(p.to_owned())
         }
         (None, Some((kkey, hex))) => UserCredential::Md5Key(

@@ -32,15 +32,18 @@
 
 mod check;
 pub mod cli;
+pub mod cli_tools;
 mod declare;
 mod error;
 pub mod hints;
 pub mod ip_range;
 mod kind;
 mod reload;
+mod render;
 mod schema;
 mod schema_cluster;
 mod schema_http;
+pub mod show;
 mod toml_file;
 mod values;
 pub use values::{DEFAULT_UDP_BUFFER, MAX_HTTP_CONNECTIONS};

@@ -16,9 +16,21 @@ pub(crate) fn secrets(items: &[&str]) -> Result<Vec<String>> {
                 index: i + 1,
             });
         }
+        not_redacted(s)?;
         out.push((*s).to_owned());
     }
     Ok(out)
+}
+
+/// What `ternd config show` prints for a secret is refused as one: its output must not
+/// run with a secret that everybody knows.
+pub(crate) fn not_redacted(s: &str) -> Result<()> {
+    if s == crate::config::render::REDACTED {
+        return Err(ValueError::Text(
+            "`<redacted>` is the placeholder `ternd config show` prints for a secret: put the real secret here",
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn user_name(name: &str) -> Result<()> {
@@ -54,6 +66,7 @@ pub(crate) fn user_spec(s: &str) -> Result<StaticUser> {
             problem: " has an empty password",
         });
     }
+    not_redacted(password)?;
     Ok(StaticUser {
         name: name.to_owned(),
         credential: UserCredential::Password(password.to_owned()),
