@@ -158,12 +158,35 @@ fn game_sync_loses_nothing_on_loopback() {
     // A report per player: 100 states each way, all received and acknowledged.
     assert_eq!(out.matches("RTT p50 ").count(), 2, "{out}");
     assert!(out.contains("p99 ") && out.contains(", max "), "{out}");
-    assert_eq!(
-        out.matches("received 100 of 100, lost 0 (0.00%)").count(),
-        2,
-        "{out}"
-    );
-    assert_eq!(out.matches("acks 100 of 100").count(), 2, "{out}");
+    // A player skips a tick it missed (a game sends its current state, not old ones), so
+    // on a loaded machine it may send a few fewer than 100: every one sent arrives and is
+    // acknowledged.
+    let players: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("sent "))
+        .collect();
+    assert_eq!(players.len(), 2, "{out}");
+    for p in players {
+        let sent: u32 = p.trim_start()["sent ".len()..]
+            .split(',')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!((90..=100).contains(&sent), "{out}");
+        let received: u32 = p
+            .split("received ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!((90..=100).contains(&received), "{out}");
+        assert!(
+            p.contains(&format!(
+                "received {received} of {received}, lost 0 (0.00%)"
+            )) && p.contains(&format!("acks {sent} of {sent}")),
+            "{out}"
+        );
+    }
     assert_eq!(out.matches("framing: ChannelData (").count(), 2, "{out}");
     assert!(
         out.contains("+ 0 Send indications"),

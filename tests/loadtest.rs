@@ -237,3 +237,56 @@ fn an_interrupted_bench_deletes_its_allocations() {
     assert_eq!(t.metric("ternd_allocations_active"), 0.0);
     let _ = std::fs::remove_file(&log);
 }
+
+#[test]
+fn the_banners_uclient_command_works_as_printed() {
+    if !coturn::tools_available("the_banners_uclient_command_works_as_printed") {
+        return;
+    }
+    // No secret configured: ternd generates one and prints how to try it.
+    let port = free_port();
+    let out = std::env::temp_dir().join(format!("ternd-banner-{}-{port}.txt", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ternd"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--http-listen",
+            "",
+        ])
+        .args(["--relay-ports", "42000-42199", "--log-level", "warn"])
+        .env_clear()
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(l) = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("turnutils_uclient"))
+        {
+            break l.trim().to_owned();
+        }
+        assert!(
+            Instant::now() < end,
+            "no uclient command in the banner: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("banner: {line}");
+    assert!(line.contains(" -y -s "), "{line}");
+    // Run it exactly as printed (its quoting is the shell's), bounded.
+    let run = Command::new("timeout")
+        .args(["30", "sh", "-c", &line])
+        .output()
+        .expect("run the printed command");
+    let text =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&out);
+    assert!(run.status.success(), "{text}");
+    assert!(text.contains("Total lost packets 0 "), "{text}");
+    assert!(!text.contains("error 400"), "{text}");
+}
