@@ -183,18 +183,9 @@ impl Error {
     }
 }
 
-/// A method's name as RFC 8656 spells it ("request" for others).
+/// A method's name as its RFC spells it ("request" for others): [`Method::name`].
 pub fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::BINDING => "Binding",
-        Method::ALLOCATE => "Allocate",
-        Method::REFRESH => "Refresh",
-        Method::CREATE_PERMISSION => "CreatePermission",
-        Method::CHANNEL_BIND => "ChannelBind",
-        Method::CONNECT => "Connect",
-        Method::CONNECTION_BIND => "ConnectionBind",
-        _ => "request",
-    }
+    m.name()
 }
 
 impl fmt::Display for Error {

@@ -54,6 +54,24 @@ impl Method {
     pub const CONNECTION_BIND: Method = Method(0x00B);
     /// ConnectionAttempt (RFC 6062, indication only).
     pub const CONNECTION_ATTEMPT: Method = Method(0x00C);
+
+    /// The method's name as its RFC spells it (`"ChannelBind"`); `"request"` for a
+    /// method this crate does not know.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::BINDING => "Binding",
+            Method::ALLOCATE => "Allocate",
+            Method::REFRESH => "Refresh",
+            Method::SEND => "Send",
+            Method::DATA => "Data",
+            Method::CREATE_PERMISSION => "CreatePermission",
+            Method::CHANNEL_BIND => "ChannelBind",
+            Method::CONNECT => "Connect",
+            Method::CONNECTION_BIND => "ConnectionBind",
+            Method::CONNECTION_ATTEMPT => "ConnectionAttempt",
+            _ => "request",
+        }
+    }
 }
 
 /// The class of a STUN message.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::policy::Denied;
-use crate::stun::{Message, Method};
+use crate::stun::Message;
 
 use super::Server;
 
@@ -158,19 +158,6 @@ impl RefusalLog {
     }
 }
 
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::ALLOCATE => "Allocate",
-        Method::REFRESH => "Refresh",
-        Method::CREATE_PERMISSION => "CreatePermission",
-        Method::CHANNEL_BIND => "ChannelBind",
-        Method::CONNECT => "Connect",
-        Method::CONNECTION_BIND => "ConnectionBind",
-        Method::BINDING => "Binding",
-        _ => "request",
-    }
-}
-
 impl Server {
     /// Logs why `msg` from `client` is refused with `code` (rate-limited per client and
     /// reason).
@@ -195,7 +182,7 @@ impl Server {
             Some(Ok(crate::stun::Attribute::Username(u))) => u,
             _ => "-",
         };
-        let request = method_name(msg.message_type().method);
+        let request = msg.message_type().method.name();
         let reason = why.name();
         let text = why.explain();
         if operator {
