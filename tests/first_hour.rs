@@ -5,6 +5,8 @@
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -359,21 +361,11 @@ fn server(extra: &[&str]) -> (Run, std::net::SocketAddr) {
     args.extend_from_slice(extra);
     let run = Run::start(&args, &[]);
     // Ready when it answers a Binding (its log may go elsewhere).
-    let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let req = [
-        0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-    ];
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let _ = probe.send_to(&req, addr);
-        if probe.recv_from(&mut [0u8; 128]).is_ok() {
-            break;
-        }
-        assert!(Instant::now() < end, "ternd did not start: {}", run.said());
-    }
+    assert!(
+        tools::answers_binding(addr, Duration::from_secs(10)),
+        "ternd did not start: {}",
+        run.said()
+    );
     (run, addr)
 }
 

@@ -18,6 +18,8 @@ use ternd::policy::PeerPolicy;
 mod coturn;
 #[path = "common/tls.rs"]
 mod tls;
+#[path = "common/tools.rs"]
+mod tools;
 use tls::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ternd");
@@ -144,17 +146,9 @@ impl Server {
             .spawn()
             .expect("spawn ternd");
         let server = Server { child, log };
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let req = [
-            0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-        ];
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let _ = probe.send_to(&req, udp);
-            let stun = probe.recv_from(&mut [0u8; 128]).is_ok();
+            let stun = tools::answers_binding(udp, Duration::from_millis(50));
             let tcp_up = tcp
                 .is_none_or(|a| TcpStream::connect_timeout(&a, Duration::from_millis(50)).is_ok());
             if stun && tcp_up {
